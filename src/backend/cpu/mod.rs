@@ -1,0 +1,209 @@
+//! The CPU backend: the Mamba-1 forward pass on the host, parallel with rayon.
+
+pub mod ops;
+
+use ops::ScanInputs;
+
+use super::Backend;
+use crate::error::{Error, Result};
+use crate::model::{MambaConfig, Model, ModelWeights};
+
+/// Carried state of one sequence on the CPU.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CpuState {
+    /// Per layer: the last `d_conv - 1` conv inputs, `[d_conv - 1, d_inner]`, oldest first.
+    pub conv: Vec<Vec<f32>>,
+    /// Per layer: the SSM state, `[d_inner, d_state]`.
+    pub ssm: Vec<Vec<f32>>,
+}
+
+/// Runs a model on the CPU.
+pub struct CpuBackend {
+    config: MambaConfig,
+    weights: ModelWeights,
+    /// Per layer `A = -exp(A_log)`, computed once.
+    a: Vec<Vec<f32>>,
+}
+
+impl CpuBackend {
+    /// Prepares `model` for the CPU (weights are already f32 on the host).
+    pub fn new(model: &Model) -> Self {
+        let a = model
+            .weights
+            .layers
+            .iter()
+            .map(|l| l.a_log.iter().map(|v| -v.exp()).collect())
+            .collect();
+        CpuBackend {
+            config: model.config.clone(),
+            weights: model.weights.clone(),
+            a,
+        }
+    }
+
+    /// Runs the blocks over `tokens` from `state`, stopping after block `stop_after` (all when
+    /// `None`), and returns the residual stream `[len, d_model]`.
+    fn run_blocks(
+        &self,
+        state: &mut CpuState,
+        tokens: &[u32],
+        stop_after: Option<usize>,
+    ) -> Vec<f32> {
+        let c = &self.config;
+        let (d, e, r) = (c.hidden_size, c.intermediate_size, c.time_step_rank);
+        let len = tokens.len();
+        let xw = c.x_proj_width();
+
+        let mut hidden = Vec::with_capacity(len * d);
+        for &t in tokens {
+            let t = t as usize;
+            hidden.extend_from_slice(&self.weights.embeddings[t * d..(t + 1) * d]);
+        }
+        let mut normed = vec![0.0; len * d];
+        let mut xz = vec![0.0; len * 2 * e];
+        let mut u = vec![0.0; len * e];
+        let mut x_dbl = vec![0.0; len * xw];
+        let mut delta = vec![0.0; len * e];
+        let mut y = vec![0.0; len * e];
+        let mut y_rows = vec![0.0; len * e];
+
+        let last = stop_after.unwrap_or(c.num_hidden_layers - 1);
+        for (i, w) in self.weights.layers.iter().enumerate().take(last + 1) {
+            ops::rms_norm(&hidden, &w.norm, c.layer_norm_epsilon, &mut normed);
+            ops::matmul_wt(len, 2 * e, d, &normed, d, &w.in_proj, &mut xz, 2 * e, false);
+            if let Some(b) = &w.in_proj_bias {
+                ops::add_bias(&mut xz, 2 * e, b);
+            }
+            ops::causal_conv_silu(
+                &xz,
+                2 * e,
+                len,
+                &mut state.conv[i],
+                &w.conv_weight,
+                w.conv_bias.as_deref(),
+                &mut u,
+            );
+            ops::matmul_wt(len, xw, e, &u, e, &w.x_proj, &mut x_dbl, xw, false);
+            ops::matmul_wt(len, e, r, &x_dbl, xw, &w.dt_proj, &mut delta, e, false);
+            for row in delta.chunks_exact_mut(e) {
+                for (v, b) in row.iter_mut().zip(&w.dt_bias) {
+                    *v = ops::softplus(*v + b);
+                }
+            }
+            let inputs = ScanInputs {
+                u: &u,
+                delta: &delta,
+                z: &xz[e..],
+                z_stride: 2 * e,
+                bc: &x_dbl,
+                bc_stride: xw,
+                b_offset: r,
+                a: &self.a[i],
+                d: &w.d,
+            };
+            ops::selective_scan(&inputs, len, &mut state.ssm[i], &mut y);
+            // The scan writes y channel-major; out_proj reads it row-major and adds into the residual.
+            ops::transpose(&y, e, len, &mut y_rows);
+            ops::matmul_wt(len, d, e, &y_rows, e, &w.out_proj, &mut hidden, d, true);
+            if let Some(b) = &w.out_proj_bias {
+                ops::add_bias(&mut hidden, d, b);
+            }
+        }
+        hidden
+    }
+
+    fn check_tokens(&self, tokens: &[u32]) -> Result<()> {
+        match tokens
+            .iter()
+            .find(|&&t| t as usize >= self.config.vocab_size)
+        {
+            Some(t) => Err(Error::Backend(format!(
+                "token id {t} is outside the vocabulary of {} tokens",
+                self.config.vocab_size
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Backend for CpuBackend {
+    type State = CpuState;
+
+    fn describe(&self) -> String {
+        format!("cpu ({} threads)", rayon::current_num_threads())
+    }
+
+    fn config(&self) -> &MambaConfig {
+        &self.config
+    }
+
+    fn new_state(&self) -> Result<CpuState> {
+        let c = &self.config;
+        let layers = c.num_hidden_layers;
+        Ok(CpuState {
+            conv: vec![vec![0.0; (c.conv_kernel - 1) * c.intermediate_size]; layers],
+            ssm: vec![vec![0.0; c.intermediate_size * c.state_size]; layers],
+        })
+    }
+
+    fn forward(&self, state: &mut CpuState, tokens: &[u32], logp: &mut Vec<f32>) -> Result<()> {
+        self.check_tokens(tokens)?;
+        let (d, v) = (self.config.hidden_size, self.config.vocab_size);
+        let hidden = self.run_blocks(state, tokens, None);
+        let mut normed = vec![0.0; hidden.len()];
+        ops::rms_norm(
+            &hidden,
+            &self.weights.norm_f,
+            self.config.layer_norm_epsilon,
+            &mut normed,
+        );
+        logp.clear();
+        logp.resize(tokens.len() * v, 0.0);
+        ops::matmul_wt(
+            tokens.len(),
+            v,
+            d,
+            &normed,
+            d,
+            &self.weights.lm_head,
+            logp,
+            v,
+            false,
+        );
+        ops::log_softmax_rows(logp, v);
+        Ok(())
+    }
+
+    fn forward_hidden(
+        &self,
+        state: &mut CpuState,
+        tokens: &[u32],
+        layer: Option<usize>,
+        hidden: &mut Vec<f32>,
+    ) -> Result<()> {
+        self.check_tokens(tokens)?;
+        if let Some(k) = layer {
+            if k >= self.config.num_hidden_layers {
+                return Err(Error::Backend(format!(
+                    "layer {k} does not exist: the model has {} layers",
+                    self.config.num_hidden_layers
+                )));
+            }
+        }
+        let out = self.run_blocks(state, tokens, layer);
+        match layer {
+            Some(_) => *hidden = out,
+            None => {
+                hidden.clear();
+                hidden.resize(out.len(), 0.0);
+                ops::rms_norm(
+                    &out,
+                    &self.weights.norm_f,
+                    self.config.layer_norm_epsilon,
+                    hidden,
+                );
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,43 @@
+//! The compute backends: one trait, one implementation per device.
+//!
+//! The stripe runner, the formats and the scoring code see only [`Backend`]; nothing outside
+//! this module knows which device does the arithmetic.
+
+pub mod cpu;
+
+use crate::error::Result;
+use crate::model::MambaConfig;
+
+/// A device that runs a Mamba model over a stripe of tokens, carrying state between calls.
+///
+/// Calling [`Backend::forward`] on consecutive stripes of a sequence with the same state gives
+/// the same outputs as one call on the whole sequence.
+pub trait Backend: Send + Sync {
+    /// Per-sequence recurrent state: every layer's conv and SSM state, always f32.
+    type State: Clone + Send;
+
+    /// A short name for logs, e.g. `cpu (8 threads)`.
+    fn describe(&self) -> String;
+
+    /// The model's hyperparameters.
+    fn config(&self) -> &MambaConfig;
+
+    /// A zeroed state: the start of a sequence.
+    fn new_state(&self) -> Result<Self::State>;
+
+    /// Runs `tokens` from `state`, leaves the state after the last token in `state`, and writes
+    /// the log-softmax of the next-token prediction after every token to `logp`
+    /// (`tokens.len() * vocab_size` values, row-major).
+    fn forward(&self, state: &mut Self::State, tokens: &[u32], logp: &mut Vec<f32>) -> Result<()>;
+
+    /// Like [`Backend::forward`] but writes hidden states instead of log-probabilities:
+    /// after block `layer` (0-based) when given, else after the final norm
+    /// (`tokens.len() * hidden_size` values, row-major).
+    fn forward_hidden(
+        &self,
+        state: &mut Self::State,
+        tokens: &[u32],
+        layer: Option<usize>,
+        hidden: &mut Vec<f32>,
+    ) -> Result<()>;
+}

@@ -1,0 +1,11 @@
+//! ssmgen: selective state-space (Mamba) DNA language models over whole chromosomes.
+//!
+//! The library is split by job: [`model`] loads checkpoints, [`tokenizer`] maps bases to ids,
+//! [`backend`] runs the network on a device, [`runner`] drives the stripe loop that carries
+//! state across stripes, [`input`] reads sequences and regions, [`output`] writes results.
+
+pub mod backend;
+pub mod error;
+pub mod model;
+
+pub use error::{Error, Result};

@@ -1,0 +1,57 @@
+//! A Mamba-1 language model: its config and its weights.
+
+pub mod config;
+pub mod weights;
+
+use std::path::Path;
+
+pub use config::MambaConfig;
+pub use weights::{LayerWeights, ModelWeights, WeightDtype};
+
+use crate::error::{Error, Result};
+
+/// A loaded model: hyperparameters plus host-side f32 weights.
+#[derive(Clone, Debug)]
+pub struct Model {
+    /// Architecture and tokenizer settings.
+    pub config: MambaConfig,
+    /// Parameters.
+    pub weights: ModelWeights,
+    /// Where the model came from, for messages (a directory, or `builtin:<name>`).
+    pub source: String,
+}
+
+impl Model {
+    /// Loads `dir/config.json` and `dir/model.safetensors` (memory-mapped).
+    pub fn load(dir: &Path) -> Result<Self> {
+        if !dir.is_dir() {
+            return Err(Error::model(
+                dir,
+                "not a directory holding config.json and model.safetensors",
+            ));
+        }
+        let config = MambaConfig::from_file(&dir.join("config.json"))?;
+        let weights_path = dir.join("model.safetensors");
+        let file = std::fs::File::open(&weights_path).map_err(|e| Error::io(&weights_path, e))?;
+        // SAFETY: the map is read-only and dropped before this function returns; a concurrent
+        // writer could only corrupt values, which the shape checks and safetensors header guard.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(&weights_path, e))?;
+        let weights = ModelWeights::from_bytes(&config, &map, &weights_path)?;
+        Ok(Model {
+            config,
+            weights,
+            source: dir.display().to_string(),
+        })
+    }
+
+    /// Builds a model from in-memory config text and safetensors bytes (e.g. embedded ones).
+    pub fn from_parts(config_json: &str, safetensors: &[u8], source: &str) -> Result<Self> {
+        let config = MambaConfig::from_json(config_json).map_err(|m| Error::model(source, m))?;
+        let weights = ModelWeights::from_bytes(&config, safetensors, Path::new(source))?;
+        Ok(Model {
+            config,
+            weights,
+            source: source.to_string(),
+        })
+    }
+}

@@ -1,0 +1,246 @@
+//! Tensors of a `MambaForCausalLM` checkpoint, read from safetensors and checked against the config.
+
+use std::path::{Path, PathBuf};
+
+use half::{bf16, f16};
+use safetensors::{Dtype, SafeTensors};
+
+use super::config::MambaConfig;
+use crate::error::{Error, Result};
+
+/// The storage dtype of the checkpoint's floating-point tensors (computation may differ).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WeightDtype {
+    /// 32-bit IEEE float.
+    F32,
+    /// 16-bit IEEE float.
+    F16,
+    /// bfloat16.
+    BF16,
+}
+
+impl std::fmt::Display for WeightDtype {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            WeightDtype::F32 => "f32",
+            WeightDtype::F16 => "f16",
+            WeightDtype::BF16 => "bf16",
+        })
+    }
+}
+
+/// One Mamba block's parameters, row-major, widened to f32.
+#[derive(Clone, Debug)]
+pub struct LayerWeights {
+    /// RMSNorm scale, `[d_model]`.
+    pub norm: Vec<f32>,
+    /// `in_proj.weight`, `[2 * d_inner, d_model]`.
+    pub in_proj: Vec<f32>,
+    /// `in_proj.bias`, `[2 * d_inner]`, when `use_bias`.
+    pub in_proj_bias: Option<Vec<f32>>,
+    /// `conv1d.weight` squeezed to `[d_inner, d_conv]`.
+    pub conv_weight: Vec<f32>,
+    /// `conv1d.bias`, `[d_inner]`, when `use_conv_bias`.
+    pub conv_bias: Option<Vec<f32>>,
+    /// `x_proj.weight`, `[dt_rank + 2 * d_state, d_inner]`.
+    pub x_proj: Vec<f32>,
+    /// `dt_proj.weight`, `[d_inner, dt_rank]`.
+    pub dt_proj: Vec<f32>,
+    /// `dt_proj.bias`, `[d_inner]`.
+    pub dt_bias: Vec<f32>,
+    /// `A_log`, `[d_inner, d_state]` (always kept f32).
+    pub a_log: Vec<f32>,
+    /// `D`, `[d_inner]`.
+    pub d: Vec<f32>,
+    /// `out_proj.weight`, `[d_model, d_inner]`.
+    pub out_proj: Vec<f32>,
+    /// `out_proj.bias`, `[d_model]`, when `use_bias`.
+    pub out_proj_bias: Option<Vec<f32>>,
+}
+
+/// All parameters of a `MambaForCausalLM`, widened to f32 on the host.
+#[derive(Clone, Debug)]
+pub struct ModelWeights {
+    /// `backbone.embeddings.weight`, `[vocab, d_model]`.
+    pub embeddings: Vec<f32>,
+    /// The blocks, in order.
+    pub layers: Vec<LayerWeights>,
+    /// `backbone.norm_f.weight`, `[d_model]`.
+    pub norm_f: Vec<f32>,
+    /// `lm_head.weight` (or the tied embeddings), `[vocab, d_model]`.
+    pub lm_head: Vec<f32>,
+    /// The dtype the checkpoint stored its projection weights in.
+    pub dtype: WeightDtype,
+}
+
+struct Loader<'a> {
+    tensors: SafeTensors<'a>,
+    origin: PathBuf,
+}
+
+impl Loader<'_> {
+    fn err(&self, message: String) -> Error {
+        Error::model(&self.origin, message)
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.tensors.tensor(name).is_ok()
+    }
+
+    /// Reads tensor `name`, checks it has exactly `shape`, and widens it to f32.
+    fn get(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        let view = self
+            .tensors
+            .tensor(name)
+            .map_err(|_| self.err(format!("tensor '{name}' is missing")))?;
+        if view.shape() != shape {
+            return Err(self.err(format!(
+                "tensor '{name}' has shape {:?}, the config implies {:?}",
+                view.shape(),
+                shape
+            )));
+        }
+        let bytes = view.data();
+        let values = match view.dtype() {
+            Dtype::F32 => bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+            Dtype::F16 => bytes
+                .chunks_exact(2)
+                .map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
+            Dtype::BF16 => bytes
+                .chunks_exact(2)
+                .map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
+            other => {
+                return Err(self.err(format!(
+                    "tensor '{name}' has dtype {other:?}; only F32, F16 and BF16 are supported"
+                )));
+            }
+        };
+        Ok(values)
+    }
+
+    fn get_opt(&self, name: &str, shape: &[usize], wanted: bool) -> Result<Option<Vec<f32>>> {
+        if wanted {
+            self.get(name, shape).map(Some)
+        } else if self.has(name) {
+            Err(self.err(format!(
+                "tensor '{name}' is present but the config says there is no such bias"
+            )))
+        } else {
+            Ok(None)
+        }
+    }
+
+    fn dtype_of(&self, name: &str) -> Result<WeightDtype> {
+        let view = self
+            .tensors
+            .tensor(name)
+            .map_err(|_| self.err(format!("tensor '{name}' is missing")))?;
+        match view.dtype() {
+            Dtype::F32 => Ok(WeightDtype::F32),
+            Dtype::F16 => Ok(WeightDtype::F16),
+            Dtype::BF16 => Ok(WeightDtype::BF16),
+            other => Err(self.err(format!("tensor '{name}' has unsupported dtype {other:?}"))),
+        }
+    }
+}
+
+impl ModelWeights {
+    /// Parses safetensors `bytes` and checks every tensor against `config`.
+    /// `origin` names the file in error messages.
+    pub fn from_bytes(config: &MambaConfig, bytes: &[u8], origin: &Path) -> Result<Self> {
+        let tensors = SafeTensors::deserialize(bytes)
+            .map_err(|e| Error::model(origin, format!("not a valid safetensors file: {e}")))?;
+        let l = Loader {
+            tensors,
+            origin: origin.to_path_buf(),
+        };
+        let (v, d, e, n, k, r) = (
+            config.vocab_size,
+            config.hidden_size,
+            config.intermediate_size,
+            config.state_size,
+            config.conv_kernel,
+            config.time_step_rank,
+        );
+        let embeddings = l.get("backbone.embeddings.weight", &[v, d])?;
+        let mut layers = Vec::with_capacity(config.num_hidden_layers);
+        for i in 0..config.num_hidden_layers {
+            let p = format!("backbone.layers.{i}");
+            let m = format!("{p}.mixer");
+            layers.push(LayerWeights {
+                norm: l.get(&format!("{p}.norm.weight"), &[d])?,
+                in_proj: l.get(&format!("{m}.in_proj.weight"), &[2 * e, d])?,
+                in_proj_bias: l.get_opt(&format!("{m}.in_proj.bias"), &[2 * e], config.use_bias)?,
+                conv_weight: l.get(&format!("{m}.conv1d.weight"), &[e, 1, k])?,
+                conv_bias: l.get_opt(&format!("{m}.conv1d.bias"), &[e], config.use_conv_bias)?,
+                x_proj: l.get(&format!("{m}.x_proj.weight"), &[r + 2 * n, e])?,
+                dt_proj: l.get(&format!("{m}.dt_proj.weight"), &[e, r])?,
+                dt_bias: l.get(&format!("{m}.dt_proj.bias"), &[e])?,
+                a_log: l.get(&format!("{m}.A_log"), &[e, n])?,
+                d: l.get(&format!("{m}.D"), &[e])?,
+                out_proj: l.get(&format!("{m}.out_proj.weight"), &[d, e])?,
+                out_proj_bias: l.get_opt(&format!("{m}.out_proj.bias"), &[d], config.use_bias)?,
+            });
+        }
+        if l.has(&format!(
+            "backbone.layers.{}.norm.weight",
+            config.num_hidden_layers
+        )) {
+            return Err(l.err(format!(
+                "checkpoint has more layers than num_hidden_layers = {}",
+                config.num_hidden_layers
+            )));
+        }
+        let norm_f = l.get("backbone.norm_f.weight", &[d])?;
+        let lm_head = if l.has("lm_head.weight") {
+            l.get("lm_head.weight", &[v, d])?
+        } else if config.tie_word_embeddings {
+            embeddings.clone()
+        } else {
+            return Err(l.err(
+                "tensor 'lm_head.weight' is missing and tie_word_embeddings is false".into(),
+            ));
+        };
+        let dtype = l.dtype_of("backbone.layers.0.mixer.in_proj.weight")?;
+        Ok(ModelWeights {
+            embeddings,
+            layers,
+            norm_f,
+            lm_head,
+            dtype,
+        })
+    }
+
+    /// Number of parameters (the LM head counted once when tied).
+    pub fn parameter_count(&self, config: &MambaConfig) -> usize {
+        let layer: usize = self
+            .layers
+            .iter()
+            .map(|w| {
+                w.norm.len()
+                    + w.in_proj.len()
+                    + w.in_proj_bias.as_ref().map_or(0, Vec::len)
+                    + w.conv_weight.len()
+                    + w.conv_bias.as_ref().map_or(0, Vec::len)
+                    + w.x_proj.len()
+                    + w.dt_proj.len()
+                    + w.dt_bias.len()
+                    + w.a_log.len()
+                    + w.d.len()
+                    + w.out_proj.len()
+                    + w.out_proj_bias.as_ref().map_or(0, Vec::len)
+            })
+            .sum();
+        let head = if self.lm_head == self.embeddings && config.tie_word_embeddings {
+            0
+        } else {
+            self.lm_head.len()
+        };
+        self.embeddings.len() + layer + self.norm_f.len() + head
+    }
+}
