@@ -6,6 +6,11 @@
 
 pub mod backend;
 pub mod error;
+pub mod input;
+pub mod likelihood;
 pub mod model;
+pub mod output;
+pub mod runner;
+pub mod tokenizer;
 
 pub use error::{Error, Result};

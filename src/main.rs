@@ -1,3 +1,30 @@
+//! The `ssmgen` command-line tool.
+
+mod cli;
+
+use clap::Parser;
+
 fn main() {
-    println!("Hello, world!");
+    let args = cli::Cli::parse();
+    let result = match args.command {
+        cli::Command::Likelihood(a) => cli::likelihood::run(a),
+        cli::Command::Info(a) => cli::info::run(a),
+    };
+    if let Err(err) = result {
+        let broken_pipe = err
+            .chain()
+            .any(|e| match e.downcast_ref::<ssmgen::Error>() {
+                Some(ssmgen::Error::Io { cause, .. }) => {
+                    cause.kind() == std::io::ErrorKind::BrokenPipe
+                }
+                _ => e
+                    .downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe),
+            });
+        if broken_pipe {
+            std::process::exit(0);
+        }
+        eprintln!("ssmgen: error: {err:#}");
+        std::process::exit(1);
+    }
 }

@@ -3,41 +3,12 @@
 
 use std::path::Path;
 
-use safetensors::{Dtype, SafeTensors};
 use ssmgen::backend::Backend;
 use ssmgen::backend::cpu::CpuBackend;
 use ssmgen::model::Model;
 
-struct Reference {
-    tokens: Vec<u32>,
-    logp_f32: Vec<f32>,
-    logp_bf16: Vec<f32>,
-}
-
-fn reference() -> Reference {
-    let bytes = std::fs::read("test-data/fixture-reference.safetensors").unwrap();
-    let st = SafeTensors::deserialize(&bytes).unwrap();
-    let tokens = st.tensor("tokens").unwrap();
-    assert_eq!(tokens.dtype(), Dtype::I64);
-    let tokens = tokens
-        .data()
-        .chunks_exact(8)
-        .map(|b| i64::from_le_bytes(b.try_into().unwrap()) as u32)
-        .collect();
-    let f32s = |name: &str| -> Vec<f32> {
-        let t = st.tensor(name).unwrap();
-        assert_eq!(t.dtype(), Dtype::F32);
-        t.data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-            .collect()
-    };
-    Reference {
-        tokens,
-        logp_f32: f32s("logp_f32"),
-        logp_bf16: f32s("logp_bf16"),
-    }
-}
+mod common;
+use common::reference;
 
 fn run_in_stripes(backend: &CpuBackend, tokens: &[u32], stripe: usize) -> Vec<f32> {
     let mut state = backend.new_state().unwrap();

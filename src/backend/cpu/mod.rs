@@ -182,13 +182,13 @@ impl Backend for CpuBackend {
         hidden: &mut Vec<f32>,
     ) -> Result<()> {
         self.check_tokens(tokens)?;
-        if let Some(k) = layer {
-            if k >= self.config.num_hidden_layers {
-                return Err(Error::Backend(format!(
-                    "layer {k} does not exist: the model has {} layers",
-                    self.config.num_hidden_layers
-                )));
-            }
+        if let Some(k) = layer
+            && k >= self.config.num_hidden_layers
+        {
+            return Err(Error::Backend(format!(
+                "layer {k} does not exist: the model has {} layers",
+                self.config.num_hidden_layers
+            )));
         }
         let out = self.run_blocks(state, tokens, layer);
         match layer {

@@ -1,0 +1,134 @@
+//! `ssmgen likelihood`: per-base log-probabilities.
+
+use std::path::{Path, PathBuf};
+
+use clap::ValueEnum;
+use ssmgen::backend::cpu::CpuBackend;
+use ssmgen::input::{Region, SequenceFile, read_bed};
+use ssmgen::likelihood::{LikelihoodOptions, Scorer, Strand};
+use ssmgen::output::{BedGraphSink, CsvSink, Output, TrackSink};
+use ssmgen::runner::default_stripe_len;
+
+use super::EngineArgs;
+use super::progress::bases_bar;
+
+/// Arguments of `ssmgen likelihood`.
+#[derive(clap::Args, Debug)]
+pub struct LikelihoodArgs {
+    /// FASTA or FASTQ (plain, gzip or bgzip; `-` for stdin). A `.fai` beside it enables regions.
+    #[arg(value_name = "SEQUENCES")]
+    input: PathBuf,
+    /// Region `chr:start-end`, 1-based inclusive (repeatable); needs a `.fai` index.
+    #[arg(short, long = "region", value_name = "REGION")]
+    regions: Vec<String>,
+    /// BED file of regions (0-based half-open); needs a `.fai` index.
+    #[arg(long = "regions", value_name = "BED")]
+    regions_bed: Option<PathBuf>,
+    /// Strand to score: the reverse strand runs on the reverse complement and is reported at
+    /// forward coordinates; `both` reports their mean.
+    #[arg(short, long, value_enum, default_value_t = StrandArg::Fwd)]
+    strand: StrandArg,
+    /// Output format (default: from the output's extension, else bedGraph).
+    #[arg(short, long, value_enum)]
+    format: Option<TrackFormat>,
+    /// Output file (`.gz` compresses); stdout when absent or `-`.
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// bedGraph only: mean over bins of N bases instead of one line per base.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    bin: Option<u64>,
+    #[command(flatten)]
+    engine: EngineArgs,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum StrandArg {
+    Fwd,
+    Rev,
+    Both,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum TrackFormat {
+    Bedgraph,
+    Csv,
+}
+
+fn format_from_name(path: &Path) -> Option<TrackFormat> {
+    let name = path.file_name()?.to_string_lossy().to_ascii_lowercase();
+    let name = name.strip_suffix(".gz").unwrap_or(&name);
+    if name.ends_with(".csv") {
+        Some(TrackFormat::Csv)
+    } else if name.ends_with(".bedgraph") || name.ends_with(".bg") {
+        Some(TrackFormat::Bedgraph)
+    } else {
+        None
+    }
+}
+
+/// Runs the command.
+pub fn run(args: LikelihoodArgs) -> anyhow::Result<()> {
+    args.engine.init_threads()?;
+    let format = args
+        .format
+        .or_else(|| args.output.as_deref().and_then(format_from_name))
+        .unwrap_or(TrackFormat::Bedgraph);
+    if args.bin.is_some() && format != TrackFormat::Bedgraph {
+        anyhow::bail!("--bin applies to bedGraph output only");
+    }
+    let mut regions = Vec::new();
+    for r in &args.regions {
+        regions.push(Region::parse(r)?);
+    }
+    if let Some(bed) = &args.regions_bed {
+        regions.extend(read_bed(bed)?);
+    }
+
+    let model = args.engine.load_model()?;
+    let bos = match (
+        args.engine.bos || model.config.prepend_bos,
+        model.config.bos_token_id,
+    ) {
+        (false, _) => None,
+        (true, Some(id)) => Some(id),
+        (true, None) => anyhow::bail!("--bos: model {} has no bos_token_id", model.source),
+    };
+    let stripe_len = args
+        .engine
+        .stripe_len
+        .map(|n| n as usize)
+        .unwrap_or_else(|| default_stripe_len(&model.config));
+    let backend = CpuBackend::new(&model);
+
+    let mut file = SequenceFile::open(&args.input, !regions.is_empty())?;
+    let strand = match args.strand {
+        StrandArg::Fwd => Strand::Forward,
+        StrandArg::Rev => Strand::Reverse,
+        StrandArg::Both => Strand::Both,
+    };
+    let passes = if strand == Strand::Both { 2 } else { 1 };
+    let total = match &file {
+        SequenceFile::Indexed(f) if regions.is_empty() => {
+            Some(f.records().iter().map(|(_, l)| l).sum::<u64>() * passes)
+        }
+        _ => None,
+    };
+    let bar = bases_bar(total, args.engine.quiet);
+    let progress = |n: u64| bar.inc(n);
+
+    let out = Output::create(args.output.as_deref())?;
+    let mut sink: Box<dyn TrackSink> = match format {
+        TrackFormat::Bedgraph => Box::new(BedGraphSink::new(out, args.bin)),
+        TrackFormat::Csv => Box::new(CsvSink::new(out)?),
+    };
+    let options = LikelihoodOptions {
+        strand,
+        stripe_len,
+        bos,
+    };
+    let scorer = Scorer::new(&backend, options, &progress);
+    scorer.run(&mut file, &regions, sink.as_mut())?;
+    sink.finish()?;
+    bar.finish_and_clear();
+    Ok(())
+}

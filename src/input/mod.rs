@@ -1,0 +1,7 @@
+//! Sequence input: files, indexes and regions.
+
+pub mod region;
+pub mod sequence_file;
+
+pub use region::{Region, read_bed};
+pub use sequence_file::{ChunkRead, IndexedFasta, SequenceFile, StreamFile, StreamFormat};

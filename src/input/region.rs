@@ -1,0 +1,187 @@
+//! Regions: `chr:start-end` on the command line (1-based, inclusive, samtools style) and BED
+//! files (0-based, half-open). Both become a [`Region`] in 0-based half-open coordinates.
+
+use std::io::BufRead;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// A span of one record, 0-based half-open. `end == None` means "to the end of the record".
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Region {
+    /// Record (chromosome) name.
+    pub name: String,
+    /// First base, 0-based.
+    pub start: u64,
+    /// One past the last base; `None` for the record's end.
+    pub end: Option<u64>,
+    /// How the user wrote it, for messages.
+    pub label: String,
+}
+
+impl Region {
+    /// Parses `chr`, `chr:start` or `chr:start-end` (1-based, inclusive; commas allowed).
+    pub fn parse(text: &str) -> Result<Self> {
+        let bad = |message: &str| Error::Region {
+            region: text.to_string(),
+            message: message.to_string(),
+        };
+        let text_trim = text.trim();
+        if text_trim.is_empty() {
+            return Err(bad("empty region"));
+        }
+        let (name, range) = match text_trim.rsplit_once(':') {
+            Some((name, range)) if !name.is_empty() && looks_like_range(range) => {
+                (name, Some(range))
+            }
+            _ => (text_trim, None),
+        };
+        let Some(range) = range else {
+            return Ok(Region {
+                name: name.to_string(),
+                start: 0,
+                end: None,
+                label: text.to_string(),
+            });
+        };
+        let number = |s: &str| -> Result<u64> {
+            s.replace(',', "")
+                .parse::<u64>()
+                .map_err(|_| bad("positions must be whole numbers, as in chr1:1,000-2,000"))
+        };
+        let (start, end) = match range.split_once('-') {
+            Some((s, e)) => (number(s)?, Some(number(e)?)),
+            None => (number(range)?, None),
+        };
+        if start == 0 {
+            return Err(bad("positions are 1-based: the first base is 1"));
+        }
+        if let Some(end) = end
+            && end < start
+        {
+            return Err(bad("end is before start"));
+        }
+        Ok(Region {
+            name: name.to_string(),
+            start: start - 1,
+            end,
+            label: text.to_string(),
+        })
+    }
+
+    /// Resolves the region against a record of `length` bases: returns `(start, end)`,
+    /// or an error if it runs off the end.
+    pub fn resolve(&self, length: u64) -> Result<(u64, u64)> {
+        let end = self.end.unwrap_or(length);
+        if end > length || self.start >= length.max(1) {
+            return Err(Error::Region {
+                region: self.label.clone(),
+                message: format!(
+                    "runs past the end of '{}', which has {length} bases",
+                    self.name
+                ),
+            });
+        }
+        Ok((self.start, end))
+    }
+}
+
+fn looks_like_range(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || b == b',' || b == b'-')
+}
+
+/// Reads BED intervals (first three columns; `track`, `browser` and `#` lines skipped).
+pub fn read_bed(path: &Path) -> Result<Vec<Region>> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut regions = Vec::new();
+    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(|e| Error::io(path, e))?;
+        let line = line.trim_end_matches('\r');
+        if line.trim().is_empty()
+            || line.starts_with('#')
+            || line.starts_with("track")
+            || line.starts_with("browser")
+        {
+            continue;
+        }
+        let bad = |m: &str| Error::format(path, format!("line {}: {m}", i + 1));
+        let mut fields = line.split('\t');
+        let (Some(name), Some(start), Some(end)) = (fields.next(), fields.next(), fields.next())
+        else {
+            return Err(bad(
+                "a BED line needs chrom, start and end separated by tabs",
+            ));
+        };
+        let start: u64 = start
+            .trim()
+            .parse()
+            .map_err(|_| bad("start is not a whole number"))?;
+        let end: u64 = end
+            .trim()
+            .parse()
+            .map_err(|_| bad("end is not a whole number"))?;
+        if end <= start {
+            return Err(bad("end must be greater than start"));
+        }
+        regions.push(Region {
+            name: name.to_string(),
+            start,
+            end: Some(end),
+            label: format!(
+                "{}:{}-{} ({}:{})",
+                name,
+                start + 1,
+                end,
+                path.display(),
+                i + 1
+            ),
+        });
+    }
+    Ok(regions)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_based_inclusive_to_half_open() {
+        let r = Region::parse("chr1:1,001-2,000").unwrap();
+        assert_eq!(
+            (r.name.as_str(), r.start, r.end),
+            ("chr1", 1000, Some(2000))
+        );
+        assert_eq!(r.resolve(5000).unwrap(), (1000, 2000));
+        let r = Region::parse("chr1").unwrap();
+        assert_eq!(r.resolve(10).unwrap(), (0, 10));
+        let r = Region::parse("HLA-A*01:01:01:01").unwrap();
+        assert_eq!(r.name, "HLA-A*01:01:01");
+        assert_eq!(r.start, 0);
+    }
+
+    #[test]
+    fn rejects_bad_regions() {
+        assert!(Region::parse("chr1:0-5").is_err());
+        assert!(Region::parse("chr1:9-5").is_err());
+        let r = Region::parse("chr1:5-20").unwrap();
+        let msg = r.resolve(10).unwrap_err().to_string();
+        assert!(
+            msg.contains("past the end") && msg.contains("10 bases"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn reads_bed() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.bed");
+        std::fs::write(&p, "track name=x\nchr1\t0\t10\tname\nchr2\t5\t6\n").unwrap();
+        let r = read_bed(&p).unwrap();
+        assert_eq!(r.len(), 2);
+        assert_eq!((r[1].start, r[1].end), (5, Some(6)));
+        std::fs::write(&p, "chr1\t10\t5\n").unwrap();
+        assert!(read_bed(&p).unwrap_err().to_string().contains("line 1"));
+    }
+}

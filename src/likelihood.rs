@@ -1,0 +1,310 @@
+//! `ssmgen likelihood`: per-base log-probabilities of every record or region of a sequence file.
+//!
+//! Each record (or region) is scored as its own sequence from its first base. The forward strand
+//! is streamed stripe by stripe. The reverse strand runs on the reverse complement, read
+//! backwards from an indexed file (or from the record held in memory when the input is
+//! streamed); its scores are spooled to a temporary file and merged back in forward order, so
+//! memory does not grow with the record's length.
+
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::Path;
+
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+use crate::input::{IndexedFasta, Region, SequenceFile};
+use crate::output::TrackSink;
+use crate::runner::ScoreStream;
+use crate::tokenizer::Tokenizer;
+
+/// Which strand(s) to score.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Strand {
+    /// The sequence as given.
+    Forward,
+    /// Its reverse complement, reported at forward coordinates.
+    Reverse,
+    /// Both; the reported value is their mean.
+    Both,
+}
+
+impl Strand {
+    fn forward(self) -> bool {
+        self != Strand::Reverse
+    }
+    fn reverse(self) -> bool {
+        self != Strand::Forward
+    }
+}
+
+/// Settings of a likelihood run.
+pub struct LikelihoodOptions {
+    /// Strand(s) to score.
+    pub strand: Strand,
+    /// Tokens per stripe.
+    pub stripe_len: usize,
+    /// Prepend the model's BOS token so the first base is scored.
+    pub bos: Option<u32>,
+}
+
+/// Random access to the bases of one record.
+trait BaseSource {
+    /// Replaces `buf` with bases `[start, end)`.
+    fn fetch(&mut self, start: u64, end: u64, buf: &mut Vec<u8>) -> Result<()>;
+}
+
+struct IndexedRecord<'a> {
+    file: &'a mut IndexedFasta,
+    name: &'a str,
+}
+
+impl BaseSource for IndexedRecord<'_> {
+    fn fetch(&mut self, start: u64, end: u64, buf: &mut Vec<u8>) -> Result<()> {
+        self.file.fetch(self.name, start, end, buf)
+    }
+}
+
+impl BaseSource for Vec<u8> {
+    fn fetch(&mut self, start: u64, end: u64, buf: &mut Vec<u8>) -> Result<()> {
+        buf.clear();
+        buf.extend_from_slice(&self[start as usize..end as usize]);
+        Ok(())
+    }
+}
+
+/// Scores sequence files with one backend.
+pub struct Scorer<'a, B: Backend> {
+    backend: &'a B,
+    tokenizer: Tokenizer,
+    options: LikelihoodOptions,
+    progress: &'a (dyn Fn(u64) + Sync),
+}
+
+impl<'a, B: Backend> Scorer<'a, B> {
+    /// A scorer; `progress` is called with the number of bases just scored (per strand pass).
+    pub fn new(
+        backend: &'a B,
+        options: LikelihoodOptions,
+        progress: &'a (dyn Fn(u64) + Sync),
+    ) -> Self {
+        Scorer {
+            tokenizer: Tokenizer::new(backend.config()),
+            backend,
+            options,
+            progress,
+        }
+    }
+
+    /// Scores `regions` of `file` (every record when empty) into `sink`.
+    pub fn run(
+        &self,
+        file: &mut SequenceFile,
+        regions: &[Region],
+        sink: &mut dyn TrackSink,
+    ) -> Result<()> {
+        match file {
+            SequenceFile::Indexed(indexed) => {
+                let targets = if regions.is_empty() {
+                    indexed
+                        .records()
+                        .into_iter()
+                        .map(|(n, len)| (n, 0, len))
+                        .collect()
+                } else {
+                    let mut t = Vec::with_capacity(regions.len());
+                    for r in regions {
+                        let length = indexed.length_of(&r.name).ok_or_else(|| Error::Region {
+                            region: r.label.clone(),
+                            message: format!(
+                                "no record named '{}' in {}",
+                                r.name,
+                                indexed.path().display()
+                            ),
+                        })?;
+                        let (s, e) = r.resolve(length)?;
+                        t.push((r.name.clone(), s, e));
+                    }
+                    t
+                };
+                for (name, start, end) in targets {
+                    let path = indexed.path().to_path_buf();
+                    let mut src = IndexedRecord {
+                        file: indexed,
+                        name: &name,
+                    };
+                    self.score_span(&path, &name, start, end, &mut src, sink)?;
+                }
+                Ok(())
+            }
+            SequenceFile::Stream(stream) => {
+                let path = stream.path().to_path_buf();
+                if !regions.is_empty() {
+                    return Err(Error::format(path, "regions need an indexed file"));
+                }
+                let stripe = self.options.stripe_len;
+                stream.for_each_record(|name, chunks| {
+                    if self.options.strand.reverse() {
+                        // The reverse strand needs the record's end first: hold it (1 byte/base).
+                        let mut bases = Vec::new();
+                        while chunks.read_chunk(1 << 20, &mut bases)? > 0 {}
+                        let len = bases.len() as u64;
+                        return self.score_span(&path, name, 0, len, &mut bases, sink);
+                    }
+                    sink.begin(name, 0)?;
+                    let mut fwd =
+                        ScoreStream::new(self.backend, &self.tokenizer, self.options.bos)?;
+                    let (mut bases, mut tokens, mut scores) = (Vec::new(), Vec::new(), Vec::new());
+                    let mut pos = 0u64;
+                    loop {
+                        bases.clear();
+                        if chunks.read_chunk(stripe, &mut bases)? == 0 {
+                            break;
+                        }
+                        self.tokenize(&path, name, pos, &bases, &mut tokens)?;
+                        fwd.push(&tokens, &mut scores)?;
+                        sink.write(pos, &bases, Some(&scores), None)?;
+                        pos += bases.len() as u64;
+                        (self.progress)(bases.len() as u64);
+                    }
+                    sink.end()
+                })
+            }
+        }
+    }
+
+    fn tokenize(
+        &self,
+        path: &Path,
+        name: &str,
+        start: u64,
+        bases: &[u8],
+        tokens: &mut Vec<u32>,
+    ) -> Result<()> {
+        tokens.clear();
+        self.tokenizer
+            .encode(bases, tokens)
+            .map_err(|i| Error::BadBase {
+                path: path.to_path_buf(),
+                record: name.to_string(),
+                position: start + i as u64 + 1,
+                character: bases[i] as char,
+            })
+    }
+
+    /// Scores bases `[start, end)` of record `name` on the requested strands.
+    fn score_span(
+        &self,
+        path: &Path,
+        name: &str,
+        start: u64,
+        end: u64,
+        src: &mut dyn BaseSource,
+        sink: &mut dyn TrackSink,
+    ) -> Result<()> {
+        let stripe = self.options.stripe_len as u64;
+        let (mut bases, mut tokens, mut scores) = (Vec::new(), Vec::new(), Vec::new());
+
+        let mut spool = if self.options.strand.reverse() {
+            let mut spool = Spool::new()?;
+            let mut rev = ScoreStream::new(self.backend, &self.tokenizer, self.options.bos)?;
+            let mut hi = end;
+            while hi > start {
+                let lo = hi.saturating_sub(stripe).max(start);
+                src.fetch(lo, hi, &mut bases)?;
+                self.tokenize(path, name, lo, &bases, &mut tokens)?;
+                self.tokenizer.reverse_complement(&mut tokens);
+                rev.push(&tokens, &mut scores)?;
+                spool.append(&scores)?;
+                (self.progress)(bases.len() as u64);
+                hi = lo;
+            }
+            Some(spool)
+        } else {
+            None
+        };
+
+        sink.begin(name, start)?;
+        let mut fwd = match self.options.strand.forward() {
+            true => Some(ScoreStream::new(
+                self.backend,
+                &self.tokenizer,
+                self.options.bos,
+            )?),
+            false => None,
+        };
+        let mut rev_scores = Vec::new();
+        let mut lo = start;
+        while lo < end {
+            let hi = (lo + stripe).min(end);
+            src.fetch(lo, hi, &mut bases)?;
+            if let Some(fwd) = &mut fwd {
+                self.tokenize(path, name, lo, &bases, &mut tokens)?;
+                fwd.push(&tokens, &mut scores)?;
+                (self.progress)(bases.len() as u64);
+            }
+            if let Some(spool) = &mut spool {
+                // Reverse-pass index i scored forward position end - 1 - i.
+                spool.read(end - hi, end - lo, &mut rev_scores)?;
+                rev_scores.reverse();
+            }
+            sink.write(
+                lo,
+                &bases,
+                fwd.is_some().then_some(&scores[..]),
+                spool.is_some().then_some(&rev_scores[..]),
+            )?;
+            lo = hi;
+        }
+        sink.end()
+    }
+}
+
+/// Scores of one pass written to an anonymous temporary file, read back by index.
+struct Spool {
+    writer: Option<BufWriter<std::fs::File>>,
+    file: Option<std::fs::File>,
+    bytes: Vec<u8>,
+}
+
+impl Spool {
+    fn new() -> Result<Self> {
+        let file = tempfile::tempfile().map_err(|e| Error::io(std::env::temp_dir(), e))?;
+        Ok(Spool {
+            writer: Some(BufWriter::with_capacity(1 << 20, file)),
+            file: None,
+            bytes: Vec::new(),
+        })
+    }
+
+    fn append(&mut self, scores: &[f32]) -> Result<()> {
+        let w = self.writer.as_mut().expect("spool appended after reading");
+        for s in scores {
+            w.write_all(&s.to_le_bytes())
+                .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+        }
+        Ok(())
+    }
+
+    /// Replaces `out` with entries `[from, to)`.
+    fn read(&mut self, from: u64, to: u64, out: &mut Vec<f32>) -> Result<()> {
+        let tmp = std::env::temp_dir();
+        if let Some(w) = self.writer.take() {
+            self.file = Some(
+                w.into_inner()
+                    .map_err(|e| Error::io(&tmp, e.into_error()))?,
+            );
+        }
+        let file = self.file.as_mut().expect("spool has a file");
+        self.bytes.resize(((to - from) * 4) as usize, 0);
+        file.seek(SeekFrom::Start(from * 4))
+            .map_err(|e| Error::io(&tmp, e))?;
+        file.read_exact(&mut self.bytes)
+            .map_err(|e| Error::io(&tmp, e))?;
+        out.clear();
+        out.extend(
+            self.bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,7 @@
+//! Output writers: where results go and the formats they are written in.
+
+pub mod atomic;
+pub mod track;
+
+pub use atomic::Output;
+pub use track::{BedGraphSink, CsvSink, TrackSink};
