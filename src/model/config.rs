@@ -178,6 +178,12 @@ impl MambaConfig {
                 return Err(format!("config.json: {name} must be positive"));
             }
         }
+        if self.conv_kernel > 16 {
+            return Err(format!(
+                "config.json: conv_kernel {} is larger than 16, the most ssmgen supports",
+                self.conv_kernel
+            ));
+        }
         for base in ['A', 'C', 'G', 'T', 'N'] {
             match self.tokens.get(&base) {
                 None => return Err(format!("config.json: no token id for base {base}")),

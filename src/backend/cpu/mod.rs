@@ -1,6 +1,7 @@
 //! The CPU backend: the Mamba-1 forward pass on the host, parallel with rayon.
 
 pub mod ops;
+mod simd;
 
 use ops::ScanInputs;
 
@@ -21,23 +22,45 @@ pub struct CpuState {
 pub struct CpuBackend {
     config: MambaConfig,
     weights: ModelWeights,
-    /// Per layer `A = -exp(A_log)`, computed once.
-    a: Vec<Vec<f32>>,
+    /// Per layer `A = -exp(A_log)` transposed to `[d_state, d_inner]`, computed once.
+    a_t: Vec<Vec<f32>>,
+    /// Per layer conv kernel transposed to `[d_conv, d_inner]`.
+    conv_t: Vec<Vec<f32>>,
 }
 
 impl CpuBackend {
     /// Prepares `model` for the CPU (weights are already f32 on the host).
     pub fn new(model: &Model) -> Self {
-        let a = model
+        let (e, k, n) = (
+            model.config.intermediate_size,
+            model.config.conv_kernel,
+            model.config.state_size,
+        );
+        let a_t = model
             .weights
             .layers
             .iter()
-            .map(|l| l.a_log.iter().map(|v| -v.exp()).collect())
+            .map(|l| {
+                (0..n * e)
+                    .map(|i| -l.a_log[(i % e) * n + i / e].exp())
+                    .collect()
+            })
+            .collect();
+        let conv_t = model
+            .weights
+            .layers
+            .iter()
+            .map(|l| {
+                (0..k * e)
+                    .map(|i| l.conv_weight[(i % e) * k + i / e])
+                    .collect()
+            })
             .collect();
         CpuBackend {
             config: model.config.clone(),
             weights: model.weights.clone(),
-            a,
+            a_t,
+            conv_t,
         }
     }
 
@@ -79,17 +102,13 @@ impl CpuBackend {
                 2 * e,
                 len,
                 &mut state.conv[i],
-                &w.conv_weight,
+                &self.conv_t[i],
                 w.conv_bias.as_deref(),
                 &mut u,
             );
             ops::matmul_wt(len, xw, e, &u, e, &w.x_proj, &mut x_dbl, xw, false);
             ops::matmul_wt(len, e, r, &x_dbl, xw, &w.dt_proj, &mut delta, e, false);
-            for row in delta.chunks_exact_mut(e) {
-                for (v, b) in row.iter_mut().zip(&w.dt_bias) {
-                    *v = ops::softplus(*v + b);
-                }
-            }
+            ops::softplus_bias_rows(&mut delta, &w.dt_bias);
             let inputs = ScanInputs {
                 u: &u,
                 delta: &delta,
@@ -98,10 +117,9 @@ impl CpuBackend {
                 bc: &x_dbl,
                 bc_stride: xw,
                 b_offset: r,
-                a: &self.a[i],
                 d: &w.d,
             };
-            ops::selective_scan(&inputs, len, &mut state.ssm[i], &mut y);
+            ops::selective_scan(&inputs, &self.a_t[i], len, &mut state.ssm[i], &mut y);
             // The scan writes y channel-major; out_proj reads it row-major and adds into the residual.
             ops::transpose(&y, e, len, &mut y_rows);
             ops::matmul_wt(len, d, e, &y_rows, e, &w.out_proj, &mut hidden, d, true);

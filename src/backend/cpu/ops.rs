@@ -5,71 +5,261 @@
 
 use rayon::prelude::*;
 
+use super::simd::{self, simd_dispatch};
+
 /// Channels handled by one rayon task in the conv and scan kernels.
 const CHANNEL_BLOCK: usize = 16;
 /// Rows handled by one rayon task in row-wise kernels.
 const ROW_BLOCK: usize = 256;
 
-/// Lanes of the partial sums in [`dot`]; fixed so results never depend on tiling.
+/// Lanes of the partial sums in a dot product; fixed so results never depend on tiling.
 const LANES: usize = 8;
-
-/// `Σ a[i]·b[i]` with a fixed summation order: `LANES` interleaved partial sums reduced as a
-/// tree, then the tail. Every output element of [`matmul_wt`] is computed by exactly this
-/// order, so a row's result does not depend on how many rows a stripe has.
-#[inline(always)]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; LANES];
-    let split = a.len() / LANES * LANES;
-    for (ca, cb) in a[..split]
-        .chunks_exact(LANES)
-        .zip(b[..split].chunks_exact(LANES))
-    {
-        for l in 0..LANES {
-            acc[l] += ca[l] * cb[l];
-        }
-    }
-    let mut tail = 0.0f32;
-    for (x, y) in a[split..].iter().zip(&b[split..]) {
-        tail += x * y;
-    }
-    reduce(acc) + tail
-}
 
 #[inline(always)]
 fn reduce(acc: [f32; LANES]) -> f32 {
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
 }
 
-/// `dot` of one `a` row against four `w` rows at once, each with [`dot`]'s exact order.
+/// Dot products of `R` rows of `a` with `C` rows of `w`, all of length `k`. Every product is
+/// summed in the same order — `LANES` interleaved partial sums reduced as a tree, then the
+/// tail — whatever `R` and `C` are, so tiling never changes a result.
 #[inline(always)]
-fn dot4(a: &[f32], w: [&[f32]; 4]) -> [f32; 4] {
-    let mut acc = [[0.0f32; LANES]; 4];
-    let split = a.len() / LANES * LANES;
-    for i in (0..split).step_by(LANES) {
-        let ca = &a[i..i + LANES];
-        for (acc, w) in acc.iter_mut().zip(&w) {
-            let cw = &w[i..i + LANES];
-            for l in 0..LANES {
-                acc[l] += ca[l] * cw[l];
+fn tile<const R: usize, const C: usize>(a: [&[f32]; R], w: [&[f32]; C], k: usize) -> [[f32; C]; R] {
+    let a = a.map(|x| &x[..k]);
+    let w = w.map(|x| &x[..k]);
+    let mut acc = [[[0.0f32; LANES]; C]; R];
+    let split = k / LANES * LANES;
+    let mut i = 0;
+    while i < split {
+        for r in 0..R {
+            let ca: &[f32; LANES] = a[r][i..i + LANES].try_into().expect("lane chunk");
+            for c in 0..C {
+                let cw: &[f32; LANES] = w[c][i..i + LANES].try_into().expect("lane chunk");
+                for l in 0..LANES {
+                    acc[r][c][l] += ca[l] * cw[l];
+                }
+            }
+        }
+        i += LANES;
+    }
+    let mut out = [[0.0f32; C]; R];
+    for r in 0..R {
+        for c in 0..C {
+            let mut tail = 0.0f32;
+            for j in split..k {
+                tail += a[r][j] * w[c][j];
+            }
+            out[r][c] = reduce(acc[r][c]) + tail;
+        }
+    }
+    out
+}
+
+#[inline(always)]
+fn store(out: &mut f32, v: f32, accumulate: bool) {
+    *out = if accumulate { *out + v } else { v };
+}
+
+/// `tile` through AVX2 when `avx` is set (same summation order, same bits).
+#[inline(always)]
+fn tile_any<const R: usize, const C: usize>(
+    avx: bool,
+    a: [&[f32]; R],
+    w: [&[f32]; C],
+    k: usize,
+) -> [[f32; C]; R] {
+    #[cfg(target_arch = "x86_64")]
+    if avx {
+        // SAFETY: `avx` is only set when the CPU has AVX2 and FMA; slices are length-checked.
+        return unsafe { avx2::tile::<R, C>(a, w, k) };
+    }
+    let _ = avx;
+    tile::<R, C>(a, w, k)
+}
+
+/// Whether this CPU runs the AVX2 kernels.
+pub fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::{LANES, ScanInputs, reduce};
+    use crate::backend::cpu::simd::avx2 as vmath;
+
+    /// [`super::scan_group`] for a full group of 8 channels, one channel per lane; the same
+    /// operations in the same order.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn scan_group(
+        inp: &ScanInputs<'_>,
+        a_t: &[f32],
+        len: usize,
+        c0: usize,
+        state: &mut [f32],
+        y: &mut [f32],
+    ) {
+        let e = inp.d.len();
+        let n = a_t.len() / e;
+        let load = |src: &[f32], at: usize| -> __m256 {
+            let lanes = &src[at..at + LANES];
+            // SAFETY: `lanes` is 8 floats long.
+            unsafe { _mm256_loadu_ps(lanes.as_ptr()) }
+        };
+        let mut s: Vec<__m256> = (0..n)
+            .map(|j| {
+                let mut v = [0.0f32; LANES];
+                for (l, x) in v.iter_mut().enumerate() {
+                    *x = state[l * n + j];
+                }
+                // SAFETY: `v` is 8 floats long.
+                unsafe { _mm256_loadu_ps(v.as_ptr()) }
+            })
+            .collect();
+        let a: Vec<__m256> = (0..n).map(|j| load(a_t, j * e + c0)).collect();
+        let d = load(inp.d, c0);
+        let mut out = [0.0f32; LANES];
+        for t in 0..len {
+            let dt = load(inp.delta, t * e + c0);
+            let u = load(inp.u, t * e + c0);
+            let z = load(inp.z, t * inp.z_stride + c0);
+            let bc = &inp.bc[t * inp.bc_stride + inp.b_offset..][..2 * n];
+            let (b, cm) = bc.split_at(n);
+            let dtu = _mm256_mul_ps(dt, u);
+            let mut acc = _mm256_setzero_ps();
+            for j in 0..n {
+                let decay = vmath::exp(_mm256_mul_ps(dt, a[j]));
+                let next = _mm256_add_ps(
+                    _mm256_mul_ps(decay, s[j]),
+                    _mm256_mul_ps(dtu, _mm256_set1_ps(b[j])),
+                );
+                s[j] = next;
+                acc = _mm256_add_ps(acc, _mm256_mul_ps(next, _mm256_set1_ps(cm[j])));
+            }
+            let o = _mm256_mul_ps(_mm256_add_ps(acc, _mm256_mul_ps(d, u)), vmath::silu(z));
+            // SAFETY: `out` is 8 floats long.
+            unsafe { _mm256_storeu_ps(out.as_mut_ptr(), o) };
+            for (l, v) in out.iter().enumerate() {
+                y[l * len + t] = *v;
+            }
+        }
+        for (j, sj) in s.iter().enumerate() {
+            let mut v = [0.0f32; LANES];
+            // SAFETY: `v` is 8 floats long.
+            unsafe { _mm256_storeu_ps(v.as_mut_ptr(), *sj) };
+            for (l, x) in v.iter().enumerate() {
+                state[l * n + j] = *x;
             }
         }
     }
-    let mut out = [0.0f32; 4];
-    for j in 0..4 {
-        let mut tail = 0.0f32;
-        for (x, y) in a[split..].iter().zip(&w[j][split..]) {
-            tail += x * y;
+
+    /// [`super::tile`] with one 8-lane register per partial-sum vector. Multiply and add stay
+    /// separate instructions (no FMA), so every lane rounds exactly as the portable code does.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn tile<const R: usize, const C: usize>(
+        a: [&[f32]; R],
+        w: [&[f32]; C],
+        k: usize,
+    ) -> [[f32; C]; R] {
+        let a = a.map(|x| &x[..k]);
+        let w = w.map(|x| &x[..k]);
+        let mut acc = [[_mm256_setzero_ps(); C]; R];
+        let split = k / LANES * LANES;
+        let mut i = 0;
+        while i < split {
+            let mut wv = [_mm256_setzero_ps(); C];
+            for c in 0..C {
+                // SAFETY: i + LANES <= split <= k = w[c].len().
+                wv[c] = unsafe { _mm256_loadu_ps(w[c].as_ptr().add(i)) };
+            }
+            for r in 0..R {
+                // SAFETY: as above for a[r].
+                let av = unsafe { _mm256_loadu_ps(a[r].as_ptr().add(i)) };
+                for c in 0..C {
+                    acc[r][c] = _mm256_add_ps(acc[r][c], _mm256_mul_ps(av, wv[c]));
+                }
+            }
+            i += LANES;
         }
-        out[j] = reduce(acc[j]) + tail;
+        let mut out = [[0.0f32; C]; R];
+        for r in 0..R {
+            for c in 0..C {
+                let mut lanes = [0.0f32; LANES];
+                // SAFETY: `lanes` holds exactly 8 floats.
+                unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), acc[r][c]) };
+                let mut tail = 0.0f32;
+                for j in split..k {
+                    tail += a[r][j] * w[c][j];
+                }
+                out[r][c] = reduce(lanes) + tail;
+            }
+        }
+        out
     }
-    out
+}
+
+/// Rows `first..first + rows` of `dst = lhs · wᵀ` (see [`matmul_wt`]), in tiles of
+/// 2 rows × 4 outputs.
+#[allow(clippy::too_many_arguments)]
+fn matmul_rows(
+    avx: bool,
+    first: usize,
+    rows: usize,
+    n: usize,
+    k: usize,
+    lhs: &[f32],
+    lhs_stride: usize,
+    w: &[f32],
+    dst: &mut [f32],
+    dst_stride: usize,
+    accumulate: bool,
+) {
+    let row = |r: usize| &lhs[(first + r) * lhs_stride..(first + r) * lhs_stride + k];
+    let wrow = |j: usize| &w[j * k..(j + 1) * k];
+    let mut r = 0;
+    while r < rows {
+        let pair = r + 1 < rows;
+        let mut j = 0;
+        while j + 4 <= n {
+            let ws = [wrow(j), wrow(j + 1), wrow(j + 2), wrow(j + 3)];
+            if pair {
+                let v = tile_any::<2, 4>(avx, [row(r), row(r + 1)], ws, k);
+                for q in 0..4 {
+                    store(&mut dst[r * dst_stride + j + q], v[0][q], accumulate);
+                    store(&mut dst[(r + 1) * dst_stride + j + q], v[1][q], accumulate);
+                }
+            } else {
+                let v = tile_any::<1, 4>(avx, [row(r)], ws, k);
+                for q in 0..4 {
+                    store(&mut dst[r * dst_stride + j + q], v[0][q], accumulate);
+                }
+            }
+            j += 4;
+        }
+        while j < n {
+            for rr in r..(r + if pair { 2 } else { 1 }) {
+                let v = tile_any::<1, 1>(avx, [row(rr)], [wrow(j)], k);
+                store(&mut dst[rr * dst_stride + j], v[0][0], accumulate);
+            }
+            j += 1;
+        }
+        r += if pair { 2 } else { 1 };
+    }
 }
 
 /// `dst[m, n] (+)= lhs[m, k] · w[n, k]ᵀ`: `lhs` rows are `k` contiguous values `lhs_stride`
 /// apart, `w` is a dense row-major `[n, k]` weight (PyTorch's `Linear` layout), `dst` rows are
 /// `dst_stride` apart. With `accumulate` the product is added to `dst`.
 ///
-/// Each element is one [`dot`] in a fixed order, so results are bit-identical whatever `m` is:
+/// Each element is summed in one fixed order, so results are bit-identical whatever `m` is:
 /// the stripe loop then gives exactly the unbroken scan.
 #[allow(clippy::too_many_arguments)]
 pub fn matmul_wt(
@@ -95,33 +285,18 @@ pub fn matmul_wt(
         dst.len() >= (m - 1) * dst_stride + n,
         "destination too small for matmul"
     );
-    let rows_per_task = (ROW_BLOCK * 64 / k.max(1)).clamp(1, ROW_BLOCK);
+    // Rows per task: an even number, enough work to amortise scheduling.
+    let rows_per_task = ((1usize << 18) / (n * k).max(1)).clamp(2, ROW_BLOCK) & !1;
+    let avx = has_avx2();
     dst[..(m - 1) * dst_stride + n]
         .par_chunks_mut(dst_stride * rows_per_task)
         .enumerate()
         .for_each(|(block, dst)| {
             let first = block * rows_per_task;
-            for (r, out) in dst.chunks_mut(dst_stride).enumerate() {
-                let row = first + r;
-                if row >= m {
-                    break;
-                }
-                let a = &lhs[row * lhs_stride..row * lhs_stride + k];
-                let out = &mut out[..n];
-                let mut j = 0;
-                while j + 4 <= n {
-                    let ws = [0, 1, 2, 3].map(|q| &w[(j + q) * k..(j + q + 1) * k]);
-                    let v = dot4(a, ws);
-                    for q in 0..4 {
-                        out[j + q] = if accumulate { out[j + q] + v[q] } else { v[q] };
-                    }
-                    j += 4;
-                }
-                for (jj, o) in out.iter_mut().enumerate().skip(j) {
-                    let v = dot(a, &w[jj * k..(jj + 1) * k]);
-                    *o = if accumulate { *o + v } else { v };
-                }
-            }
+            let rows = rows_per_task.min(m - first);
+            matmul_rows(
+                avx, first, rows, n, k, lhs, lhs_stride, w, dst, dst_stride, accumulate,
+            );
         });
 }
 
@@ -164,67 +339,90 @@ pub fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
         });
 }
 
-/// SiLU, `x · σ(x)`.
-#[inline]
-pub fn silu(x: f32) -> f32 {
-    x / (1.0 + (-x).exp())
+pub use super::simd::{silu, softplus};
+
+simd_dispatch! {
+    /// `x = softplus(x + bias)` on every row of a dense `[rows, bias.len()]` matrix.
+    pub fn softplus_bias_rows(x: &mut [f32], bias: &[f32]) {
+        for row in x.chunks_exact_mut(bias.len()) {
+            for (v, b) in row.iter_mut().zip(bias) {
+                *v = softplus(*v + b);
+            }
+        }
+    }
 }
 
-/// Softplus with PyTorch's default threshold: `x` above 20, else `ln(1 + eˣ)`.
-#[inline]
-pub fn softplus(x: f32) -> f32 {
-    if x > 20.0 { x } else { x.exp().ln_1p() }
-}
+/// Longest convolution kernel the CPU backend supports.
+pub const MAX_CONV_KERNEL: usize = 16;
 
 /// Causal depthwise convolution with SiLU, carrying the last `d_conv - 1` inputs.
 ///
 /// `input` is `[len, d_inner]` with row stride `in_stride` (the x half of `in_proj`'s output);
 /// `conv_state` holds the previous `d_conv - 1` inputs, oldest first, `[d_conv - 1, d_inner]`,
 /// and is replaced by the last `d_conv - 1` inputs of the extended sequence.
-/// `weight` is `[d_inner, d_conv]`; the result `out` is dense `[len, d_inner]`.
+/// `weight_t` is the kernel transposed to `[d_conv, d_inner]`; `out` is dense `[len, d_inner]`.
 pub fn causal_conv_silu(
     input: &[f32],
     in_stride: usize,
     len: usize,
     conv_state: &mut [f32],
-    weight: &[f32],
+    weight_t: &[f32],
     bias: Option<&[f32]>,
     out: &mut [f32],
 ) {
     let e = out.len() / len.max(1);
-    let k = weight.len() / e;
+    let k = weight_t.len() / e;
+    assert!(
+        k <= MAX_CONV_KERNEL,
+        "conv kernel longer than {MAX_CONV_KERNEL}"
+    );
     let history = k - 1;
-    // The input at time `t` of the extended sequence, where t < 0 reads the carried state.
-    let at = |t: isize, c: usize| -> f32 {
+    // Row `t` of the extended sequence, where t < 0 reads the carried state.
+    let row = |t: isize| -> &[f32] {
         if t < 0 {
-            conv_state[(history as isize + t) as usize * e + c]
+            let i = (history as isize + t) as usize;
+            &conv_state[i * e..(i + 1) * e]
         } else {
-            input[t as usize * in_stride + c]
+            &input[t as usize * in_stride..t as usize * in_stride + e]
         }
     };
     out.par_chunks_mut(e * ROW_BLOCK)
         .enumerate()
         .for_each(|(block, rows)| {
-            for (r, row) in rows.chunks_exact_mut(e).enumerate() {
+            for (r, o) in rows.chunks_exact_mut(e).enumerate() {
                 let t = (block * ROW_BLOCK + r) as isize;
-                for (c, o) in row.iter_mut().enumerate() {
-                    let w = &weight[c * k..(c + 1) * k];
-                    let mut acc = bias.map_or(0.0, |b| b[c]);
-                    for (j, wj) in w.iter().enumerate() {
-                        acc += wj * at(t - history as isize + j as isize, c);
-                    }
-                    *o = silu(acc);
+                let mut taps: [&[f32]; MAX_CONV_KERNEL] = [&[]; MAX_CONV_KERNEL];
+                for (j, tap) in taps.iter_mut().enumerate().take(k) {
+                    *tap = row(t - history as isize + j as isize);
                 }
+                conv_row(o, &taps[..k], weight_t, bias);
             }
         });
     let mut next = vec![0.0; history * e];
     for i in 0..history {
-        let t = len as isize - history as isize + i as isize;
-        for c in 0..e {
-            next[i * e + c] = at(t, c);
-        }
+        next[i * e..(i + 1) * e].copy_from_slice(row(len as isize - history as isize + i as isize));
     }
     conv_state.copy_from_slice(&next);
+}
+
+simd_dispatch! {
+    /// One output row of the conv: `silu(bias + Σ_j weight_t[j] · taps[j])`, oldest tap first.
+    fn conv_row(out: &mut [f32], taps: &[&[f32]], weight_t: &[f32], bias: Option<&[f32]>) {
+        let e = out.len();
+        match bias {
+            Some(b) => out.copy_from_slice(&b[..e]),
+            None => out.fill(0.0),
+        }
+        for (j, x) in taps.iter().enumerate() {
+            let w = &weight_t[j * e..(j + 1) * e];
+            for ((o, w), x) in out.iter_mut().zip(w).zip(&x[..e]) {
+                *o += w * x;
+            }
+        }
+        for o in out.iter_mut() {
+            *o = silu(*o);
+        }
+    }
 }
 
 /// Inputs of the selective scan for one stripe, all row-major over time.
@@ -243,47 +441,119 @@ pub struct ScanInputs<'a> {
     pub bc_stride: usize,
     /// Column of `B`'s first element in a `bc` row.
     pub b_offset: usize,
-    /// `A = -exp(A_log)`, `[d_inner, d_state]`.
-    pub a: &'a [f32],
     /// Skip weights `D`, `[d_inner]`.
     pub d: &'a [f32],
 }
 
 /// The selective scan with D skip and SiLU(z) gate, parallel over blocks of channels.
 ///
-/// `ssm_state` is `[d_inner, d_state]`, updated in place to the state after the last step.
+/// `a_t` is `A = -exp(A_log)` transposed to `[d_state, d_inner]`. `ssm_state` is
+/// `[d_inner, d_state]`, updated in place to the state after the last step.
 /// Writes `y` channel-major: `y[c * len + t]`.
-pub fn selective_scan(inp: &ScanInputs<'_>, len: usize, ssm_state: &mut [f32], y: &mut [f32]) {
-    let e = inp.d.len();
-    let n = inp.a.len() / e;
+pub fn selective_scan(
+    inp: &ScanInputs<'_>,
+    a_t: &[f32],
+    len: usize,
+    ssm_state: &mut [f32],
+    y: &mut [f32],
+) {
+    let n = a_t.len() / inp.d.len();
     ssm_state
         .par_chunks_mut(CHANNEL_BLOCK * n)
         .zip(y.par_chunks_mut(CHANNEL_BLOCK * len))
         .enumerate()
         .for_each(|(block, (state, y))| {
-            let c0 = block * CHANNEL_BLOCK;
             let channels = state.len() / n;
-            for t in 0..len {
-                let bc = &inp.bc[t * inp.bc_stride + inp.b_offset..];
-                let (b, cmat) = (&bc[..n], &bc[n..2 * n]);
-                for ci in 0..channels {
-                    let c = c0 + ci;
-                    let dt = inp.delta[t * e + c];
-                    let u = inp.u[t * e + c];
-                    let a = &inp.a[c * n..(c + 1) * n];
-                    let s = &mut state[ci * n..(ci + 1) * n];
-                    let dtu = dt * u;
-                    let mut acc = 0.0f32;
-                    for j in 0..n {
-                        let sj = (dt * a[j]).exp() * s[j] + dtu * b[j];
-                        s[j] = sj;
-                        acc += sj * cmat[j];
-                    }
-                    let out = acc + inp.d[c] * u;
-                    y[ci * len + t] = out * silu(inp.z[t * inp.z_stride + c]);
+            for g in (0..channels).step_by(LANES) {
+                let w = LANES.min(channels - g);
+                #[cfg(target_arch = "x86_64")]
+                if w == LANES && has_avx2() {
+                    // SAFETY: the CPU has AVX2; the group is a full 8 channels.
+                    unsafe {
+                        avx2::scan_group(
+                            inp,
+                            a_t,
+                            len,
+                            block * CHANNEL_BLOCK + g,
+                            &mut state[g * n..(g + w) * n],
+                            &mut y[g * len..(g + w) * len],
+                        )
+                    };
+                    continue;
                 }
+                scan_group(
+                    inp,
+                    a_t,
+                    len,
+                    block * CHANNEL_BLOCK + g,
+                    w,
+                    &mut state[g * n..(g + w) * n],
+                    &mut y[g * len..(g + w) * len],
+                );
             }
         });
+}
+
+/// The scan of `w <= LANES` channels starting at `c0`, one channel per lane.
+fn scan_group(
+    inp: &ScanInputs<'_>,
+    a_t: &[f32],
+    len: usize,
+    c0: usize,
+    w: usize,
+    state: &mut [f32],
+    y: &mut [f32],
+) {
+    {
+        let e = inp.d.len();
+        let n = a_t.len() / e;
+        // Unused lanes stay zero: they compute harmless values that are never stored.
+        let load = |src: &[f32], at: usize| -> [f32; LANES] {
+            let mut v = [0.0f32; LANES];
+            v[..w].copy_from_slice(&src[at..at + w]);
+            v
+        };
+        let mut s = vec![[0.0f32; LANES]; n];
+        for (j, sj) in s.iter_mut().enumerate() {
+            for l in 0..w {
+                sj[l] = state[l * n + j];
+            }
+        }
+        let a: Vec<[f32; LANES]> = (0..n).map(|j| load(a_t, j * e + c0)).collect();
+        let d = load(inp.d, c0);
+        for t in 0..len {
+            let dt = load(inp.delta, t * e + c0);
+            let u = load(inp.u, t * e + c0);
+            let z = load(inp.z, t * inp.z_stride + c0);
+            let bc = &inp.bc[t * inp.bc_stride + inp.b_offset..][..2 * n];
+            let (b, cm) = bc.split_at(n);
+            let mut dtu = [0.0f32; LANES];
+            for l in 0..LANES {
+                dtu[l] = dt[l] * u[l];
+            }
+            let mut acc = [0.0f32; LANES];
+            for j in 0..n {
+                let (bj, cj, aj, sj) = (b[j], cm[j], &a[j], &mut s[j]);
+                for l in 0..LANES {
+                    let next = simd::exp(dt[l] * aj[l]) * sj[l] + dtu[l] * bj;
+                    sj[l] = next;
+                    acc[l] += next * cj;
+                }
+            }
+            let mut out = [0.0f32; LANES];
+            for l in 0..LANES {
+                out[l] = (acc[l] + d[l] * u[l]) * silu(z[l]);
+            }
+            for l in 0..w {
+                y[l * len + t] = out[l];
+            }
+        }
+        for (j, sj) in s.iter().enumerate() {
+            for l in 0..w {
+                state[l * n + j] = sj[l];
+            }
+        }
+    }
 }
 
 /// Replaces every row of `x` (`[rows, v]`) by its log-softmax.
@@ -329,6 +599,57 @@ mod tests {
     }
 
     #[test]
+    fn avx2_tile_gives_the_portable_bits() {
+        let k = 77;
+        let a: Vec<f32> = (0..2 * k).map(|i| (i as f32 * 0.7).cos()).collect();
+        let w: Vec<f32> = (0..4 * k).map(|i| (i as f32 * 1.3).sin()).collect();
+        let rows = [&a[..k], &a[k..]];
+        let ws = [&w[..k], &w[k..2 * k], &w[2 * k..3 * k], &w[3 * k..]];
+        let portable = tile_any::<2, 4>(false, rows, ws, k);
+        assert_eq!(tile_any::<2, 4>(has_avx2(), rows, ws, k), portable);
+    }
+
+    #[test]
+    fn avx2_scan_gives_the_portable_bits() {
+        if !has_avx2() {
+            return;
+        }
+        let (e, n, len) = (8, 16, 50);
+        let vals = |k: usize, scale: f32| -> Vec<f32> {
+            (0..k)
+                .map(|i| ((i as f32 * 0.618).fract() - 0.5) * scale)
+                .collect()
+        };
+        let (u, delta, z, bc) = (
+            vals(len * e, 4.0),
+            vals(len * e, 0.2),
+            vals(len * e, 6.0),
+            vals(len * 2 * n, 3.0),
+        );
+        let delta: Vec<f32> = delta.iter().map(|v| v.abs()).collect();
+        let a_t: Vec<f32> = vals(n * e, 2.0).iter().map(|v| -v.abs() - 0.1).collect();
+        let d = vals(e, 2.0);
+        let inp = ScanInputs {
+            u: &u,
+            delta: &delta,
+            z: &z,
+            z_stride: e,
+            bc: &bc,
+            bc_stride: 2 * n,
+            b_offset: 0,
+            d: &d,
+        };
+        let start = vals(e * n, 1.0);
+        let (mut s1, mut y1) = (start.clone(), vec![0.0; e * len]);
+        scan_group(&inp, &a_t, len, 0, e, &mut s1, &mut y1);
+        let (mut s2, mut y2) = (start, vec![0.0; e * len]);
+        // SAFETY: checked above that the CPU has AVX2.
+        unsafe { avx2::scan_group(&inp, &a_t, len, 0, &mut s2, &mut y2) };
+        assert_eq!(y1, y2);
+        assert_eq!(s1, s2);
+    }
+
+    #[test]
     fn transpose_round_trips() {
         let src: Vec<f32> = (0..12).map(|i| i as f32).collect();
         let mut dst = vec![0.0; 12];
@@ -368,12 +689,11 @@ mod tests {
             bc: &[2.0, 3.0, 2.0, 3.0],
             bc_stride: 2,
             b_offset: 0,
-            a: &a,
             d: &[0.5],
         };
         let mut s = [0.0];
         let mut y = [0.0; 2];
-        selective_scan(&inp, 2, &mut s, &mut y);
+        selective_scan(&inp, &a, 2, &mut s, &mut y);
         // gate: silu(z) = z·σ(z), with z = 100 that is 100 to within f32 rounding.
         let s2 = (-0.5f32).exp() * 1.0 + 1.0;
         assert!((y[0] - 3.5 * 100.0).abs() < 1e-3);
