@@ -411,3 +411,21 @@ fn shape_mismatch_names_the_tensor() {
         .unwrap();
     assert_clean_error(&out, &["config.json"]);
 }
+
+#[test]
+fn device_cuda_without_a_gpu_is_a_clean_error() {
+    if ssmgen::backend::cuda::cuda_available().is_ok() {
+        eprintln!("skipped: this machine has a usable GPU");
+        return;
+    }
+    bad_case(Path::new("test-data/fixture.fa"), &["--device", "cuda"], &["--device cuda"]);
+    bad_case(Path::new("test-data/fixture.fa"), &["--device", "tpu"], &["expected auto, cpu, cuda"]);
+    // auto falls back to the CPU and says so in one stderr line.
+    let out = ssmgen()
+        .args(["likelihood", "-m", MODEL, "test-data/fixture.fa", "--device", "auto"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success());
+    assert!(err.starts_with("ssmgen: device: cpu") && err.lines().count() == 1, "{err}");
+}

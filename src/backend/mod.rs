@@ -4,6 +4,7 @@
 //! this module knows which device does the arithmetic.
 
 pub mod cpu;
+pub mod cuda;
 
 use crate::error::Result;
 use crate::model::MambaConfig;

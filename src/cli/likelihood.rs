@@ -3,13 +3,15 @@
 use std::path::{Path, PathBuf};
 
 use clap::ValueEnum;
+use ssmgen::backend::Backend;
 use ssmgen::backend::cpu::CpuBackend;
+use ssmgen::backend::cuda::CudaBackend;
 use ssmgen::input::{Region, SequenceFile, read_bed};
 use ssmgen::likelihood::{LikelihoodOptions, Scorer, Strand};
 use ssmgen::output::{BedGraphSink, CsvSink, Output, TrackSink};
 use ssmgen::runner::default_stripe_len;
 
-use super::EngineArgs;
+use super::{Device, EngineArgs};
 use super::progress::bases_bar;
 
 /// Arguments of `ssmgen likelihood`.
@@ -98,8 +100,40 @@ pub fn run(args: LikelihoodArgs) -> anyhow::Result<()> {
         .stripe_len
         .map(|n| n as usize)
         .unwrap_or_else(|| default_stripe_len(&model.config));
-    let backend = CpuBackend::new(&model);
+    let device = args.engine.device()?;
+    match device {
+        Device::Cpu(_) => {
+            let backend = CpuBackend::new(&model);
+            args.engine.announce(&backend.describe(), &device);
+            score(&args, regions, format, bos, stripe_len, &backend)
+        }
+        Device::Cuda(n) => {
+            let backend = CudaBackend::new(&model, n)?;
+            args.engine.announce(&backend.describe(), &device);
+            let stripe_len = match args.engine.stripe_len {
+                Some(n) => n as usize,
+                None => gpu_stripe_len(&model.config, backend.memory()?.0),
+            };
+            score(&args, regions, format, bos, stripe_len, &backend)
+        }
+    }
+}
 
+/// Stripe length on a GPU: activations take at most a quarter of the free memory, between
+/// 4,096 and 2,097,152 tokens.
+fn gpu_stripe_len(config: &ssmgen::model::MambaConfig, free_bytes: usize) -> usize {
+    let floats = 3 * config.hidden_size + 6 * config.intermediate_size + config.x_proj_width() + config.vocab_size;
+    (free_bytes / 4 / (4 * floats)).clamp(4096, 1 << 21)
+}
+
+fn score<B: Backend>(
+    args: &LikelihoodArgs,
+    regions: Vec<Region>,
+    format: TrackFormat,
+    bos: Option<u32>,
+    stripe_len: usize,
+    backend: &B,
+) -> anyhow::Result<()> {
     let mut file = SequenceFile::open(&args.input, !regions.is_empty())?;
     let strand = match args.strand {
         StrandArg::Fwd => Strand::Forward,
@@ -126,7 +160,7 @@ pub fn run(args: LikelihoodArgs) -> anyhow::Result<()> {
         stripe_len,
         bos,
     };
-    let scorer = Scorer::new(&backend, options, &progress);
+    let scorer = Scorer::new(backend, options, &progress);
     scorer.run(&mut file, &regions, sink.as_mut())?;
     sink.finish()?;
     bar.finish_and_clear();

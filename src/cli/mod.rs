@@ -41,9 +41,21 @@ pub struct EngineArgs {
     /// Prepend the model's BOS token so each record's first base gets a score.
     #[arg(long)]
     pub bos: bool,
-    /// No progress bar.
+    /// No progress bar and no device line.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Where to run: `cpu`, `cuda`, `cuda:N`, or `auto` (CUDA when a usable GPU and driver are
+    /// present, else CPU).
+    #[arg(long, value_name = "DEVICE", default_value = "auto")]
+    pub device: String,
+}
+
+/// A device choice resolved against the machine.
+pub enum Device {
+    /// The rayon CPU backend; with `auto`, why CUDA was not used.
+    Cpu(Option<String>),
+    /// GPU with this ordinal.
+    Cuda(usize),
 }
 
 impl EngineArgs {
@@ -55,6 +67,39 @@ impl EngineArgs {
             );
         };
         Ok(ssmgen::model::Model::load(dir)?)
+    }
+
+    /// Resolves `--device` against the machine.
+    pub fn device(&self) -> anyhow::Result<Device> {
+        use ssmgen::backend::cuda::cuda_available;
+        let text = self.device.trim().to_ascii_lowercase();
+        let device = match text.as_str() {
+            "cpu" => Device::Cpu(None),
+            "auto" => match cuda_available() {
+                Ok(_) => Device::Cuda(0),
+                Err(why) => return Ok(Device::Cpu(Some(why))),
+            },
+            "cuda" | "gpu" => Device::Cuda(0),
+            other => match other.strip_prefix("cuda:").map(str::parse::<usize>) {
+                Some(Ok(n)) => Device::Cuda(n),
+                _ => anyhow::bail!("--device {}: expected auto, cpu, cuda or cuda:N", self.device),
+            },
+        };
+        if let Device::Cuda(_) = device {
+            cuda_available().map_err(|why| anyhow::anyhow!("--device {}: {why}", self.device))?;
+        }
+        Ok(device)
+    }
+
+    /// Prints the one stderr line that says which device runs (unless `--quiet`).
+    pub fn announce(&self, backend: &str, device: &Device) {
+        if self.quiet {
+            return;
+        }
+        match device {
+            Device::Cpu(Some(why)) => eprintln!("ssmgen: device: {backend}; no GPU: {why}"),
+            _ => eprintln!("ssmgen: device: {backend}"),
+        }
     }
 
     /// Sets up the global thread pool.

@@ -1,0 +1,49 @@
+"""Helpers shared by the bench scripts: locating the binary, synthetic FASTA, running ssmgen."""
+import os
+import random
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def binary():
+    """$SSMGEN, else .device-carry/ssmgen (the carried build), else target/release/ssmgen."""
+    for path in (os.environ.get("SSMGEN"), os.path.join(ROOT, ".device-carry", "ssmgen"),
+                 os.path.join(ROOT, "target", "release", "ssmgen")):
+        if path and os.path.exists(path):
+            return path
+    sys.exit("no ssmgen binary: run `cargo build --release` (or set SSMGEN)")
+
+
+def write_fasta(path, n_bases, seed=7, name="synthetic"):
+    """A random ACGT record of n_bases, 60 bases per line, with a .fai."""
+    table = bytes.maketrans(bytes(range(256)), b"ACGT" * 64)
+    rng = random.Random(seed)
+    with open(path, "wb") as f:
+        header = f">{name}\n".encode()
+        f.write(header)
+        left = n_bases
+        while left:
+            n = min(left, 60 * 200_000)
+            raw = rng.randbytes(n).translate(table)
+            f.write(b"".join(raw[i : i + 60] + b"\n" for i in range(0, n, 60)))
+            left -= n
+    with open(path + ".fai", "w") as fai:
+        fai.write(f"{name}\t{n_bases}\t{len(header)}\t60\t61\n")
+
+
+def likelihood_csv_column(args, column="logp_fwd"):
+    """Runs `ssmgen likelihood -f csv ARGS` and returns one column as floats (None = empty)."""
+    out = subprocess.run([binary(), "likelihood", "-q", "-f", "csv"] + args,
+                         check=True, capture_output=True, text=True).stdout
+    lines = out.splitlines()
+    idx = lines[0].split(",").index(column)
+    return [float(x) if x else None for x in (l.split(",")[idx] for l in lines[1:])]
+
+
+def max_mean_abs(a, b):
+    diffs = [abs(x - y) for x, y in zip(a, b) if x is not None and y is not None]
+    assert len(a) == len(b), (len(a), len(b))
+    assert all((x is None) == (y is None) for x, y in zip(a, b)), "scored positions differ"
+    return max(diffs), sum(diffs) / len(diffs)

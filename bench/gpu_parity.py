@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+"""CUDA backend parity: the CUDA and CPU backends (and transformers' reference) on the
+fixture, and on a random 1 Mb record with stripe lengths 4,096 / 65,536 / whole.
+
+    cargo build --release          # on a machine with Rust
+    python3 bench/gpu_parity.py    # on a machine with an NVIDIA GPU
+
+Exits non-zero if a bound is broken: f32 max |delta logp| <= 1e-4.
+"""
+import os
+import sys
+import tempfile
+
+from common import ROOT, likelihood_csv_column, max_mean_abs, write_fasta
+
+F32_BOUND = 1e-4
+
+
+def reference_fixture():
+    """Per-base reference logp of the observed base from test-data/fixture-reference.safetensors."""
+    try:
+        from safetensors.numpy import load_file
+    except ImportError:
+        return None
+    ref = load_file(os.path.join(ROOT, "test-data", "fixture-reference.safetensors"))
+    tokens, logp = ref["tokens"], ref["logp_f32"]
+    out = [None]
+    for i in range(1, len(tokens)):
+        out.append(None if tokens[i] == 11 else float(logp[i - 1, tokens[i]]))
+    return out
+
+
+def read_tokens(fa):
+    ids = {"A": 7, "C": 8, "G": 9, "T": 10}
+    seq = "".join(l.strip() for l in open(fa) if not l.startswith(">"))
+    return [ids.get(c.upper(), 11) for c in seq]
+
+
+def float64_window(model, tokens, end, window=32768):
+    """transformers in float64 on tokens[end - window : end + 1]: logp of each observed base.
+    The fixture model's state forgets within a few thousand steps, so a 32 k window matches the
+    full record to far below float32 precision at its last positions."""
+    import torch
+    from transformers import MambaForCausalLM
+    m = MambaForCausalLM.from_pretrained(model, dtype=torch.float64).cuda().eval()
+    start = max(0, end - window)
+    ids = torch.tensor(tokens[start : end + 1], device="cuda")[None]
+    with torch.no_grad():
+        logp = torch.log_softmax(m(input_ids=ids, use_cache=False).logits[0].double(), -1)
+    return {start + i + 1: float(logp[i, ids[0, i + 1]]) for i in range(ids.shape[1] - 1)}
+
+
+def main():
+    failed = False
+    rows = []
+    model = os.path.join(ROOT, "test-data", "fixture-model")
+    fixture = os.path.join(ROOT, "test-data", "fixture.fa")
+    cpu = likelihood_csv_column(["-m", model, fixture, "--device", "cpu"])
+    gpu = likelihood_csv_column(["-m", model, fixture, "--device", "cuda"])
+    rows.append(("fixture 3 kb", "cuda vs cpu", *max_mean_abs(gpu, cpu)))
+    ref = reference_fixture()
+    if ref is not None:
+        rows.append(("fixture 3 kb", "cuda vs transformers", *max_mean_abs(gpu, ref)))
+        rows.append(("fixture 3 kb", "cpu vs transformers", *max_mean_abs(cpu, ref)))
+    with tempfile.TemporaryDirectory() as tmp:
+        fa = os.path.join(tmp, "r1m.fa")
+        write_fasta(fa, 1_000_000)
+        cpu = likelihood_csv_column(["-m", model, fa, "--device", "cpu"])
+        for stripe in (4096, 65536, 1_000_000):
+            gpu = likelihood_csv_column(["-m", model, fa, "--device", "cuda", "--stripe-len", str(stripe)])
+            rows.append((f"random 1 Mb, stripe {stripe}", "cuda vs cpu", *max_mean_abs(gpu, cpu)))
+        # Who is right where they differ most? Compare both with float64 transformers there.
+        worst = max((i for i in range(len(cpu)) if cpu[i] is not None), key=lambda i: abs(cpu[i] - gpu[i]))
+        try:
+            ref64 = float64_window(model, read_tokens(fa), worst)
+            near = [i for i in range(worst - 2000, worst + 1) if i in ref64 and cpu[i] is not None]
+            print(f"worst position {worst + 1}: cpu {cpu[worst]:.6f} cuda {gpu[worst]:.6f} float64 {ref64[worst]:.6f}")
+            for label, ours in (("cpu", cpu), ("cuda", gpu)):
+                d = [abs(ours[i] - ref64[i]) for i in near]
+                rows.append((f"1 Mb, last 2k before worst", f"{label} vs float64", max(d), sum(d) / len(d)))
+        except ImportError:
+            print("transformers not available: float64 check skipped")
+    print(f"{'input':<28} {'comparison':<22} {'max |d logp|':>13} {'mean |d logp|':>14}")
+    for name, what, mx, mean in rows:
+        flag = "" if mx <= F32_BOUND else "  FAIL (> 1e-4)"
+        failed |= bool(flag)
+        print(f"{name:<28} {what:<22} {mx:>13.3e} {mean:>14.3e}{flag}")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,549 @@
+//! The CUDA backend: our kernels (`kernels/*.cu`, compiled at run time with NVRTC) for the
+//! conv, scan, norms and softmax; cuBLAS for the projections. f32 weights and activations;
+//! states always f32.
+//!
+//! The CUDA libraries are loaded at run time (cudarc `dynamic-loading`), so the binary runs on
+//! machines without CUDA; [`cuda_available`] checks before anything touches them.
+
+mod module;
+
+use std::sync::{Arc, Mutex};
+
+use cudarc::cublas::{CudaBlas, Gemm, GemmConfig, sys::cublasOperation_t};
+use cudarc::driver::{CudaContext, CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
+
+use super::Backend;
+use crate::error::{Error, Result};
+use crate::model::{MambaConfig, Model};
+use module::Kernels;
+
+fn cuda_err(what: &str) -> impl Fn(cudarc::driver::DriverError) -> Error + '_ {
+    move |e| Error::Backend(format!("{what}: {e}"))
+}
+
+/// Whether the CUDA driver, NVRTC and cuBLAS libraries can be loaded and a GPU is present.
+pub fn cuda_available() -> std::result::Result<usize, String> {
+    // SAFETY: these only try to dlopen the libraries.
+    let libs = unsafe {
+        [
+            ("the CUDA driver (libcuda)", cudarc::driver::sys::is_culib_present()),
+            ("NVRTC (libnvrtc)", cudarc::nvrtc::sys::is_culib_present()),
+            ("cuBLAS (libcublas)", cudarc::cublas::sys::is_culib_present()),
+        ]
+    };
+    if let Some((name, _)) = libs.iter().find(|(_, ok)| !ok) {
+        return Err(format!("{name} is not installed or not on the library path"));
+    }
+    match CudaContext::device_count() {
+        Ok(n) if n > 0 => Ok(n as usize),
+        Ok(_) => Err("no CUDA GPU found".into()),
+        Err(e) => Err(format!("the CUDA driver reports: {e}")),
+    }
+}
+
+struct LayerBuffers {
+    norm: CudaSlice<f32>,
+    in_proj: CudaSlice<f32>,
+    in_proj_bias: Option<CudaSlice<f32>>,
+    conv_weight: CudaSlice<f32>,
+    conv_bias: CudaSlice<f32>,
+    x_proj: CudaSlice<f32>,
+    dt_proj: CudaSlice<f32>,
+    dt_bias: CudaSlice<f32>,
+    a: CudaSlice<f32>,
+    d: CudaSlice<f32>,
+    out_proj: CudaSlice<f32>,
+    out_proj_bias: Option<CudaSlice<f32>>,
+}
+
+/// Per-stripe activation buffers, grown to the longest stripe seen.
+struct Scratch {
+    capacity: usize,
+    chunks: usize,
+    tokens: CudaSlice<u32>,
+    hidden: CudaSlice<f32>,
+    normed: CudaSlice<f32>,
+    xz: CudaSlice<f32>,
+    u: CudaSlice<f32>,
+    x_dbl: CudaSlice<f32>,
+    delta: CudaSlice<f32>,
+    y: CudaSlice<f32>,
+    logits: CudaSlice<f32>,
+    h_end: CudaSlice<f32>,
+    decay: CudaSlice<f32>,
+    h_start: CudaSlice<f32>,
+    conv_next: CudaSlice<f32>,
+}
+
+/// Carried state of one sequence on the GPU.
+pub struct CudaState {
+    conv: Vec<CudaSlice<f32>>,
+    ssm: Vec<CudaSlice<f32>>,
+}
+
+impl Clone for CudaState {
+    fn clone(&self) -> Self {
+        let copy = |v: &Vec<CudaSlice<f32>>| {
+            v.iter()
+                .map(|s| s.try_clone().expect("GPU out of memory copying a state"))
+                .collect()
+        };
+        CudaState {
+            conv: copy(&self.conv),
+            ssm: copy(&self.ssm),
+        }
+    }
+}
+
+impl CudaState {
+    /// Copies the state to the host: per layer (conv `[d_conv-1, d_inner]`, ssm `[d_inner, d_state]`).
+    pub fn to_host(&self, stream: &Arc<CudaStream>) -> Result<Vec<(Vec<f32>, Vec<f32>)>> {
+        self.conv
+            .iter()
+            .zip(&self.ssm)
+            .map(|(c, s)| {
+                Ok((
+                    stream.clone_dtoh(c).map_err(cuda_err("copying state"))?,
+                    stream.clone_dtoh(s).map_err(cuda_err("copying state"))?,
+                ))
+            })
+            .collect()
+    }
+}
+
+/// Runs a model on one NVIDIA GPU.
+pub struct CudaBackend {
+    config: MambaConfig,
+    name: String,
+    stream: Arc<CudaStream>,
+    blas: CudaBlas,
+    kernels: Kernels,
+    embeddings: CudaSlice<f32>,
+    layers: Vec<LayerBuffers>,
+    norm_f: CudaSlice<f32>,
+    lm_head: CudaSlice<f32>,
+    scratch: Mutex<Option<Scratch>>,
+}
+
+// SAFETY: every use of the stream, cuBLAS handle and buffers goes through `&self` methods that
+// hold the scratch mutex for the whole forward pass, so calls never interleave on the stream.
+unsafe impl Sync for CudaBackend {}
+unsafe impl Send for CudaBackend {}
+
+const THREADS: u32 = 256;
+
+fn grid(n: usize) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: ((n as u32).div_ceil(THREADS).max(1), 1, 1),
+        block_dim: (THREADS, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+impl CudaBackend {
+    /// Uploads `model` to GPU `ordinal` and compiles the kernels for it.
+    pub fn new(model: &Model, ordinal: usize) -> Result<Self> {
+        let count = cuda_available().map_err(Error::Backend)?;
+        if ordinal >= count {
+            return Err(Error::Backend(format!(
+                "cuda:{ordinal} does not exist: {count} GPU(s) found"
+            )));
+        }
+        let c = &model.config;
+        if !(c.state_size.is_power_of_two() && c.state_size <= 32) {
+            return Err(Error::Backend(format!(
+                "the CUDA scan needs d_state to be a power of two up to 32, the model has {}",
+                c.state_size
+            )));
+        }
+        let ctx = CudaContext::new(ordinal).map_err(cuda_err("cannot open the GPU"))?;
+        let name = ctx.name().unwrap_or_else(|_| "unknown GPU".into());
+        let stream = ctx.default_stream();
+        let blas = CudaBlas::new(stream.clone())
+            .map_err(|e| Error::Backend(format!("cannot start cuBLAS: {e}")))?;
+        let kernels = Kernels::load(&ctx)?;
+        let up = |v: &[f32]| stream.clone_htod(v).map_err(cuda_err("uploading weights"));
+        let mut layers = Vec::with_capacity(model.weights.layers.len());
+        for w in &model.weights.layers {
+            let a: Vec<f32> = w.a_log.iter().map(|v| -v.exp()).collect();
+            let zeros = vec![0.0; c.intermediate_size];
+            layers.push(LayerBuffers {
+                norm: up(&w.norm)?,
+                in_proj: up(&w.in_proj)?,
+                in_proj_bias: w.in_proj_bias.as_deref().map(up).transpose()?,
+                conv_weight: up(&w.conv_weight)?,
+                conv_bias: up(w.conv_bias.as_deref().unwrap_or(&zeros))?,
+                x_proj: up(&w.x_proj)?,
+                dt_proj: up(&w.dt_proj)?,
+                dt_bias: up(&w.dt_bias)?,
+                a: up(&a)?,
+                d: up(&w.d)?,
+                out_proj: up(&w.out_proj)?,
+                out_proj_bias: w.out_proj_bias.as_deref().map(up).transpose()?,
+            });
+        }
+        Ok(CudaBackend {
+            config: c.clone(),
+            name: format!("cuda:{ordinal} ({name})"),
+            embeddings: up(&model.weights.embeddings)?,
+            norm_f: up(&model.weights.norm_f)?,
+            lm_head: up(&model.weights.lm_head)?,
+            layers,
+            kernels,
+            blas,
+            stream,
+            scratch: Mutex::new(None),
+        })
+    }
+
+    /// The stream every operation runs on.
+    pub fn stream(&self) -> &Arc<CudaStream> {
+        &self.stream
+    }
+
+    /// Free and total GPU memory, bytes.
+    pub fn memory(&self) -> Result<(usize, usize)> {
+        self.stream.context().mem_get_info().map_err(cuda_err("reading GPU memory"))
+    }
+
+    /// Scan chunk length for a stripe of `len` tokens (at most 8,192 chunks).
+    fn chunk_len(len: usize) -> usize {
+        len.div_ceil(8192).max(64)
+    }
+
+    fn scratch_for<'a>(&self, slot: &'a mut Option<Scratch>, len: usize) -> Result<&'a mut Scratch> {
+        let chunks = len.div_ceil(Self::chunk_len(len));
+        let fits = slot.as_ref().is_some_and(|s| s.capacity >= len && s.chunks >= chunks);
+        if !fits {
+            *slot = None; // free the old buffers first
+            let c = &self.config;
+            let (d, e, v) = (c.hidden_size, c.intermediate_size, c.vocab_size);
+            let en = e * c.state_size;
+            let z = |n: usize| self.stream.alloc_zeros::<f32>(n.max(1)).map_err(cuda_err("allocating GPU buffers"));
+            *slot = Some(Scratch {
+                capacity: len,
+                chunks,
+                tokens: self.stream.alloc_zeros::<u32>(len).map_err(cuda_err("allocating GPU buffers"))?,
+                hidden: z(len * d)?,
+                normed: z(len * d)?,
+                xz: z(len * 2 * e)?,
+                u: z(len * e)?,
+                x_dbl: z(len * c.x_proj_width())?,
+                delta: z(len * e)?,
+                y: z(len * e)?,
+                logits: z(len * v)?,
+                h_end: z(chunks * en)?,
+                decay: z(chunks * en)?,
+                h_start: z(chunks * en)?,
+                conv_next: z((c.conv_kernel - 1) * e)?,
+            });
+        }
+        Ok(slot.as_mut().expect("scratch allocated"))
+    }
+
+    /// `dst[m, n] = src[m, k] · w[n, k]ᵀ (+ dst)`, row-major, via column-major cuBLAS:
+    /// `dstᵀ = w · srcᵀ`.
+    #[allow(clippy::too_many_arguments)]
+    fn linear<A, W, C>(&self, m: usize, n: usize, k: usize, src: &A, src_stride: usize, w: &W, dst: &mut C, accumulate: bool) -> Result<()>
+    where
+        A: cudarc::driver::DevicePtr<f32>,
+        W: cudarc::driver::DevicePtr<f32>,
+        C: cudarc::driver::DevicePtrMut<f32>,
+    {
+        let cfg = GemmConfig {
+            transa: cublasOperation_t::CUBLAS_OP_T,
+            transb: cublasOperation_t::CUBLAS_OP_N,
+            m: n as i32,
+            n: m as i32,
+            k: k as i32,
+            alpha: 1.0f32,
+            lda: k as i32,
+            ldb: src_stride as i32,
+            beta: if accumulate { 1.0 } else { 0.0 },
+            ldc: n as i32,
+        };
+        // SAFETY: the buffers were allocated for these shapes by `scratch_for` / `new`.
+        unsafe { self.blas.gemm(cfg, w, src, dst) }
+            .map_err(|e| Error::Backend(format!("cuBLAS gemm failed: {e}")))
+    }
+
+    fn add_bias(&self, x: &mut CudaSlice<f32>, bias: &CudaSlice<f32>, rows: usize, width: usize) -> Result<()> {
+        // x += 1 · bias broadcast, as a rank-1 gemm would be overkill: reuse softplus-free path.
+        let ones = vec![1.0f32; rows];
+        let ones = self.stream.clone_htod(&ones).map_err(cuda_err("uploading"))?;
+        let cfg = GemmConfig {
+            transa: cublasOperation_t::CUBLAS_OP_N,
+            transb: cublasOperation_t::CUBLAS_OP_T,
+            m: width as i32,
+            n: rows as i32,
+            k: 1,
+            alpha: 1.0f32,
+            lda: width as i32,
+            ldb: rows as i32,
+            beta: 1.0,
+            ldc: width as i32,
+        };
+        // SAFETY: bias has `width` values, ones `rows`, x `rows * width`.
+        unsafe { self.blas.gemm(cfg, bias, &ones, x) }
+            .map_err(|e| Error::Backend(format!("cuBLAS gemm failed: {e}")))
+    }
+
+    /// Runs the blocks (through `stop_after`, else all) on `tokens`; leaves the residual
+    /// stream in `scratch.hidden`.
+    fn run_blocks(&self, state: &mut CudaState, tokens: &[u32], stop_after: Option<usize>, s: &mut Scratch) -> Result<()> {
+        let c = &self.config;
+        let k_ = &self.kernels;
+        let len = tokens.len();
+        let (d, e, n, r, k) = (c.hidden_size, c.intermediate_size, c.state_size, c.time_step_rank, c.conv_kernel);
+        let xw = c.x_proj_width();
+        let (len_i, d_i, e_i, n_i, k_i) = (len as i32, d as i32, e as i32, n as i32, k as i32);
+        let launch_err = cuda_err("kernel launch failed");
+        self.stream
+            .memcpy_htod(tokens, &mut s.tokens.slice_mut(..len))
+            .map_err(cuda_err("uploading tokens"))?;
+        // SAFETY (all launches): arguments match the kernels' signatures in kernels/*.cu and
+        // every buffer holds at least the elements the launch grid indexes.
+        unsafe {
+            self.stream
+                .launch_builder(&k_.embed)
+                .arg(&s.tokens)
+                .arg(&self.embeddings)
+                .arg(&mut s.hidden)
+                .arg(&len_i)
+                .arg(&d_i)
+                .launch(grid(len * d))
+                .map_err(&launch_err)?;
+        }
+        let chunk = Self::chunk_len(len);
+        let chunks = len.div_ceil(chunk);
+        let (chunk_i, chunks_i, en_i) = (chunk as i32, chunks as i32, (e * n) as i32);
+        let eps = c.layer_norm_epsilon;
+        let last = stop_after.unwrap_or(c.num_hidden_layers - 1);
+        for (i, w) in self.layers.iter().enumerate().take(last + 1) {
+            unsafe {
+                self.stream
+                    .launch_builder(&k_.rms_norm)
+                    .arg(&s.hidden)
+                    .arg(&w.norm)
+                    .arg(&mut s.normed)
+                    .arg(&d_i)
+                    .arg(&eps)
+                    .launch(LaunchConfig { grid_dim: (len as u32, 1, 1), block_dim: (128, 1, 1), shared_mem_bytes: 0 })
+                    .map_err(&launch_err)?;
+            }
+            self.linear(len, 2 * e, d, &s.normed, d, &w.in_proj, &mut s.xz, false)?;
+            if let Some(b) = &w.in_proj_bias {
+                self.add_bias(&mut s.xz, b, len, 2 * e)?;
+            }
+            let in_stride = (2 * e) as i32;
+            unsafe {
+                self.stream
+                    .launch_builder(&k_.conv)
+                    .arg(&s.xz)
+                    .arg(&in_stride)
+                    .arg(&len_i)
+                    .arg(&e_i)
+                    .arg(&k_i)
+                    .arg(&state.conv[i])
+                    .arg(&w.conv_weight)
+                    .arg(&w.conv_bias)
+                    .arg(&mut s.u)
+                    .launch(grid(len * e))
+                    .map_err(&launch_err)?;
+                self.stream
+                    .launch_builder(&k_.conv_state_next)
+                    .arg(&s.xz)
+                    .arg(&in_stride)
+                    .arg(&len_i)
+                    .arg(&e_i)
+                    .arg(&k_i)
+                    .arg(&state.conv[i])
+                    .arg(&mut s.conv_next)
+                    .launch(grid((k - 1) * e))
+                    .map_err(&launch_err)?;
+            }
+            self.stream
+                .memcpy_dtod(&s.conv_next, &mut state.conv[i])
+                .map_err(cuda_err("updating conv state"))?;
+            self.linear(len, xw, e, &s.u, e, &w.x_proj, &mut s.x_dbl, false)?;
+            self.linear(len, e, r, &s.x_dbl, xw, &w.dt_proj, &mut s.delta, false)?;
+            let total = (len * e) as i64;
+            let (bc_stride, b_off, z_stride) = (xw as i32, r as i32, (2 * e) as i32);
+            let scan_grid = LaunchConfig {
+                grid_dim: (((e * n) as u32).div_ceil(128), chunks as u32, 1),
+                block_dim: (128, 1, 1),
+                shared_mem_bytes: 0,
+            };
+            let z = s.xz.slice(e..);
+            unsafe {
+                self.stream
+                    .launch_builder(&k_.softplus_bias)
+                    .arg(&mut s.delta)
+                    .arg(&w.dt_bias)
+                    .arg(&total)
+                    .arg(&e_i)
+                    .launch(grid(len * e))
+                    .map_err(&launch_err)?;
+                self.stream
+                    .launch_builder(&k_.scan_local)
+                    .arg(&s.u)
+                    .arg(&s.delta)
+                    .arg(&s.x_dbl)
+                    .arg(&bc_stride)
+                    .arg(&b_off)
+                    .arg(&w.a)
+                    .arg(&len_i)
+                    .arg(&e_i)
+                    .arg(&n_i)
+                    .arg(&chunk_i)
+                    .arg(&mut s.h_end)
+                    .arg(&mut s.decay)
+                    .launch(scan_grid)
+                    .map_err(&launch_err)?;
+                self.stream
+                    .launch_builder(&k_.scan_carry)
+                    .arg(&mut state.ssm[i])
+                    .arg(&s.h_end)
+                    .arg(&s.decay)
+                    .arg(&mut s.h_start)
+                    .arg(&chunks_i)
+                    .arg(&en_i)
+                    .launch(grid(e * n))
+                    .map_err(&launch_err)?;
+                self.stream
+                    .launch_builder(&k_.scan_output)
+                    .arg(&s.u)
+                    .arg(&s.delta)
+                    .arg(&s.x_dbl)
+                    .arg(&bc_stride)
+                    .arg(&b_off)
+                    .arg(&w.a)
+                    .arg(&w.d)
+                    .arg(&z)
+                    .arg(&z_stride)
+                    .arg(&len_i)
+                    .arg(&e_i)
+                    .arg(&n_i)
+                    .arg(&chunk_i)
+                    .arg(&s.h_start)
+                    .arg(&mut s.y)
+                    .launch(scan_grid)
+                    .map_err(&launch_err)?;
+            }
+            self.linear(len, d, e, &s.y, e, &w.out_proj, &mut s.hidden, true)?;
+            if let Some(b) = &w.out_proj_bias {
+                self.add_bias(&mut s.hidden, b, len, d)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn final_norm(&self, s: &mut Scratch, len: usize) -> Result<()> {
+        let d_i = self.config.hidden_size as i32;
+        let eps = self.config.layer_norm_epsilon;
+        // SAFETY: as in run_blocks.
+        unsafe {
+            self.stream
+                .launch_builder(&self.kernels.rms_norm)
+                .arg(&s.hidden)
+                .arg(&self.norm_f)
+                .arg(&mut s.normed)
+                .arg(&d_i)
+                .arg(&eps)
+                .launch(LaunchConfig { grid_dim: (len as u32, 1, 1), block_dim: (128, 1, 1), shared_mem_bytes: 0 })
+                .map_err(cuda_err("kernel launch failed"))?;
+        }
+        Ok(())
+    }
+
+    fn check(&self, tokens: &[u32]) -> Result<()> {
+        match tokens.iter().find(|&&t| t as usize >= self.config.vocab_size) {
+            Some(t) => Err(Error::Backend(format!("token id {t} is outside the vocabulary"))),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Backend for CudaBackend {
+    type State = CudaState;
+
+    fn describe(&self) -> String {
+        self.name.clone()
+    }
+
+    fn config(&self) -> &MambaConfig {
+        &self.config
+    }
+
+    fn new_state(&self) -> Result<CudaState> {
+        let c = &self.config;
+        let z = |n: usize| self.stream.alloc_zeros::<f32>(n).map_err(cuda_err("allocating state"));
+        Ok(CudaState {
+            conv: (0..c.num_hidden_layers)
+                .map(|_| z((c.conv_kernel - 1).max(1) * c.intermediate_size))
+                .collect::<Result<_>>()?,
+            ssm: (0..c.num_hidden_layers)
+                .map(|_| z(c.intermediate_size * c.state_size))
+                .collect::<Result<_>>()?,
+        })
+    }
+
+    fn forward(&self, state: &mut CudaState, tokens: &[u32], logp: &mut Vec<f32>) -> Result<()> {
+        self.check(tokens)?;
+        if tokens.is_empty() {
+            logp.clear();
+            return Ok(());
+        }
+        let mut slot = self.scratch.lock().map_err(|_| Error::Backend("a previous GPU call panicked".into()))?;
+        let s = self.scratch_for(&mut slot, tokens.len())?;
+        let (len, d, v) = (tokens.len(), self.config.hidden_size, self.config.vocab_size);
+        self.run_blocks(state, tokens, None, s)?;
+        self.final_norm(s, len)?;
+        self.linear(len, v, d, &s.normed, d, &self.lm_head, &mut s.logits, false)?;
+        let (rows, v_i) = (len as i32, v as i32);
+        // SAFETY: logits holds len * v values.
+        unsafe {
+            self.stream
+                .launch_builder(&self.kernels.log_softmax)
+                .arg(&mut s.logits)
+                .arg(&rows)
+                .arg(&v_i)
+                .launch(grid(len))
+                .map_err(cuda_err("kernel launch failed"))?;
+        }
+        logp.resize(len * v, 0.0);
+        self.stream
+            .memcpy_dtoh(&s.logits.slice(..len * v), logp.as_mut_slice())
+            .map_err(cuda_err("copying results"))?;
+        Ok(())
+    }
+
+    fn forward_hidden(&self, state: &mut CudaState, tokens: &[u32], layer: Option<usize>, hidden: &mut Vec<f32>) -> Result<()> {
+        self.check(tokens)?;
+        if let Some(k) = layer
+            && k >= self.config.num_hidden_layers
+        {
+            return Err(Error::Backend(format!("layer {k} does not exist")));
+        }
+        if tokens.is_empty() {
+            hidden.clear();
+            return Ok(());
+        }
+        let mut slot = self.scratch.lock().map_err(|_| Error::Backend("a previous GPU call panicked".into()))?;
+        let s = self.scratch_for(&mut slot, tokens.len())?;
+        let len = tokens.len();
+        let d = self.config.hidden_size;
+        self.run_blocks(state, tokens, layer, s)?;
+        hidden.resize(len * d, 0.0);
+        let src = if layer.is_none() {
+            self.final_norm(s, len)?;
+            &s.normed
+        } else {
+            &s.hidden
+        };
+        self.stream
+            .memcpy_dtoh(&src.slice(..len * d), hidden.as_mut_slice())
+            .map_err(cuda_err("copying results"))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,116 @@
+//! Compiling `kernels/*.cu` with NVRTC for the GPU at hand, cached on disk.
+//!
+//! The PTX is cached under `$XDG_CACHE_HOME/ssmgen` (or `~/.cache/ssmgen`) in a file named by
+//! a hash of the source and the target architecture, so a new source or GPU compiles afresh.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use cudarc::driver::{CudaContext, CudaFunction, CudaModule};
+use cudarc::nvrtc::{CompileOptions, Ptx};
+
+use crate::error::{Error, Result};
+
+/// The kernel sources, compiled as one program.
+const SOURCES: [(&str, &str); 3] = [
+    ("norm.cu", include_str!("../../../kernels/norm.cu")),
+    ("conv.cu", include_str!("../../../kernels/conv.cu")),
+    ("scan.cu", include_str!("../../../kernels/scan.cu")),
+];
+
+/// 64-bit FNV-1a: a stable hash for cache keys (std's hasher may change between releases).
+fn fnv1a(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+}
+
+fn cache_dir() -> Option<PathBuf> {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .map(|d| d.join("ssmgen"))
+}
+
+/// Loaded kernels of one context.
+pub struct Kernels {
+    _module: Arc<CudaModule>,
+    /// `embed_tokens`.
+    pub embed: CudaFunction,
+    /// `rms_norm`.
+    pub rms_norm: CudaFunction,
+    /// `log_softmax_rows`.
+    pub log_softmax: CudaFunction,
+    /// `conv1d_silu`.
+    pub conv: CudaFunction,
+    /// `conv_state_next`.
+    pub conv_state_next: CudaFunction,
+    /// `scan_chunk_local`.
+    pub scan_local: CudaFunction,
+    /// `scan_carry`.
+    pub scan_carry: CudaFunction,
+    /// `scan_chunk_output`.
+    pub scan_output: CudaFunction,
+    /// `softplus_bias`.
+    pub softplus_bias: CudaFunction,
+}
+
+impl Kernels {
+    /// Compiles (or loads from the cache) and loads the kernels for `ctx`'s device.
+    pub fn load(ctx: &Arc<CudaContext>) -> Result<Self> {
+        let (major, minor) = ctx
+            .compute_capability()
+            .map_err(|e| Error::Backend(format!("cannot read the GPU's compute capability: {e}")))?;
+        let arch = format!("sm_{major}{minor}");
+        let source: String = SOURCES
+            .iter()
+            .map(|(name, text)| format!("// ---- {name}\n{text}\n"))
+            .collect();
+        let key = format!("{:016x}-{arch}.ptx", fnv1a(source.as_bytes()));
+        let cached = cache_dir().map(|d| d.join(&key));
+        let ptx = match cached.as_ref().and_then(|p| std::fs::read_to_string(p).ok()) {
+            Some(text) => Ptx::from_src(text),
+            None => {
+                let options = CompileOptions {
+                    arch: Some(Box::leak(arch.clone().into_boxed_str())),
+                    fmad: Some(false),
+                    ..Default::default()
+                };
+                let ptx = cudarc::nvrtc::compile_ptx_with_opts(&source, options)
+                    .map_err(|e| {
+                        let detail = match &e {
+                            cudarc::nvrtc::CompileError::CompileError { log, .. } => {
+                                log.to_string_lossy().split_whitespace().collect::<Vec<_>>().join(" ")
+                            }
+                            other => format!("{other:?}"),
+                        };
+                        Error::Backend(format!("NVRTC could not compile the kernels for {arch}: {detail}"))
+                    })?;
+                if let Some(path) = &cached {
+                    // A cache that cannot be written only costs a recompile next time.
+                    let _ = std::fs::create_dir_all(path.parent().unwrap_or(path));
+                    let _ = std::fs::write(path, ptx.to_src());
+                }
+                ptx
+            }
+        };
+        let module = ctx
+            .load_module(ptx)
+            .map_err(|e| Error::Backend(format!("cannot load the compiled kernels: {e}")))?;
+        let f = |name: &str| {
+            module
+                .load_function(name)
+                .map_err(|e| Error::Backend(format!("kernel {name} missing: {e}")))
+        };
+        Ok(Kernels {
+            embed: f("embed_tokens")?,
+            rms_norm: f("rms_norm")?,
+            log_softmax: f("log_softmax_rows")?,
+            conv: f("conv1d_silu")?,
+            conv_state_next: f("conv_state_next")?,
+            scan_local: f("scan_chunk_local")?,
+            scan_carry: f("scan_carry")?,
+            scan_output: f("scan_chunk_output")?,
+            softplus_bias: f("softplus_bias")?,
+            _module: module,
+        })
+    }
+}
