@@ -12,5 +12,6 @@ pub mod model;
 pub mod output;
 pub mod runner;
 pub mod tokenizer;
+pub mod variants;
 
 pub use error::{Error, Result};

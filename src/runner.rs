@@ -67,6 +67,31 @@ impl<'a, B: Backend> ScoreStream<'a, B> {
         Ok(())
     }
 
+    /// An independent copy that continues from the same point (state and next-token row), so
+    /// several continuations can share one upstream pass.
+    pub fn fork(&self) -> Self {
+        ScoreStream {
+            backend: self.backend,
+            tokenizer: self.tokenizer,
+            state: self.state.clone(),
+            next_row: self.next_row.clone(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// Feeds `tokens` in stripes of at most `stripe_len`, discarding the scores.
+    pub fn advance(
+        &mut self,
+        tokens: &[u32],
+        stripe_len: usize,
+        scratch: &mut Vec<f32>,
+    ) -> Result<()> {
+        for chunk in tokens.chunks(stripe_len.max(1)) {
+            self.push(chunk, scratch)?;
+        }
+        Ok(())
+    }
+
     /// The state after the tokens fed so far.
     pub fn state(&self) -> &B::State {
         &self.state

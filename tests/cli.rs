@@ -418,14 +418,32 @@ fn device_cuda_without_a_gpu_is_a_clean_error() {
         eprintln!("skipped: this machine has a usable GPU");
         return;
     }
-    bad_case(Path::new("test-data/fixture.fa"), &["--device", "cuda"], &["--device cuda"]);
-    bad_case(Path::new("test-data/fixture.fa"), &["--device", "tpu"], &["expected auto, cpu, cuda"]);
+    bad_case(
+        Path::new("test-data/fixture.fa"),
+        &["--device", "cuda"],
+        &["--device cuda"],
+    );
+    bad_case(
+        Path::new("test-data/fixture.fa"),
+        &["--device", "tpu"],
+        &["expected auto, cpu, cuda"],
+    );
     // auto falls back to the CPU and says so in one stderr line.
     let out = ssmgen()
-        .args(["likelihood", "-m", MODEL, "test-data/fixture.fa", "--device", "auto"])
+        .args([
+            "likelihood",
+            "-m",
+            MODEL,
+            "test-data/fixture.fa",
+            "--device",
+            "auto",
+        ])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success());
-    assert!(err.starts_with("ssmgen: device: cpu") && err.lines().count() == 1, "{err}");
+    assert!(
+        err.starts_with("ssmgen: device: cpu") && err.lines().count() == 1,
+        "{err}"
+    );
 }

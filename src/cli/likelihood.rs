@@ -4,15 +4,12 @@ use std::path::{Path, PathBuf};
 
 use clap::ValueEnum;
 use ssmgen::backend::Backend;
-use ssmgen::backend::cpu::CpuBackend;
-use ssmgen::backend::cuda::CudaBackend;
 use ssmgen::input::{Region, SequenceFile, read_bed};
 use ssmgen::likelihood::{LikelihoodOptions, Scorer, Strand};
 use ssmgen::output::{BedGraphSink, CsvSink, Output, TrackSink};
-use ssmgen::runner::default_stripe_len;
 
-use super::{Device, EngineArgs};
 use super::progress::bases_bar;
+use super::{BackendTask, EngineArgs};
 
 /// Arguments of `ssmgen likelihood`.
 #[derive(clap::Args, Debug)]
@@ -87,43 +84,36 @@ pub fn run(args: LikelihoodArgs) -> anyhow::Result<()> {
     }
 
     let model = args.engine.load_model()?;
-    let bos = match (
-        args.engine.bos || model.config.prepend_bos,
-        model.config.bos_token_id,
-    ) {
-        (false, _) => None,
-        (true, Some(id)) => Some(id),
-        (true, None) => anyhow::bail!("--bos: model {} has no bos_token_id", model.source),
-    };
-    let stripe_len = args
-        .engine
-        .stripe_len
-        .map(|n| n as usize)
-        .unwrap_or_else(|| default_stripe_len(&model.config));
-    let device = args.engine.device()?;
-    match device {
-        Device::Cpu(_) => {
-            let backend = CpuBackend::new(&model);
-            args.engine.announce(&backend.describe(), &device);
-            score(&args, regions, format, bos, stripe_len, &backend)
-        }
-        Device::Cuda(n) => {
-            let backend = CudaBackend::new(&model, n)?;
-            args.engine.announce(&backend.describe(), &device);
-            let stripe_len = match args.engine.stripe_len {
-                Some(n) => n as usize,
-                None => gpu_stripe_len(&model.config, backend.memory()?.0),
-            };
-            score(&args, regions, format, bos, stripe_len, &backend)
-        }
-    }
+    let bos = args.engine.bos(&model)?;
+    let engine = args.engine.clone();
+    engine.run_on(
+        &model,
+        Likelihood {
+            args,
+            regions,
+            format,
+            bos,
+        },
+    )
 }
 
-/// Stripe length on a GPU: activations take at most a quarter of the free memory, between
-/// 4,096 and 2,097,152 tokens.
-fn gpu_stripe_len(config: &ssmgen::model::MambaConfig, free_bytes: usize) -> usize {
-    let floats = 3 * config.hidden_size + 6 * config.intermediate_size + config.x_proj_width() + config.vocab_size;
-    (free_bytes / 4 / (4 * floats)).clamp(4096, 1 << 21)
+struct Likelihood {
+    args: LikelihoodArgs,
+    regions: Vec<Region>,
+    format: TrackFormat,
+    bos: Option<u32>,
+}
+
+impl BackendTask for Likelihood {
+    fn run<B: Backend>(self, backend: &B, stripe_len: usize) -> anyhow::Result<()> {
+        let Likelihood {
+            args,
+            regions,
+            format,
+            bos,
+        } = self;
+        score(&args, regions, format, bos, stripe_len, backend)
+    }
 }
 
 fn score<B: Backend>(

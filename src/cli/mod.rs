@@ -3,6 +3,7 @@
 pub mod info;
 pub mod likelihood;
 pub mod progress;
+pub mod score_variants;
 
 use std::path::PathBuf;
 
@@ -22,6 +23,8 @@ pub struct Cli {
 pub enum Command {
     /// Per-base log-probabilities of the observed bases (bedGraph or CSV).
     Likelihood(likelihood::LikelihoodArgs),
+    /// Variant-effect scores from a VCF or table, with state shared by REF and ALT.
+    ScoreVariants(score_variants::ScoreVariantsArgs),
     /// Print a model's configuration, parameter count and state size.
     Info(info::InfoArgs),
 }
@@ -48,6 +51,23 @@ pub struct EngineArgs {
     /// present, else CPU).
     #[arg(long, value_name = "DEVICE", default_value = "auto")]
     pub device: String,
+}
+
+/// Work that runs on whichever backend `--device` selects.
+pub trait BackendTask {
+    /// Runs on `backend` with stripes of `stripe_len` tokens.
+    fn run<B: ssmgen::backend::Backend>(self, backend: &B, stripe_len: usize)
+    -> anyhow::Result<()>;
+}
+
+/// Stripe length on a GPU: activations take at most a quarter of the free memory, between
+/// 4,096 and 2,097,152 tokens.
+fn gpu_stripe_len(config: &ssmgen::model::MambaConfig, free_bytes: usize) -> usize {
+    let floats = 3 * config.hidden_size
+        + 6 * config.intermediate_size
+        + config.x_proj_width()
+        + config.vocab_size;
+    (free_bytes / 4 / (4 * floats)).clamp(4096, 1 << 21)
 }
 
 /// A device choice resolved against the machine.
@@ -82,7 +102,10 @@ impl EngineArgs {
             "cuda" | "gpu" => Device::Cuda(0),
             other => match other.strip_prefix("cuda:").map(str::parse::<usize>) {
                 Some(Ok(n)) => Device::Cuda(n),
-                _ => anyhow::bail!("--device {}: expected auto, cpu, cuda or cuda:N", self.device),
+                _ => anyhow::bail!(
+                    "--device {}: expected auto, cpu, cuda or cuda:N",
+                    self.device
+                ),
             },
         };
         if let Device::Cuda(_) = device {
@@ -99,6 +122,48 @@ impl EngineArgs {
         match device {
             Device::Cpu(Some(why)) => eprintln!("ssmgen: device: {backend}; no GPU: {why}"),
             _ => eprintln!("ssmgen: device: {backend}"),
+        }
+    }
+
+    /// Builds the backend `--device` asks for, announces it, and runs `task` on it with the
+    /// stripe length from `--stripe-len` or sized for the device.
+    pub fn run_on<T: BackendTask>(
+        &self,
+        model: &ssmgen::model::Model,
+        task: T,
+    ) -> anyhow::Result<()> {
+        use ssmgen::backend::Backend;
+        let device = self.device()?;
+        let fixed = self.stripe_len.map(|n| n as usize);
+        match device {
+            Device::Cpu(_) => {
+                let backend = ssmgen::backend::cpu::CpuBackend::new(model);
+                self.announce(&backend.describe(), &device);
+                let stripe =
+                    fixed.unwrap_or_else(|| ssmgen::runner::default_stripe_len(&model.config));
+                task.run(&backend, stripe)
+            }
+            Device::Cuda(n) => {
+                let backend = ssmgen::backend::cuda::CudaBackend::new(model, n)?;
+                self.announce(&backend.describe(), &device);
+                let stripe = match fixed {
+                    Some(s) => s,
+                    None => gpu_stripe_len(&model.config, backend.memory()?.0),
+                };
+                task.run(&backend, stripe)
+            }
+        }
+    }
+
+    /// The BOS token to prepend, if `--bos` or the model asks for one.
+    pub fn bos(&self, model: &ssmgen::model::Model) -> anyhow::Result<Option<u32>> {
+        match (
+            self.bos || model.config.prepend_bos,
+            model.config.bos_token_id,
+        ) {
+            (false, _) => Ok(None),
+            (true, Some(id)) => Ok(Some(id)),
+            (true, None) => anyhow::bail!("--bos: model {} has no bos_token_id", model.source),
         }
     }
 

@@ -26,13 +26,21 @@ pub fn cuda_available() -> std::result::Result<usize, String> {
     // SAFETY: these only try to dlopen the libraries.
     let libs = unsafe {
         [
-            ("the CUDA driver (libcuda)", cudarc::driver::sys::is_culib_present()),
+            (
+                "the CUDA driver (libcuda)",
+                cudarc::driver::sys::is_culib_present(),
+            ),
             ("NVRTC (libnvrtc)", cudarc::nvrtc::sys::is_culib_present()),
-            ("cuBLAS (libcublas)", cudarc::cublas::sys::is_culib_present()),
+            (
+                "cuBLAS (libcublas)",
+                cudarc::cublas::sys::is_culib_present(),
+            ),
         ]
     };
     if let Some((name, _)) = libs.iter().find(|(_, ok)| !ok) {
-        return Err(format!("{name} is not installed or not on the library path"));
+        return Err(format!(
+            "{name} is not installed or not on the library path"
+        ));
     }
     match CudaContext::device_count() {
         Ok(n) if n > 0 => Ok(n as usize),
@@ -203,7 +211,10 @@ impl CudaBackend {
 
     /// Free and total GPU memory, bytes.
     pub fn memory(&self) -> Result<(usize, usize)> {
-        self.stream.context().mem_get_info().map_err(cuda_err("reading GPU memory"))
+        self.stream
+            .context()
+            .mem_get_info()
+            .map_err(cuda_err("reading GPU memory"))
     }
 
     /// Scan chunk length for a stripe of `len` tokens (at most 8,192 chunks).
@@ -211,19 +222,32 @@ impl CudaBackend {
         len.div_ceil(8192).max(64)
     }
 
-    fn scratch_for<'a>(&self, slot: &'a mut Option<Scratch>, len: usize) -> Result<&'a mut Scratch> {
+    fn scratch_for<'a>(
+        &self,
+        slot: &'a mut Option<Scratch>,
+        len: usize,
+    ) -> Result<&'a mut Scratch> {
         let chunks = len.div_ceil(Self::chunk_len(len));
-        let fits = slot.as_ref().is_some_and(|s| s.capacity >= len && s.chunks >= chunks);
+        let fits = slot
+            .as_ref()
+            .is_some_and(|s| s.capacity >= len && s.chunks >= chunks);
         if !fits {
             *slot = None; // free the old buffers first
             let c = &self.config;
             let (d, e, v) = (c.hidden_size, c.intermediate_size, c.vocab_size);
             let en = e * c.state_size;
-            let z = |n: usize| self.stream.alloc_zeros::<f32>(n.max(1)).map_err(cuda_err("allocating GPU buffers"));
+            let z = |n: usize| {
+                self.stream
+                    .alloc_zeros::<f32>(n.max(1))
+                    .map_err(cuda_err("allocating GPU buffers"))
+            };
             *slot = Some(Scratch {
                 capacity: len,
                 chunks,
-                tokens: self.stream.alloc_zeros::<u32>(len).map_err(cuda_err("allocating GPU buffers"))?,
+                tokens: self
+                    .stream
+                    .alloc_zeros::<u32>(len)
+                    .map_err(cuda_err("allocating GPU buffers"))?,
                 hidden: z(len * d)?,
                 normed: z(len * d)?,
                 xz: z(len * 2 * e)?,
@@ -244,7 +268,17 @@ impl CudaBackend {
     /// `dst[m, n] = src[m, k] · w[n, k]ᵀ (+ dst)`, row-major, via column-major cuBLAS:
     /// `dstᵀ = w · srcᵀ`.
     #[allow(clippy::too_many_arguments)]
-    fn linear<A, W, C>(&self, m: usize, n: usize, k: usize, src: &A, src_stride: usize, w: &W, dst: &mut C, accumulate: bool) -> Result<()>
+    fn linear<A, W, C>(
+        &self,
+        m: usize,
+        n: usize,
+        k: usize,
+        src: &A,
+        src_stride: usize,
+        w: &W,
+        dst: &mut C,
+        accumulate: bool,
+    ) -> Result<()>
     where
         A: cudarc::driver::DevicePtr<f32>,
         W: cudarc::driver::DevicePtr<f32>,
@@ -267,10 +301,19 @@ impl CudaBackend {
             .map_err(|e| Error::Backend(format!("cuBLAS gemm failed: {e}")))
     }
 
-    fn add_bias(&self, x: &mut CudaSlice<f32>, bias: &CudaSlice<f32>, rows: usize, width: usize) -> Result<()> {
+    fn add_bias(
+        &self,
+        x: &mut CudaSlice<f32>,
+        bias: &CudaSlice<f32>,
+        rows: usize,
+        width: usize,
+    ) -> Result<()> {
         // x += 1 · bias broadcast, as a rank-1 gemm would be overkill: reuse softplus-free path.
         let ones = vec![1.0f32; rows];
-        let ones = self.stream.clone_htod(&ones).map_err(cuda_err("uploading"))?;
+        let ones = self
+            .stream
+            .clone_htod(&ones)
+            .map_err(cuda_err("uploading"))?;
         let cfg = GemmConfig {
             transa: cublasOperation_t::CUBLAS_OP_N,
             transb: cublasOperation_t::CUBLAS_OP_T,
@@ -290,11 +333,23 @@ impl CudaBackend {
 
     /// Runs the blocks (through `stop_after`, else all) on `tokens`; leaves the residual
     /// stream in `scratch.hidden`.
-    fn run_blocks(&self, state: &mut CudaState, tokens: &[u32], stop_after: Option<usize>, s: &mut Scratch) -> Result<()> {
+    fn run_blocks(
+        &self,
+        state: &mut CudaState,
+        tokens: &[u32],
+        stop_after: Option<usize>,
+        s: &mut Scratch,
+    ) -> Result<()> {
         let c = &self.config;
         let k_ = &self.kernels;
         let len = tokens.len();
-        let (d, e, n, r, k) = (c.hidden_size, c.intermediate_size, c.state_size, c.time_step_rank, c.conv_kernel);
+        let (d, e, n, r, k) = (
+            c.hidden_size,
+            c.intermediate_size,
+            c.state_size,
+            c.time_step_rank,
+            c.conv_kernel,
+        );
         let xw = c.x_proj_width();
         let (len_i, d_i, e_i, n_i, k_i) = (len as i32, d as i32, e as i32, n as i32, k as i32);
         let launch_err = cuda_err("kernel launch failed");
@@ -328,7 +383,11 @@ impl CudaBackend {
                     .arg(&mut s.normed)
                     .arg(&d_i)
                     .arg(&eps)
-                    .launch(LaunchConfig { grid_dim: (len as u32, 1, 1), block_dim: (128, 1, 1), shared_mem_bytes: 0 })
+                    .launch(LaunchConfig {
+                        grid_dim: (len as u32, 1, 1),
+                        block_dim: (128, 1, 1),
+                        shared_mem_bytes: 0,
+                    })
                     .map_err(&launch_err)?;
             }
             self.linear(len, 2 * e, d, &s.normed, d, &w.in_proj, &mut s.xz, false)?;
@@ -450,15 +509,24 @@ impl CudaBackend {
                 .arg(&mut s.normed)
                 .arg(&d_i)
                 .arg(&eps)
-                .launch(LaunchConfig { grid_dim: (len as u32, 1, 1), block_dim: (128, 1, 1), shared_mem_bytes: 0 })
+                .launch(LaunchConfig {
+                    grid_dim: (len as u32, 1, 1),
+                    block_dim: (128, 1, 1),
+                    shared_mem_bytes: 0,
+                })
                 .map_err(cuda_err("kernel launch failed"))?;
         }
         Ok(())
     }
 
     fn check(&self, tokens: &[u32]) -> Result<()> {
-        match tokens.iter().find(|&&t| t as usize >= self.config.vocab_size) {
-            Some(t) => Err(Error::Backend(format!("token id {t} is outside the vocabulary"))),
+        match tokens
+            .iter()
+            .find(|&&t| t as usize >= self.config.vocab_size)
+        {
+            Some(t) => Err(Error::Backend(format!(
+                "token id {t} is outside the vocabulary"
+            ))),
             None => Ok(()),
         }
     }
@@ -477,7 +545,11 @@ impl Backend for CudaBackend {
 
     fn new_state(&self) -> Result<CudaState> {
         let c = &self.config;
-        let z = |n: usize| self.stream.alloc_zeros::<f32>(n).map_err(cuda_err("allocating state"));
+        let z = |n: usize| {
+            self.stream
+                .alloc_zeros::<f32>(n)
+                .map_err(cuda_err("allocating state"))
+        };
         Ok(CudaState {
             conv: (0..c.num_hidden_layers)
                 .map(|_| z((c.conv_kernel - 1).max(1) * c.intermediate_size))
@@ -494,9 +566,16 @@ impl Backend for CudaBackend {
             logp.clear();
             return Ok(());
         }
-        let mut slot = self.scratch.lock().map_err(|_| Error::Backend("a previous GPU call panicked".into()))?;
+        let mut slot = self
+            .scratch
+            .lock()
+            .map_err(|_| Error::Backend("a previous GPU call panicked".into()))?;
         let s = self.scratch_for(&mut slot, tokens.len())?;
-        let (len, d, v) = (tokens.len(), self.config.hidden_size, self.config.vocab_size);
+        let (len, d, v) = (
+            tokens.len(),
+            self.config.hidden_size,
+            self.config.vocab_size,
+        );
         self.run_blocks(state, tokens, None, s)?;
         self.final_norm(s, len)?;
         self.linear(len, v, d, &s.normed, d, &self.lm_head, &mut s.logits, false)?;
@@ -518,7 +597,13 @@ impl Backend for CudaBackend {
         Ok(())
     }
 
-    fn forward_hidden(&self, state: &mut CudaState, tokens: &[u32], layer: Option<usize>, hidden: &mut Vec<f32>) -> Result<()> {
+    fn forward_hidden(
+        &self,
+        state: &mut CudaState,
+        tokens: &[u32],
+        layer: Option<usize>,
+        hidden: &mut Vec<f32>,
+    ) -> Result<()> {
         self.check(tokens)?;
         if let Some(k) = layer
             && k >= self.config.num_hidden_layers
@@ -529,7 +614,10 @@ impl Backend for CudaBackend {
             hidden.clear();
             return Ok(());
         }
-        let mut slot = self.scratch.lock().map_err(|_| Error::Backend("a previous GPU call panicked".into()))?;
+        let mut slot = self
+            .scratch
+            .lock()
+            .map_err(|_| Error::Backend("a previous GPU call panicked".into()))?;
         let s = self.scratch_for(&mut slot, tokens.len())?;
         let len = tokens.len();
         let d = self.config.hidden_size;

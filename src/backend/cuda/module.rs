@@ -20,7 +20,9 @@ const SOURCES: [(&str, &str); 3] = [
 
 /// 64-bit FNV-1a: a stable hash for cache keys (std's hasher may change between releases).
 fn fnv1a(data: &[u8]) -> u64 {
-    data.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+    data.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 fn cache_dir() -> Option<PathBuf> {
@@ -56,9 +58,9 @@ pub struct Kernels {
 impl Kernels {
     /// Compiles (or loads from the cache) and loads the kernels for `ctx`'s device.
     pub fn load(ctx: &Arc<CudaContext>) -> Result<Self> {
-        let (major, minor) = ctx
-            .compute_capability()
-            .map_err(|e| Error::Backend(format!("cannot read the GPU's compute capability: {e}")))?;
+        let (major, minor) = ctx.compute_capability().map_err(|e| {
+            Error::Backend(format!("cannot read the GPU's compute capability: {e}"))
+        })?;
         let arch = format!("sm_{major}{minor}");
         let source: String = SOURCES
             .iter()
@@ -66,7 +68,10 @@ impl Kernels {
             .collect();
         let key = format!("{:016x}-{arch}.ptx", fnv1a(source.as_bytes()));
         let cached = cache_dir().map(|d| d.join(&key));
-        let ptx = match cached.as_ref().and_then(|p| std::fs::read_to_string(p).ok()) {
+        let ptx = match cached
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+        {
             Some(text) => Ptx::from_src(text),
             None => {
                 let options = CompileOptions {
@@ -74,16 +79,19 @@ impl Kernels {
                     fmad: Some(false),
                     ..Default::default()
                 };
-                let ptx = cudarc::nvrtc::compile_ptx_with_opts(&source, options)
-                    .map_err(|e| {
-                        let detail = match &e {
-                            cudarc::nvrtc::CompileError::CompileError { log, .. } => {
-                                log.to_string_lossy().split_whitespace().collect::<Vec<_>>().join(" ")
-                            }
-                            other => format!("{other:?}"),
-                        };
-                        Error::Backend(format!("NVRTC could not compile the kernels for {arch}: {detail}"))
-                    })?;
+                let ptx = cudarc::nvrtc::compile_ptx_with_opts(&source, options).map_err(|e| {
+                    let detail = match &e {
+                        cudarc::nvrtc::CompileError::CompileError { log, .. } => log
+                            .to_string_lossy()
+                            .split_whitespace()
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                        other => format!("{other:?}"),
+                    };
+                    Error::Backend(format!(
+                        "NVRTC could not compile the kernels for {arch}: {detail}"
+                    ))
+                })?;
                 if let Some(path) = &cached {
                     // A cache that cannot be written only costs a recompile next time.
                     let _ = std::fs::create_dir_all(path.parent().unwrap_or(path));

@@ -1,0 +1,160 @@
+//! State-cached variant scores equal the naive computation: the full REF and ALT sequences
+//! scored from the chromosome start, on both strands.
+
+use std::path::Path;
+
+use ssmgen::backend::cpu::CpuBackend;
+use ssmgen::input::SequenceFile;
+use ssmgen::model::Model;
+use ssmgen::runner::ScoreStream;
+use ssmgen::tokenizer::Tokenizer;
+use ssmgen::variants::engine::EngineOptions;
+use ssmgen::variants::{VariantFile, score_all};
+
+mod common;
+
+const WINDOW: usize = 40;
+
+fn revcomp(s: &str) -> String {
+    s.chars()
+        .rev()
+        .map(|c| match c {
+            'A' => 'T',
+            'C' => 'G',
+            'G' => 'C',
+            'T' => 'A',
+            other => other,
+        })
+        .collect()
+}
+
+/// Per-base scores of a whole sequence from its start.
+fn whole(backend: &CpuBackend, tok: &Tokenizer, seq: &str) -> Vec<f32> {
+    let mut tokens = Vec::new();
+    tok.encode(seq.as_bytes(), &mut tokens).unwrap();
+    let mut s = ScoreStream::new(backend, tok, None).unwrap();
+    let mut out = Vec::new();
+    s.push(&tokens, &mut out).unwrap();
+    out
+}
+
+fn sum(s: &[f32]) -> f64 {
+    s.iter().filter(|v| !v.is_nan()).map(|&v| v as f64).sum()
+}
+
+/// (llr, delta_ll) of ALT at 0-based `p` replacing `r` bases, on the strand given by `flip`.
+fn naive(
+    backend: &CpuBackend,
+    tok: &Tokenizer,
+    seq: &str,
+    p: usize,
+    reference: &str,
+    alt: &str,
+    flip: bool,
+) -> (Option<f64>, f64) {
+    let alt_seq = format!("{}{}{}", &seq[..p], alt, &seq[p + reference.len()..]);
+    let (ref_seq, alt_seq) = if flip {
+        (revcomp(seq), revcomp(&alt_seq))
+    } else {
+        (seq.to_string(), alt_seq)
+    };
+    let q = if flip {
+        seq.len() - p - reference.len()
+    } else {
+        p
+    };
+    let rs = whole(backend, tok, &ref_seq);
+    let as_ = whole(backend, tok, &alt_seq);
+    let r_end = (q + reference.len() + WINDOW).min(rs.len());
+    let a_end = (q + alt.len() + WINDOW).min(as_.len());
+    let llr = (!rs[q].is_nan() && !as_[q].is_nan()).then(|| as_[q] as f64 - rs[q] as f64);
+    (llr, sum(&as_[q..a_end]) - sum(&rs[q..r_end]))
+}
+
+#[test]
+fn cached_scores_equal_full_sequence_scores_on_both_strands() {
+    let model = Model::load(Path::new("test-data/fixture-model")).unwrap();
+    let backend = CpuBackend::new(&model);
+    let tok = Tokenizer::new(&model.config);
+    let seq = common::fixture_sequence().to_ascii_uppercase();
+    let base = |p: usize| &seq[p..p + 1];
+    let other = |p: usize| if base(p) == "A" { "C" } else { "A" };
+    // (1-based pos, ref, alt): SNVs (first base, middle, near the end, two ALTs at one site),
+    // a deletion and an insertion with their anchor base, and a multi-base substitution.
+    let mut cases: Vec<(usize, String, String)> = vec![
+        (1, base(0).into(), other(0).into()),
+        (250, base(249).into(), other(249).into()),
+        (250, base(249).into(), "G".into()),
+        (1500, base(1499).into(), other(1499).into()),
+        (2990, base(2989).into(), other(2989).into()),
+        (1001, seq[1000..1004].into(), base(1000).into()),
+        (2200, base(2199).into(), format!("{}TTAG", base(2199))),
+        (1800, seq[1799..1802].into(), "GCA".into()),
+    ];
+    cases.retain(|(p, r, _)| !seq[p - 1..p - 1 + r.len()].contains('N'));
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("v.tsv");
+    let mut text = String::from("chrom\tpos\tref\talt\n");
+    for (p, r, a) in &cases {
+        text.push_str(&format!("fixture\t{p}\t{r}\t{a}\n"));
+    }
+    std::fs::write(&table, text).unwrap();
+    let file = VariantFile::read(&table).unwrap();
+    let mut reference = SequenceFile::open(Path::new("test-data/fixture.fa"), false).unwrap();
+    let opts = EngineOptions {
+        window: WINDOW,
+        context: None,
+        stripe_len: 333,
+        bos: None,
+    };
+    let results = score_all(
+        &backend,
+        &mut reference,
+        &file,
+        &Default::default(),
+        &opts,
+        &|_| {},
+    )
+    .unwrap();
+    for ((p, r, a), res) in cases.iter().zip(&results) {
+        assert_eq!(res.skip, None, "{p} {r}>{a}");
+        for (flip, got) in [(false, res.fwd.unwrap()), (true, res.rev.unwrap())] {
+            let (llr, dll) = naive(&backend, &tok, &seq, p - 1, r, a, flip);
+            assert!(
+                (got.delta_ll - dll).abs() <= 1e-5,
+                "{p} {r}>{a} flip={flip}: {} vs {dll}",
+                got.delta_ll
+            );
+            match (got.llr, llr) {
+                (Some(x), Some(y)) => assert!(
+                    (x - y).abs() <= 1e-5,
+                    "{p} {r}>{a} flip={flip}: llr {x} vs {y}"
+                ),
+                (x, y) => assert_eq!(x, y, "{p} {r}>{a} flip={flip}: llr presence"),
+            }
+        }
+    }
+    assert_eq!(
+        results[0].fwd.unwrap().llr,
+        None,
+        "the first base has no upstream without BOS"
+    );
+    // The windowed mode with a context longer than the sequence is the same computation.
+    let opts = EngineOptions {
+        context: Some(10_000),
+        ..opts
+    };
+    let mut reference = SequenceFile::open(Path::new("test-data/fixture.fa"), false).unwrap();
+    let windowed = score_all(
+        &backend,
+        &mut reference,
+        &file,
+        &Default::default(),
+        &opts,
+        &|_| {},
+    )
+    .unwrap();
+    for (a, b) in results.iter().zip(&windowed) {
+        assert!((a.delta_ll().unwrap() - b.delta_ll().unwrap()).abs() <= 1e-5);
+    }
+}
