@@ -75,6 +75,66 @@ fn continue_from<B: Backend>(upstream: &ScoreStream<'_, B>, tokens: &[u32]) -> R
     Ok(scores)
 }
 
+/// A variant whose REF window the reference pass has not finished yet.
+struct Pending {
+    slot: usize,
+    start: usize,
+    end: usize,
+    ref_first: Option<f32>,
+    ref_sum: f64,
+    alt_first: Option<f32>,
+    alt_sum: f64,
+}
+
+impl Pending {
+    fn finish(&self) -> StrandScores {
+        StrandScores {
+            llr: match (self.alt_first, self.ref_first) {
+                (Some(a), Some(r)) => Some(a as f64 - r as f64),
+                _ => None,
+            },
+            delta_ll: self.alt_sum - self.ref_sum,
+        }
+    }
+}
+
+/// Runs the reference pass from `*at` to `to`, adding its scores to the REF windows they fall
+/// in and retiring the windows that are complete.
+#[allow(clippy::too_many_arguments)]
+fn feed<B: Backend>(
+    stream: &mut ScoreStream<'_, B>,
+    seq: &[u32],
+    at: &mut usize,
+    to: usize,
+    stripe_len: usize,
+    pending: &mut Vec<Pending>,
+    scratch: &mut Vec<f32>,
+    out: &mut [StrandScores],
+) -> Result<()> {
+    while *at < to {
+        let hi = (*at + stripe_len.max(1)).min(to);
+        stream.push(&seq[*at..hi], scratch)?;
+        for p in pending.iter_mut() {
+            let (lo, up) = (p.start.max(*at), p.end.min(hi));
+            if lo < up {
+                p.ref_sum += sum_scored(&scratch[lo - *at..up - *at]);
+                if lo == p.start {
+                    p.ref_first = Some(scratch[lo - *at]).filter(|x| !x.is_nan());
+                }
+            }
+        }
+        *at = hi;
+        pending.retain(|p| {
+            let done = p.end <= *at;
+            if done {
+                out[p.slot] = p.finish();
+            }
+            !done
+        });
+    }
+    Ok(())
+}
+
 fn scores_of(ref_scores: &[f32], alt_scores: &[f32]) -> StrandScores {
     let first = |s: &[f32]| s.first().copied().filter(|v| !v.is_nan());
     let llr = match (first(alt_scores), first(ref_scores)) {
@@ -115,22 +175,49 @@ pub fn score_strand<B: Backend>(
             }
         }
         None => {
+            // REF's continuation is the reference pass itself, so its sums are collected from
+            // the pass's own scores as it moves through [pos, pos + ref_len + window).
             let mut stream = ScoreStream::new(backend, tokenizer, opts.bos)?;
+            let mut pending: Vec<Pending> = Vec::new();
             let mut at = 0usize;
-            // The REF continuation is shared by every ALT at the same position and REF length.
-            let mut last_ref: Option<((usize, usize), Vec<f32>)> = None;
             for &i in &order {
                 let v = &variants[i];
-                stream.advance(&seq[at..v.pos], opts.stripe_len, &mut scratch)?;
-                at = v.pos;
-                let key = (v.pos, v.ref_len);
+                feed(
+                    &mut stream,
+                    seq,
+                    &mut at,
+                    v.pos,
+                    opts.stripe_len,
+                    &mut pending,
+                    &mut scratch,
+                    &mut out,
+                )?;
                 let (ref_range, alt) = continuation_tokens(seq, v, opts.window);
-                let ref_scores = match last_ref.take() {
-                    Some((k, r)) if k == key => r,
-                    _ => continue_from(&stream, &seq[ref_range])?,
-                };
-                out[i] = scores_of(&ref_scores, &continue_from(&stream, &alt)?);
-                last_ref = Some((key, ref_scores));
+                let alt_scores = continue_from(&stream, &alt)?;
+                pending.push(Pending {
+                    slot: i,
+                    start: ref_range.start,
+                    end: ref_range.end,
+                    ref_first: None,
+                    ref_sum: 0.0,
+                    alt_first: alt_scores.first().copied().filter(|x| !x.is_nan()),
+                    alt_sum: sum_scored(&alt_scores),
+                });
+            }
+            let last = pending.iter().map(|p| p.end).max().unwrap_or(at);
+            feed(
+                &mut stream,
+                seq,
+                &mut at,
+                last,
+                opts.stripe_len,
+                &mut pending,
+                &mut scratch,
+                &mut out,
+            )?;
+            // Windows that end at `at` itself retire in `feed`; anything left is empty.
+            for p in pending.drain(..) {
+                out[p.slot] = p.finish();
             }
         }
     }
