@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""score-variants benchmarks.
+
+    python3 bench/variants_bench.py synthetic [--snvs 10000] [--length 5e6] [--context 8192] [--naive-snvs N]
+    python3 bench/variants_bench.py ecoli --genome ../shared/data/ecoli_536_NC_008253.fna.gz [--snvs 100000]
+
+`synthetic`: random SNVs on a random chromosome; the state-cached mode (whole upstream
+chromosome as context) against naive window re-scoring (`--context N`: a fresh pass over the N
+upstream bases for every variant, as window-based tools do). The naive mode may run on a subset
+(--naive-snvs) and is reported per variant.
+`ecoli`: random SNVs over a real genome, cached mode; variants/s and peak memory.
+`--device cpu|cuda` picks the backend.
+"""
+import argparse
+import gzip
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+
+from common import ROOT, binary, write_fasta
+
+
+def read_fasta(path):
+    opener = gzip.open if path.endswith(".gz") else open
+    name, seq = None, []
+    with opener(path, "rt") as f:
+        for line in f:
+            if line.startswith(">"):
+                if name is None:
+                    name = line[1:].split()[0]
+                else:
+                    break
+            else:
+                seq.append(line.strip())
+    return name, "".join(seq)
+
+
+def write_snvs(path, chrom, seq, n, seed=11):
+    rng = random.Random(seed)
+    picks = set()
+    while len(picks) < n:
+        p = rng.randrange(len(seq))
+        if seq[p].upper() in "ACGT":
+            picks.add(p)
+    with open(path, "w") as f:
+        f.write("##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n")
+        for p in sorted(picks):
+            ref = seq[p].upper()
+            alt = rng.choice([b for b in "ACGT" if b != ref])
+            f.write(f"{chrom}\t{p + 1}\t.\t{ref}\t{alt}\t.\t.\t.\n")
+
+
+def run(args, extra):
+    cmd = [binary(), "score-variants", "-q"] + args + extra
+    start = time.time()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    err = proc.stderr.read().decode()
+    if status != 0:
+        sys.exit(f"failed: {' '.join(cmd)}\n{err}")
+    return time.time() - start, usage.ru_maxrss / 1024
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("mode", choices=["synthetic", "ecoli"])
+    ap.add_argument("--snvs", type=int, default=None)
+    ap.add_argument("--length", type=float, default=5e6)
+    ap.add_argument("--context", type=int, default=8192)
+    ap.add_argument("--naive-snvs", type=int, default=None)
+    ap.add_argument("--genome", default=os.path.join(ROOT, "..", "shared", "data", "ecoli_536_NC_008253.fna.gz"))
+    ap.add_argument("--model", default=os.path.join(ROOT, "test-data", "fixture-model"))
+    ap.add_argument("--device", default="auto", help="ssmgen --device")
+    o = ap.parse_args()
+    base = ["-m", o.model, "--device", o.device]
+    o.extra = []
+    with tempfile.TemporaryDirectory() as tmp:
+        vcf = os.path.join(tmp, "v.vcf")
+        print(f"{'run':<34} {'variants':>9} {'seconds':>8} {'variants/s':>11} {'peak RSS MiB':>13}")
+        if o.mode == "synthetic":
+            n = o.snvs or 10_000
+            fa = os.path.join(tmp, "chr.fa")
+            write_fasta(fa, int(o.length), name="chr1")
+            _, seq = read_fasta(fa)
+            write_snvs(vcf, "chr1", seq, n)
+            secs, rss = run(base + ["--ref", fa, "--vcf", vcf], o.extra)
+            cached = n / secs
+            print(f"{'cached (whole upstream)':<34} {n:>9} {secs:>8.1f} {cached:>11.1f} {rss:>13.1f}", flush=True)
+            m = o.naive_snvs or n
+            if m != n:
+                write_snvs(vcf, "chr1", seq, m, seed=12)
+            secs, rss = run(base + ["--ref", fa, "--vcf", vcf, "--context", str(o.context)], o.extra)
+            naive = m / secs
+            print(f"{f'naive window (--context {o.context})':<34} {m:>9} {secs:>8.1f} {naive:>11.1f} {rss:>13.1f}")
+            print(f"cached / naive: {cached / naive:.1f}x")
+        else:
+            n = o.snvs or 100_000
+            chrom, seq = read_fasta(o.genome)
+            write_snvs(vcf, chrom, seq, n)
+            secs, rss = run(base + ["--ref", o.genome, "--vcf", vcf], o.extra)
+            print(f"{'E. coli 536, cached':<34} {n:>9} {secs:>8.1f} {n / secs:>11.1f} {rss:>13.1f}")
+
+
+if __name__ == "__main__":
+    main()
