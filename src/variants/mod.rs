@@ -191,9 +191,12 @@ fn score_chromosome<B: Backend>(
             continue;
         }
         let mut alt = Vec::new();
-        tokenizer
-            .encode(v.alt.as_bytes(), &mut alt)
-            .map_err(|_| Error::Backend("allele checked".into()))?;
+        tokenizer.encode(v.alt.as_bytes(), &mut alt).map_err(|i| {
+            Error::format(
+                path,
+                format!("{}:{}: ALT has no token at {i}", v.chrom, v.pos),
+            )
+        })?;
         let (p, r) = ((v.pos - 1) as usize, v.reference.len());
         let mut alt_rc = alt.clone();
         tokenizer.reverse_complement(&mut alt_rc);

@@ -308,7 +308,8 @@ impl CudaBackend {
         rows: usize,
         width: usize,
     ) -> Result<()> {
-        // x += 1 · bias broadcast, as a rank-1 gemm would be overkill: reuse softplus-free path.
+        // x[rows, width] += ones[rows] ⊗ bias[width], as a rank-1 gemm. Only models with
+        // use_bias = true reach this, so the small upload of `ones` per call is acceptable.
         let ones = vec![1.0f32; rows];
         let ones = self
             .stream
