@@ -5,7 +5,8 @@ fixture, and on a random 1 Mb record with stripe lengths 4,096 / 65,536 / whole.
     cargo build --release          # on a machine with Rust
     python3 bench/gpu_parity.py    # on a machine with an NVIDIA GPU
 
-Exits non-zero if a bound is broken: f32 max |delta logp| <= 1e-4.
+Exits non-zero if a bound is broken: max |delta logp| <= 1e-4 for f32 and <= 2e-2 for the bf16
+path (bf16 projections, f32 accumulation and states), against the f32 CPU backend.
 """
 import os
 import sys
@@ -14,6 +15,7 @@ import tempfile
 from common import ROOT, likelihood_csv_column, max_mean_abs, write_fasta
 
 F32_BOUND = 1e-4
+BF16_BOUND = 2e-2
 
 
 def reference_fixture():
@@ -58,6 +60,12 @@ def main():
     cpu = likelihood_csv_column(["-m", model, fixture, "--device", "cpu"])
     gpu = likelihood_csv_column(["-m", model, fixture, "--device", "cuda"])
     rows.append(("fixture 3 kb", "cuda vs cpu", *max_mean_abs(gpu, cpu)))
+    gpu16 = likelihood_csv_column(["-m", model, fixture, "--device", "cuda", "--precision", "bf16"])
+    rows.append(("fixture 3 kb", "cuda bf16 vs cpu f32", *max_mean_abs(gpu16, cpu)))
+    model16 = os.path.join(ROOT, "test-data", "fixture-model-bf16")
+    cpu16 = likelihood_csv_column(["-m", model16, fixture, "--device", "cpu"])
+    gpu16 = likelihood_csv_column(["-m", model16, fixture, "--device", "cuda", "--precision", "bf16"])
+    rows.append(("bf16 checkpoint 3 kb", "cuda bf16 vs cpu f32", *max_mean_abs(gpu16, cpu16)))
     ref = reference_fixture()
     if ref is not None:
         rows.append(("fixture 3 kb", "cuda vs transformers", *max_mean_abs(gpu, ref)))
@@ -69,6 +77,8 @@ def main():
         for stripe in (4096, 65536, 1_000_000):
             gpu = likelihood_csv_column(["-m", model, fa, "--device", "cuda", "--stripe-len", str(stripe)])
             rows.append((f"random 1 Mb, stripe {stripe}", "cuda vs cpu", *max_mean_abs(gpu, cpu)))
+        gpu16 = likelihood_csv_column(["-m", model, fa, "--device", "cuda", "--precision", "bf16"])
+        rows.append(("random 1 Mb", "cuda bf16 vs cpu f32", *max_mean_abs(gpu16, cpu)))
         # Who is right where they differ most? Compare both with float64 transformers there.
         worst = max((i for i in range(len(cpu)) if cpu[i] is not None), key=lambda i: abs(cpu[i] - gpu[i]))
         try:
@@ -82,7 +92,8 @@ def main():
             print("transformers not available: float64 check skipped")
     print(f"{'input':<28} {'comparison':<22} {'max |d logp|':>13} {'mean |d logp|':>14}")
     for name, what, mx, mean in rows:
-        flag = "" if mx <= F32_BOUND else "  FAIL (> 1e-4)"
+        bound = BF16_BOUND if "bf16" in what else F32_BOUND
+        flag = "" if mx <= bound else f"  FAIL (> {bound:g})"
         failed |= bool(flag)
         print(f"{name:<28} {what:<22} {mx:>13.3e} {mean:>14.3e}{flag}")
     sys.exit(1 if failed else 0)

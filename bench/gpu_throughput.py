@@ -89,8 +89,9 @@ def floors(cfg, bandwidth):
     return bandwidth / (fused * layers), bandwidth / (unfused * layers)
 
 
-def run_ssmgen(model, fasta):
-    cmd = [binary(), "likelihood", "-q", "--device", "cuda", "-m", model, fasta, "--bin", "1000000"]
+def run_ssmgen(model, fasta, precision="f32"):
+    cmd = [binary(), "likelihood", "-q", "--device", "cuda", "--precision", precision, "-m", model, fasta,
+           "--bin", "1000000"]
     with PeakMemory() as mem:
         t = time.time()
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
@@ -122,6 +123,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--lengths", default="1e6,1e7,1e8")
     ap.add_argument("--ref-lengths", default="4096,16384,65536")
+    ap.add_argument("--precisions", default="f32,bf16")
     ap.add_argument("--ref-budget", type=float, default=90.0, help="stop the reference past this many seconds")
     opts = ap.parse_args()
     bw = copy_bandwidth()
@@ -139,11 +141,12 @@ def main():
         for label, model in models.items():
             cfg = json.load(open(os.path.join(model, "config.json")))
             f_fused, f_unfused = floors(cfg, bw)
-            for n in lengths:
-                secs, peak = run_ssmgen(model, fastas[n])
-                tps = n / secs
-                print(f"{label:<16} {'ssmgen':<12} {n:>10} {secs:>8.2f} {tps:>12.3e} {peak:>12.0f} "
-                      f"{f_fused:>12.3e} {f_unfused:>13.3e} {100 * tps / f_unfused:>8.1f}%", flush=True)
+            for precision in opts.precisions.split(","):
+                for n in lengths:
+                    secs, peak = run_ssmgen(model, fastas[n], precision)
+                    tps = n / secs
+                    print(f"{label:<16} {'ssmgen ' + precision:<12} {n:>10} {secs:>8.2f} {tps:>12.3e} {peak:>12.0f} "
+                          f"{f_fused:>12.3e} {f_unfused:>13.3e} {100 * tps / f_unfused:>8.1f}%", flush=True)
             for n in [int(x) for x in opts.ref_lengths.split(",")]:
                 secs, peak = run_reference(model, n)
                 print(f"{label:<16} {'transformers':<12} {n:>10} {secs:>8.2f} {n / secs:>12.3e} {peak:>12.0f}",

@@ -59,3 +59,16 @@ extern "C" __global__ void log_softmax_rows(float* x, int rows, int v) {
     float log_z = m + logf(s);
     for (int j = 0; j < v; ++j) p[j] -= log_z;
 }
+
+// Rounds rows of a float32 matrix (row stride src_stride) to bfloat16 bits, packed [rows, cols],
+// round-to-nearest-even (activations are finite). bf16 GEMM inputs; accumulation stays f32.
+extern "C" __global__ void f32_to_bf16_rows(const float* src, long src_stride, unsigned short* dst,
+                                            int rows, int cols) {
+    long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (long)rows * cols) return;
+    long r = i / cols;
+    int c = (int)(i % cols);
+    unsigned int bits = __float_as_uint(src[r * src_stride + c]);
+    bits += 0x7fffu + ((bits >> 16) & 1u);
+    dst[i] = (unsigned short)(bits >> 16);
+}

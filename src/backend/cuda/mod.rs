@@ -10,7 +10,7 @@ mod module;
 use std::sync::{Arc, Mutex};
 
 use cudarc::cublas::{CudaBlas, Gemm, GemmConfig, sys::cublasOperation_t};
-use cudarc::driver::{CudaContext, CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaContext, CudaSlice, CudaStream, DevicePtr, LaunchConfig, PushKernelArg};
 
 use super::Backend;
 use crate::error::{Error, Result};
@@ -49,18 +49,35 @@ pub fn cuda_available() -> std::result::Result<usize, String> {
     }
 }
 
+/// Arithmetic of the projections on the GPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Precision {
+    /// f32 weights and activations.
+    F32,
+    /// bf16 weights and GEMM inputs, f32 accumulation and outputs; states, `A`, `D`, norms,
+    /// the conv and the scan stay f32.
+    Bf16,
+}
+
+/// A projection weight `[out, in]` on the GPU.
+enum Weight {
+    F32(CudaSlice<f32>),
+    /// bf16 bits.
+    Bf16(CudaSlice<u16>),
+}
+
 struct LayerBuffers {
     norm: CudaSlice<f32>,
-    in_proj: CudaSlice<f32>,
+    in_proj: Weight,
     in_proj_bias: Option<CudaSlice<f32>>,
     conv_weight: CudaSlice<f32>,
     conv_bias: CudaSlice<f32>,
-    x_proj: CudaSlice<f32>,
-    dt_proj: CudaSlice<f32>,
+    x_proj: Weight,
+    dt_proj: Weight,
     dt_bias: CudaSlice<f32>,
     a: CudaSlice<f32>,
     d: CudaSlice<f32>,
-    out_proj: CudaSlice<f32>,
+    out_proj: Weight,
     out_proj_bias: Option<CudaSlice<f32>>,
 }
 
@@ -81,6 +98,8 @@ struct Scratch {
     decay: CudaSlice<f32>,
     h_start: CudaSlice<f32>,
     conv_next: CudaSlice<f32>,
+    /// bf16 copy of a GEMM input (bf16 precision only).
+    act16: CudaSlice<u16>,
 }
 
 /// Carried state of one sequence on the GPU.
@@ -129,7 +148,8 @@ pub struct CudaBackend {
     embeddings: CudaSlice<f32>,
     layers: Vec<LayerBuffers>,
     norm_f: CudaSlice<f32>,
-    lm_head: CudaSlice<f32>,
+    lm_head: Weight,
+    precision: Precision,
     scratch: Mutex<Option<Scratch>>,
 }
 
@@ -150,7 +170,7 @@ fn grid(n: usize) -> LaunchConfig {
 
 impl CudaBackend {
     /// Uploads `model` to GPU `ordinal` and compiles the kernels for it.
-    pub fn new(model: &Model, ordinal: usize) -> Result<Self> {
+    pub fn new(model: &Model, ordinal: usize, precision: Precision) -> Result<Self> {
         let count = cuda_available().map_err(Error::Backend)?;
         if ordinal >= count {
             return Err(Error::Backend(format!(
@@ -171,31 +191,55 @@ impl CudaBackend {
             .map_err(|e| Error::Backend(format!("cannot start cuBLAS: {e}")))?;
         let kernels = Kernels::load(&ctx)?;
         let up = |v: &[f32]| stream.clone_htod(v).map_err(cuda_err("uploading weights"));
+        let weight = |v: &[f32]| -> Result<Weight> {
+            Ok(match precision {
+                Precision::F32 => Weight::F32(up(v)?),
+                Precision::Bf16 => {
+                    let bits: Vec<u16> = v
+                        .iter()
+                        .map(|x| half::bf16::from_f32(*x).to_bits())
+                        .collect();
+                    Weight::Bf16(
+                        stream
+                            .clone_htod(&bits)
+                            .map_err(cuda_err("uploading weights"))?,
+                    )
+                }
+            })
+        };
         let mut layers = Vec::with_capacity(model.weights.layers.len());
         for w in &model.weights.layers {
             let a: Vec<f32> = w.a_log.iter().map(|v| -v.exp()).collect();
             let zeros = vec![0.0; c.intermediate_size];
             layers.push(LayerBuffers {
                 norm: up(&w.norm)?,
-                in_proj: up(&w.in_proj)?,
+                in_proj: weight(&w.in_proj)?,
                 in_proj_bias: w.in_proj_bias.as_deref().map(up).transpose()?,
                 conv_weight: up(&w.conv_weight)?,
                 conv_bias: up(w.conv_bias.as_deref().unwrap_or(&zeros))?,
-                x_proj: up(&w.x_proj)?,
-                dt_proj: up(&w.dt_proj)?,
+                x_proj: weight(&w.x_proj)?,
+                dt_proj: weight(&w.dt_proj)?,
                 dt_bias: up(&w.dt_bias)?,
                 a: up(&a)?,
                 d: up(&w.d)?,
-                out_proj: up(&w.out_proj)?,
+                out_proj: weight(&w.out_proj)?,
                 out_proj_bias: w.out_proj_bias.as_deref().map(up).transpose()?,
             });
         }
         Ok(CudaBackend {
             config: c.clone(),
-            name: format!("cuda:{ordinal} ({name})"),
+            name: format!(
+                "cuda:{ordinal} ({name}, {})",
+                if precision == Precision::Bf16 {
+                    "bf16"
+                } else {
+                    "f32"
+                }
+            ),
             embeddings: up(&model.weights.embeddings)?,
             norm_f: up(&model.weights.norm_f)?,
-            lm_head: up(&model.weights.lm_head)?,
+            lm_head: weight(&model.weights.lm_head)?,
+            precision,
             layers,
             kernels,
             blas,
@@ -260,45 +304,109 @@ impl CudaBackend {
                 decay: z(chunks * en)?,
                 h_start: z(chunks * en)?,
                 conv_next: z((c.conv_kernel - 1) * e)?,
+                act16: self
+                    .stream
+                    .alloc_zeros::<u16>(if self.precision == Precision::Bf16 {
+                        len * d.max(e)
+                    } else {
+                        1
+                    })
+                    .map_err(cuda_err("allocating GPU buffers"))?,
             });
         }
         Ok(slot.as_mut().expect("scratch allocated"))
     }
 
     /// `dst[m, n] = src[m, k] · w[n, k]ᵀ (+ dst)`, row-major, via column-major cuBLAS:
-    /// `dstᵀ = w · srcᵀ`.
+    /// `dstᵀ = w · srcᵀ`. With a bf16 weight, `src` is first rounded to bf16 into `act16`.
     #[allow(clippy::too_many_arguments)]
-    fn linear<A, W, C>(
+    fn linear<A, C>(
         &self,
         m: usize,
         n: usize,
         k: usize,
         src: &A,
         src_stride: usize,
-        w: &W,
+        w: &Weight,
         dst: &mut C,
         accumulate: bool,
+        act16: &mut CudaSlice<u16>,
     ) -> Result<()>
     where
         A: cudarc::driver::DevicePtr<f32>,
-        W: cudarc::driver::DevicePtr<f32>,
         C: cudarc::driver::DevicePtrMut<f32>,
     {
-        let cfg = GemmConfig {
-            transa: cublasOperation_t::CUBLAS_OP_T,
-            transb: cublasOperation_t::CUBLAS_OP_N,
-            m: n as i32,
-            n: m as i32,
-            k: k as i32,
-            alpha: 1.0f32,
-            lda: k as i32,
-            ldb: src_stride as i32,
-            beta: if accumulate { 1.0 } else { 0.0 },
-            ldc: n as i32,
+        let gemm_err = |e: cudarc::cublas::result::CublasError| {
+            Error::Backend(format!("cuBLAS gemm failed: {e}"))
         };
-        // SAFETY: the buffers were allocated for these shapes by `scratch_for` / `new`.
-        unsafe { self.blas.gemm(cfg, w, src, dst) }
-            .map_err(|e| Error::Backend(format!("cuBLAS gemm failed: {e}")))
+        let beta = if accumulate { 1.0f32 } else { 0.0 };
+        match w {
+            Weight::F32(w) => {
+                let cfg = GemmConfig {
+                    transa: cublasOperation_t::CUBLAS_OP_T,
+                    transb: cublasOperation_t::CUBLAS_OP_N,
+                    m: n as i32,
+                    n: m as i32,
+                    k: k as i32,
+                    alpha: 1.0f32,
+                    lda: k as i32,
+                    ldb: src_stride as i32,
+                    beta,
+                    ldc: n as i32,
+                };
+                // SAFETY: the buffers were allocated for these shapes by `scratch_for` / `new`.
+                unsafe { self.blas.gemm(cfg, w, src, dst) }.map_err(gemm_err)
+            }
+            Weight::Bf16(w) => {
+                let (rows, cols, stride) = (m as i32, k as i32, src_stride as i64);
+                {
+                    let (src_ptr, _sync) = src.device_ptr(&self.stream);
+                    // SAFETY: `act16` holds at least m * k values; `src` m rows of `src_stride`.
+                    unsafe {
+                        self.stream
+                            .launch_builder(&self.kernels.to_bf16)
+                            .arg(&src_ptr)
+                            .arg(&stride)
+                            .arg(&mut *act16)
+                            .arg(&rows)
+                            .arg(&cols)
+                            .launch(grid(m * k))
+                            .map_err(cuda_err("kernel launch failed"))?;
+                    }
+                }
+                use cudarc::cublas::sys::{cublasComputeType_t, cublasGemmAlgo_t, cudaDataType};
+                let alpha = 1.0f32;
+                let (w_ptr, _w) = w.device_ptr(&self.stream);
+                let (a_ptr, _a) = act16.device_ptr(&self.stream);
+                let (c_ptr, _c) = dst.device_ptr_mut(&self.stream);
+                // SAFETY: bf16 weight [n, k] and activations [m, k], f32 output [m, n] with
+                // leading dimensions as allocated; alpha/beta are host f32 as compute type 32F needs.
+                unsafe {
+                    cudarc::cublas::result::gemm_ex(
+                        *self.blas.handle(),
+                        cublasOperation_t::CUBLAS_OP_T,
+                        cublasOperation_t::CUBLAS_OP_N,
+                        n as i32,
+                        m as i32,
+                        k as i32,
+                        &alpha as *const f32 as *const std::ffi::c_void,
+                        w_ptr as *const std::ffi::c_void,
+                        cudaDataType::CUDA_R_16BF,
+                        k as i32,
+                        a_ptr as *const std::ffi::c_void,
+                        cudaDataType::CUDA_R_16BF,
+                        k as i32,
+                        &beta as *const f32 as *const std::ffi::c_void,
+                        c_ptr as *mut std::ffi::c_void,
+                        cudaDataType::CUDA_R_32F,
+                        n as i32,
+                        cublasComputeType_t::CUBLAS_COMPUTE_32F,
+                        cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
+                    )
+                }
+                .map_err(gemm_err)
+            }
+        }
     }
 
     fn add_bias(
@@ -391,7 +499,17 @@ impl CudaBackend {
                     })
                     .map_err(&launch_err)?;
             }
-            self.linear(len, 2 * e, d, &s.normed, d, &w.in_proj, &mut s.xz, false)?;
+            self.linear(
+                len,
+                2 * e,
+                d,
+                &s.normed,
+                d,
+                &w.in_proj,
+                &mut s.xz,
+                false,
+                &mut s.act16,
+            )?;
             if let Some(b) = &w.in_proj_bias {
                 self.add_bias(&mut s.xz, b, len, 2 * e)?;
             }
@@ -425,8 +543,28 @@ impl CudaBackend {
             self.stream
                 .memcpy_dtod(&s.conv_next, &mut state.conv[i])
                 .map_err(cuda_err("updating conv state"))?;
-            self.linear(len, xw, e, &s.u, e, &w.x_proj, &mut s.x_dbl, false)?;
-            self.linear(len, e, r, &s.x_dbl, xw, &w.dt_proj, &mut s.delta, false)?;
+            self.linear(
+                len,
+                xw,
+                e,
+                &s.u,
+                e,
+                &w.x_proj,
+                &mut s.x_dbl,
+                false,
+                &mut s.act16,
+            )?;
+            self.linear(
+                len,
+                e,
+                r,
+                &s.x_dbl,
+                xw,
+                &w.dt_proj,
+                &mut s.delta,
+                false,
+                &mut s.act16,
+            )?;
             let total = (len * e) as i64;
             let (bc_stride, b_off, z_stride) = (xw as i32, r as i32, (2 * e) as i32);
             let scan_grid = LaunchConfig {
@@ -490,7 +628,17 @@ impl CudaBackend {
                     .launch(scan_grid)
                     .map_err(&launch_err)?;
             }
-            self.linear(len, d, e, &s.y, e, &w.out_proj, &mut s.hidden, true)?;
+            self.linear(
+                len,
+                d,
+                e,
+                &s.y,
+                e,
+                &w.out_proj,
+                &mut s.hidden,
+                true,
+                &mut s.act16,
+            )?;
             if let Some(b) = &w.out_proj_bias {
                 self.add_bias(&mut s.hidden, b, len, d)?;
             }
@@ -579,7 +727,17 @@ impl Backend for CudaBackend {
         );
         self.run_blocks(state, tokens, None, s)?;
         self.final_norm(s, len)?;
-        self.linear(len, v, d, &s.normed, d, &self.lm_head, &mut s.logits, false)?;
+        self.linear(
+            len,
+            v,
+            d,
+            &s.normed,
+            d,
+            &self.lm_head,
+            &mut s.logits,
+            false,
+            &mut s.act16,
+        )?;
         let (rows, v_i) = (len as i32, v as i32);
         // SAFETY: logits holds len * v values.
         unsafe {

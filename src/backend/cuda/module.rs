@@ -53,6 +53,8 @@ pub struct Kernels {
     pub scan_output: CudaFunction,
     /// `softplus_bias`.
     pub softplus_bias: CudaFunction,
+    /// `f32_to_bf16_rows`.
+    pub to_bf16: CudaFunction,
 }
 
 impl Kernels {
@@ -118,6 +120,7 @@ impl Kernels {
             scan_carry: f("scan_carry")?,
             scan_output: f("scan_chunk_output")?,
             softplus_bias: f("softplus_bias")?,
+            to_bf16: f("f32_to_bf16_rows")?,
             _module: module,
         })
     }
