@@ -12,6 +12,8 @@
 //   3. scan_chunk_output: each chunk rescans from its true h_start and writes y; the n state
 //      lanes of a channel are adjacent threads, reduced with warp shuffles.
 // Requires n (d_state) to be a power of two <= 32 so a channel's lanes share a warp.
+// Batches: sequence b = blockIdx.z owns rows b * len .. b * len + len - 1, state b * e * n, and
+// chunk buffers (b * chunks + k) * e * n, with chunks = gridDim.y.
 
 __device__ __forceinline__ float silu(float x) { return x / (1.0f + expf(-x)); }
 
@@ -23,8 +25,9 @@ extern "C" __global__ void scan_chunk_local(const float* u, const float* delta, 
     long en = (long)e * n;
     if (idx >= en) return;
     int c = (int)(idx / n), s = (int)(idx % n);
-    long k = blockIdx.y;
-    long t0 = k * chunk, t1 = min((long)len, t0 + chunk);
+    long k = blockIdx.y, b = blockIdx.z, row0 = b * len;
+    long slot = (b * gridDim.y + k) * en + idx;
+    long t0 = row0 + k * chunk, t1 = row0 + min((long)len, k * chunk + chunk);
     float a = A[idx];
     float h = 0.0f, p = 1.0f;
     for (long t = t0; t < t1; ++t) {
@@ -33,18 +36,20 @@ extern "C" __global__ void scan_chunk_local(const float* u, const float* delta, 
         h = dA * h + (dt * u[t * e + c]) * bc[t * bc_stride + b_off + s];
         p *= dA;
     }
-    h_end[k * en + idx] = h;
-    decay[k * en + idx] = p;
+    h_end[slot] = h;
+    decay[slot] = p;
 }
 
 extern "C" __global__ void scan_carry(float* state, const float* h_end, const float* decay,
-                                      float* h_start, int chunks, int en) {
+                                      float* h_start, int chunks, int en, int batch) {
     long idx = (long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (idx >= en) return;
+    if (idx >= (long)batch * en) return;
+    long b = idx / en, j = idx % en;
     float h = state[idx];
     for (long k = 0; k < chunks; ++k) {
-        h_start[k * en + idx] = h;
-        h = decay[k * en + idx] * h + h_end[k * en + idx];
+        long slot = (b * chunks + k) * en + j;
+        h_start[slot] = h;
+        h = decay[slot] * h + h_end[slot];
     }
     state[idx] = h;
 }
@@ -59,10 +64,10 @@ extern "C" __global__ void scan_chunk_output(const float* u, const float* delta,
     bool active = idx < en;  // inactive lanes still join the shuffles
     long j = active ? idx : en - 1;
     int c = (int)(j / n), s = (int)(j % n);
-    long k = blockIdx.y;
-    long t0 = k * chunk, t1 = min((long)len, t0 + chunk);
+    long k = blockIdx.y, b = blockIdx.z, row0 = b * len;
+    long t0 = row0 + k * chunk, t1 = row0 + min((long)len, k * chunk + chunk);
     float a = A[j];
-    float h = h_start[k * en + j];
+    float h = h_start[(b * gridDim.y + k) * en + j];
     for (long t = t0; t < t1; ++t) {
         float dt = delta[t * e + c];
         float uu = u[t * e + c];

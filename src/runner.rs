@@ -92,9 +92,40 @@ impl<'a, B: Backend> ScoreStream<'a, B> {
         Ok(())
     }
 
+    /// A copy of the state and of the row predicting the next token: everything a
+    /// continuation from this point needs.
+    pub fn snapshot(&self) -> (B::State, Option<Vec<f32>>) {
+        (self.state.clone(), self.next_row.clone())
+    }
+
     /// The state after the tokens fed so far.
     pub fn state(&self) -> &B::State {
         &self.state
+    }
+}
+
+/// Appends to `scores`, for each of `tokens`, the log-probability of that token: from
+/// `first_row` for the first token (no score when `None`), from `rows[i - 1]` (log-softmax rows
+/// of width `v`) for the others; `NaN` for tokens that are never scored (N).
+pub fn observed_scores(
+    tokenizer: &Tokenizer,
+    first_row: Option<&[f32]>,
+    rows: &[f32],
+    v: usize,
+    tokens: &[u32],
+    scores: &mut Vec<f32>,
+) {
+    scores.reserve(tokens.len());
+    for (i, &t) in tokens.iter().enumerate() {
+        let row = if i == 0 {
+            first_row
+        } else {
+            Some(&rows[(i - 1) * v..i * v])
+        };
+        scores.push(match row {
+            Some(row) if tokenizer.is_scored(t) => row[t as usize],
+            _ => f32::NAN,
+        });
     }
 }
 

@@ -31,6 +31,29 @@ pub trait Backend: Send + Sync {
     /// (`tokens.len() * vocab_size` values, row-major).
     fn forward(&self, state: &mut Self::State, tokens: &[u32], logp: &mut Vec<f32>) -> Result<()>;
 
+    /// Runs `states.len()` independent sequences of equal length, stacked in `tokens`
+    /// (sequence `b` is `tokens[b * len..(b + 1) * len]`), each from its own state, and writes
+    /// their log-softmax rows in the same order. The states' values afterwards are unspecified:
+    /// callers pass copies. The default runs them one by one; a GPU runs them as one batch.
+    fn forward_batch(
+        &self,
+        states: &mut [Self::State],
+        tokens: &[u32],
+        logp: &mut Vec<f32>,
+    ) -> Result<()> {
+        logp.clear();
+        if states.is_empty() {
+            return Ok(());
+        }
+        let len = tokens.len() / states.len();
+        let mut rows = Vec::new();
+        for (state, seq) in states.iter_mut().zip(tokens.chunks(len.max(1))) {
+            self.forward(state, seq, &mut rows)?;
+            logp.extend_from_slice(&rows);
+        }
+        Ok(())
+    }
+
     /// Like [`Backend::forward`] but writes hidden states instead of log-probabilities:
     /// after block `layer` (0-based) when given, else after the final norm
     /// (`tokens.len() * hidden_size` values, row-major).

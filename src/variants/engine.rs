@@ -75,18 +75,26 @@ fn continue_from<B: Backend>(upstream: &ScoreStream<'_, B>, tokens: &[u32]) -> R
     Ok(scores)
 }
 
+/// ALT continuations run together on the backend.
+const ALT_BATCH: usize = 256;
+
 /// A variant whose REF window the reference pass has not finished yet.
 struct Pending {
     slot: usize,
     start: usize,
     end: usize,
+}
+
+/// First-base scores and sums of a variant's two continuations.
+#[derive(Clone, Copy, Debug, Default)]
+struct Sums {
     ref_first: Option<f32>,
     ref_sum: f64,
     alt_first: Option<f32>,
     alt_sum: f64,
 }
 
-impl Pending {
+impl Sums {
     fn finish(&self) -> StrandScores {
         StrandScores {
             llr: match (self.alt_first, self.ref_first) {
@@ -98,8 +106,59 @@ impl Pending {
     }
 }
 
+/// An ALT continuation waiting for its batch: the upstream snapshot and the tokens to run.
+struct AltJob<B: Backend> {
+    slot: usize,
+    state: B::State,
+    next_row: Option<Vec<f32>>,
+    tokens: Vec<u32>,
+}
+
+/// Runs the queued ALT continuations as one batch (padded with N to equal length; the model is
+/// causal, so padding never changes the real positions' scores) and records their sums.
+fn run_alt_batch<B: Backend>(
+    backend: &B,
+    tokenizer: &Tokenizer,
+    jobs: &mut Vec<AltJob<B>>,
+    sums: &mut [Sums],
+) -> Result<()> {
+    if jobs.is_empty() {
+        return Ok(());
+    }
+    let len = jobs.iter().map(|j| j.tokens.len()).max().unwrap_or(0);
+    let mut tokens = Vec::with_capacity(jobs.len() * len);
+    for j in jobs.iter() {
+        tokens.extend_from_slice(&j.tokens);
+        tokens.resize(tokens.len() + len - j.tokens.len(), tokenizer.n_token());
+    }
+    let (mut states, jobs): (Vec<B::State>, Vec<_>) = jobs
+        .drain(..)
+        .map(|j| (j.state, (j.slot, j.next_row, j.tokens)))
+        .unzip();
+    let mut rows = Vec::new();
+    backend.forward_batch(&mut states, &tokens, &mut rows)?;
+    let v = backend.config().vocab_size;
+    let mut scores = Vec::new();
+    for (b, (slot, next_row, own_tokens)) in jobs.iter().enumerate() {
+        scores.clear();
+        let own = &rows[b * len * v..(b * len + own_tokens.len()) * v];
+        crate::runner::observed_scores(
+            tokenizer,
+            next_row.as_deref(),
+            own,
+            v,
+            own_tokens,
+            &mut scores,
+        );
+        let s = &mut sums[*slot];
+        s.alt_first = scores.first().copied().filter(|x| !x.is_nan());
+        s.alt_sum = sum_scored(&scores);
+    }
+    Ok(())
+}
+
 /// Runs the reference pass from `*at` to `to`, adding its scores to the REF windows they fall
-/// in and retiring the windows that are complete.
+/// in and dropping the windows that are complete.
 #[allow(clippy::too_many_arguments)]
 fn feed<B: Backend>(
     stream: &mut ScoreStream<'_, B>,
@@ -109,28 +168,23 @@ fn feed<B: Backend>(
     stripe_len: usize,
     pending: &mut Vec<Pending>,
     scratch: &mut Vec<f32>,
-    out: &mut [StrandScores],
+    sums: &mut [Sums],
 ) -> Result<()> {
     while *at < to {
         let hi = (*at + stripe_len.max(1)).min(to);
         stream.push(&seq[*at..hi], scratch)?;
-        for p in pending.iter_mut() {
+        for p in pending.iter() {
             let (lo, up) = (p.start.max(*at), p.end.min(hi));
             if lo < up {
-                p.ref_sum += sum_scored(&scratch[lo - *at..up - *at]);
+                let s = &mut sums[p.slot];
+                s.ref_sum += sum_scored(&scratch[lo - *at..up - *at]);
                 if lo == p.start {
-                    p.ref_first = Some(scratch[lo - *at]).filter(|x| !x.is_nan());
+                    s.ref_first = Some(scratch[lo - *at]).filter(|x| !x.is_nan());
                 }
             }
         }
         *at = hi;
-        pending.retain(|p| {
-            let done = p.end <= *at;
-            if done {
-                out[p.slot] = p.finish();
-            }
-            !done
-        });
+        pending.retain(|p| p.end > *at);
     }
     Ok(())
 }
@@ -176,9 +230,12 @@ pub fn score_strand<B: Backend>(
         }
         None => {
             // REF's continuation is the reference pass itself, so its sums are collected from
-            // the pass's own scores as it moves through [pos, pos + ref_len + window).
+            // the pass's own scores as it moves through [pos, pos + ref_len + window). ALT's
+            // continuations start from snapshots of the pass and run in batches.
             let mut stream = ScoreStream::new(backend, tokenizer, opts.bos)?;
             let mut pending: Vec<Pending> = Vec::new();
+            let mut sums = vec![Sums::default(); variants.len()];
+            let mut jobs: Vec<AltJob<B>> = Vec::new();
             let mut at = 0usize;
             for &i in &order {
                 let v = &variants[i];
@@ -190,20 +247,26 @@ pub fn score_strand<B: Backend>(
                     opts.stripe_len,
                     &mut pending,
                     &mut scratch,
-                    &mut out,
+                    &mut sums,
                 )?;
                 let (ref_range, alt) = continuation_tokens(seq, v, opts.window);
-                let alt_scores = continue_from(&stream, &alt)?;
+                let (state, next_row) = stream.snapshot();
+                jobs.push(AltJob {
+                    slot: i,
+                    state,
+                    next_row,
+                    tokens: alt,
+                });
+                if jobs.len() == ALT_BATCH {
+                    run_alt_batch(backend, tokenizer, &mut jobs, &mut sums)?;
+                }
                 pending.push(Pending {
                     slot: i,
                     start: ref_range.start,
                     end: ref_range.end,
-                    ref_first: None,
-                    ref_sum: 0.0,
-                    alt_first: alt_scores.first().copied().filter(|x| !x.is_nan()),
-                    alt_sum: sum_scored(&alt_scores),
                 });
             }
+            run_alt_batch(backend, tokenizer, &mut jobs, &mut sums)?;
             let last = pending.iter().map(|p| p.end).max().unwrap_or(at);
             feed(
                 &mut stream,
@@ -213,11 +276,10 @@ pub fn score_strand<B: Backend>(
                 opts.stripe_len,
                 &mut pending,
                 &mut scratch,
-                &mut out,
+                &mut sums,
             )?;
-            // Windows that end at `at` itself retire in `feed`; anything left is empty.
-            for p in pending.drain(..) {
-                out[p.slot] = p.finish();
+            for (o, s) in out.iter_mut().zip(&sums) {
+                *o = s.finish();
             }
         }
     }

@@ -85,6 +85,7 @@ struct LayerBuffers {
 struct Scratch {
     capacity: usize,
     chunks: usize,
+    batch: usize,
     tokens: CudaSlice<u32>,
     hidden: CudaSlice<f32>,
     normed: CudaSlice<f32>,
@@ -270,11 +271,13 @@ impl CudaBackend {
         &self,
         slot: &'a mut Option<Scratch>,
         len: usize,
+        batch: usize,
     ) -> Result<&'a mut Scratch> {
-        let chunks = len.div_ceil(Self::chunk_len(len));
+        let seq_len = len / batch.max(1);
+        let chunks = batch * seq_len.div_ceil(Self::chunk_len(seq_len));
         let fits = slot
             .as_ref()
-            .is_some_and(|s| s.capacity >= len && s.chunks >= chunks);
+            .is_some_and(|s| s.capacity >= len && s.chunks >= chunks && s.batch >= batch);
         if !fits {
             *slot = None; // free the old buffers first
             let c = &self.config;
@@ -288,6 +291,7 @@ impl CudaBackend {
             *slot = Some(Scratch {
                 capacity: len,
                 chunks,
+                batch,
                 tokens: self
                     .stream
                     .alloc_zeros::<u32>(len)
@@ -303,7 +307,7 @@ impl CudaBackend {
                 h_end: z(chunks * en)?,
                 decay: z(chunks * en)?,
                 h_start: z(chunks * en)?,
-                conv_next: z((c.conv_kernel - 1) * e)?,
+                conv_next: z(batch * (c.conv_kernel - 1) * e)?,
                 act16: self
                     .stream
                     .alloc_zeros::<u16>(if self.precision == Precision::Bf16 {
@@ -444,14 +448,17 @@ impl CudaBackend {
     /// stream in `scratch.hidden`.
     fn run_blocks(
         &self,
-        state: &mut CudaState,
+        conv_states: &mut [CudaSlice<f32>],
+        ssm_states: &mut [CudaSlice<f32>],
         tokens: &[u32],
+        batch: usize,
         stop_after: Option<usize>,
         s: &mut Scratch,
     ) -> Result<()> {
         let c = &self.config;
         let k_ = &self.kernels;
-        let len = tokens.len();
+        let rows = tokens.len();
+        let len = rows / batch;
         let (d, e, n, r, k) = (
             c.hidden_size,
             c.intermediate_size,
@@ -461,9 +468,10 @@ impl CudaBackend {
         );
         let xw = c.x_proj_width();
         let (len_i, d_i, e_i, n_i, k_i) = (len as i32, d as i32, e as i32, n as i32, k as i32);
+        let (rows_i, batch_i) = (rows as i32, batch as i32);
         let launch_err = cuda_err("kernel launch failed");
         self.stream
-            .memcpy_htod(tokens, &mut s.tokens.slice_mut(..len))
+            .memcpy_htod(tokens, &mut s.tokens.slice_mut(..rows))
             .map_err(cuda_err("uploading tokens"))?;
         // SAFETY (all launches): arguments match the kernels' signatures in kernels/*.cu and
         // every buffer holds at least the elements the launch grid indexes.
@@ -473,9 +481,9 @@ impl CudaBackend {
                 .arg(&s.tokens)
                 .arg(&self.embeddings)
                 .arg(&mut s.hidden)
-                .arg(&len_i)
+                .arg(&rows_i)
                 .arg(&d_i)
-                .launch(grid(len * d))
+                .launch(grid(rows * d))
                 .map_err(&launch_err)?;
         }
         let chunk = Self::chunk_len(len);
@@ -493,14 +501,14 @@ impl CudaBackend {
                     .arg(&d_i)
                     .arg(&eps)
                     .launch(LaunchConfig {
-                        grid_dim: (len as u32, 1, 1),
+                        grid_dim: (rows as u32, 1, 1),
                         block_dim: (128, 1, 1),
                         shared_mem_bytes: 0,
                     })
                     .map_err(&launch_err)?;
             }
             self.linear(
-                len,
+                rows,
                 2 * e,
                 d,
                 &s.normed,
@@ -511,7 +519,7 @@ impl CudaBackend {
                 &mut s.act16,
             )?;
             if let Some(b) = &w.in_proj_bias {
-                self.add_bias(&mut s.xz, b, len, 2 * e)?;
+                self.add_bias(&mut s.xz, b, rows, 2 * e)?;
             }
             let in_stride = (2 * e) as i32;
             unsafe {
@@ -520,31 +528,36 @@ impl CudaBackend {
                     .arg(&s.xz)
                     .arg(&in_stride)
                     .arg(&len_i)
+                    .arg(&batch_i)
                     .arg(&e_i)
                     .arg(&k_i)
-                    .arg(&state.conv[i])
+                    .arg(&conv_states[i])
                     .arg(&w.conv_weight)
                     .arg(&w.conv_bias)
                     .arg(&mut s.u)
-                    .launch(grid(len * e))
+                    .launch(grid(rows * e))
                     .map_err(&launch_err)?;
                 self.stream
                     .launch_builder(&k_.conv_state_next)
                     .arg(&s.xz)
                     .arg(&in_stride)
                     .arg(&len_i)
+                    .arg(&batch_i)
                     .arg(&e_i)
                     .arg(&k_i)
-                    .arg(&state.conv[i])
+                    .arg(&conv_states[i])
                     .arg(&mut s.conv_next)
-                    .launch(grid((k - 1) * e))
+                    .launch(grid(batch * (k - 1) * e))
                     .map_err(&launch_err)?;
             }
             self.stream
-                .memcpy_dtod(&s.conv_next, &mut state.conv[i])
+                .memcpy_dtod(
+                    &s.conv_next.slice(..batch * (k - 1) * e),
+                    &mut conv_states[i].slice_mut(..batch * (k - 1) * e),
+                )
                 .map_err(cuda_err("updating conv state"))?;
             self.linear(
-                len,
+                rows,
                 xw,
                 e,
                 &s.u,
@@ -555,7 +568,7 @@ impl CudaBackend {
                 &mut s.act16,
             )?;
             self.linear(
-                len,
+                rows,
                 e,
                 r,
                 &s.x_dbl,
@@ -565,10 +578,10 @@ impl CudaBackend {
                 false,
                 &mut s.act16,
             )?;
-            let total = (len * e) as i64;
+            let total = (rows * e) as i64;
             let (bc_stride, b_off, z_stride) = (xw as i32, r as i32, (2 * e) as i32);
             let scan_grid = LaunchConfig {
-                grid_dim: (((e * n) as u32).div_ceil(128), chunks as u32, 1),
+                grid_dim: (((e * n) as u32).div_ceil(128), chunks as u32, batch as u32),
                 block_dim: (128, 1, 1),
                 shared_mem_bytes: 0,
             };
@@ -580,7 +593,7 @@ impl CudaBackend {
                     .arg(&w.dt_bias)
                     .arg(&total)
                     .arg(&e_i)
-                    .launch(grid(len * e))
+                    .launch(grid(rows * e))
                     .map_err(&launch_err)?;
                 self.stream
                     .launch_builder(&k_.scan_local)
@@ -600,13 +613,14 @@ impl CudaBackend {
                     .map_err(&launch_err)?;
                 self.stream
                     .launch_builder(&k_.scan_carry)
-                    .arg(&mut state.ssm[i])
+                    .arg(&mut ssm_states[i])
                     .arg(&s.h_end)
                     .arg(&s.decay)
                     .arg(&mut s.h_start)
                     .arg(&chunks_i)
                     .arg(&en_i)
-                    .launch(grid(e * n))
+                    .arg(&batch_i)
+                    .launch(grid(batch * e * n))
                     .map_err(&launch_err)?;
                 self.stream
                     .launch_builder(&k_.scan_output)
@@ -629,7 +643,7 @@ impl CudaBackend {
                     .map_err(&launch_err)?;
             }
             self.linear(
-                len,
+                rows,
                 d,
                 e,
                 &s.y,
@@ -640,9 +654,59 @@ impl CudaBackend {
                 &mut s.act16,
             )?;
             if let Some(b) = &w.out_proj_bias {
-                self.add_bias(&mut s.hidden, b, len, d)?;
+                self.add_bias(&mut s.hidden, b, rows, d)?;
             }
         }
+        Ok(())
+    }
+
+    /// Log-softmax rows for `batch` stacked sequences from batch-contiguous states.
+    fn logp_rows(
+        &self,
+        conv: &mut [CudaSlice<f32>],
+        ssm: &mut [CudaSlice<f32>],
+        tokens: &[u32],
+        batch: usize,
+        logp: &mut Vec<f32>,
+    ) -> Result<()> {
+        let mut slot = self
+            .scratch
+            .lock()
+            .map_err(|_| Error::Backend("a previous GPU call panicked".into()))?;
+        let s = self.scratch_for(&mut slot, tokens.len(), batch)?;
+        let (len, d, v) = (
+            tokens.len(),
+            self.config.hidden_size,
+            self.config.vocab_size,
+        );
+        self.run_blocks(conv, ssm, tokens, batch, None, s)?;
+        self.final_norm(s, len)?;
+        self.linear(
+            len,
+            v,
+            d,
+            &s.normed,
+            d,
+            &self.lm_head,
+            &mut s.logits,
+            false,
+            &mut s.act16,
+        )?;
+        let (rows, v_i) = (len as i32, v as i32);
+        // SAFETY: logits holds len * v values.
+        unsafe {
+            self.stream
+                .launch_builder(&self.kernels.log_softmax)
+                .arg(&mut s.logits)
+                .arg(&rows)
+                .arg(&v_i)
+                .launch(grid(len))
+                .map_err(cuda_err("kernel launch failed"))?;
+        }
+        logp.resize(len * v, 0.0);
+        self.stream
+            .memcpy_dtoh(&s.logits.slice(..len * v), logp.as_mut_slice())
+            .map_err(cuda_err("copying results"))?;
         Ok(())
     }
 
@@ -715,45 +779,55 @@ impl Backend for CudaBackend {
             logp.clear();
             return Ok(());
         }
-        let mut slot = self
-            .scratch
-            .lock()
-            .map_err(|_| Error::Backend("a previous GPU call panicked".into()))?;
-        let s = self.scratch_for(&mut slot, tokens.len())?;
-        let (len, d, v) = (
-            tokens.len(),
-            self.config.hidden_size,
-            self.config.vocab_size,
-        );
-        self.run_blocks(state, tokens, None, s)?;
-        self.final_norm(s, len)?;
-        self.linear(
-            len,
-            v,
-            d,
-            &s.normed,
-            d,
-            &self.lm_head,
-            &mut s.logits,
-            false,
-            &mut s.act16,
-        )?;
-        let (rows, v_i) = (len as i32, v as i32);
-        // SAFETY: logits holds len * v values.
-        unsafe {
-            self.stream
-                .launch_builder(&self.kernels.log_softmax)
-                .arg(&mut s.logits)
-                .arg(&rows)
-                .arg(&v_i)
-                .launch(grid(len))
-                .map_err(cuda_err("kernel launch failed"))?;
+        self.logp_rows(&mut state.conv, &mut state.ssm, tokens, 1, logp)
+    }
+
+    fn forward_batch(
+        &self,
+        states: &mut [CudaState],
+        tokens: &[u32],
+        logp: &mut Vec<f32>,
+    ) -> Result<()> {
+        self.check(tokens)?;
+        let batch = states.len();
+        if batch == 0 || tokens.is_empty() {
+            logp.clear();
+            return Ok(());
         }
-        logp.resize(len * v, 0.0);
-        self.stream
-            .memcpy_dtoh(&s.logits.slice(..len * v), logp.as_mut_slice())
-            .map_err(cuda_err("copying results"))?;
-        Ok(())
+        if !tokens.len().is_multiple_of(batch) {
+            return Err(Error::Backend(
+                "batched sequences must have equal lengths".into(),
+            ));
+        }
+        let c = &self.config;
+        let conv_len = (c.conv_kernel - 1).max(1) * c.intermediate_size;
+        let ssm_len = c.intermediate_size * c.state_size;
+        let alloc = |n: usize| {
+            self.stream
+                .alloc_zeros::<f32>(n)
+                .map_err(cuda_err("allocating batch states"))
+        };
+        let (mut conv, mut ssm) = (Vec::new(), Vec::new());
+        for i in 0..c.num_hidden_layers {
+            let (mut cb, mut sb) = (alloc(batch * conv_len)?, alloc(batch * ssm_len)?);
+            for (b, st) in states.iter().enumerate() {
+                self.stream
+                    .memcpy_dtod(
+                        &st.conv[i],
+                        &mut cb.slice_mut(b * conv_len..(b + 1) * conv_len),
+                    )
+                    .map_err(cuda_err("gathering states"))?;
+                self.stream
+                    .memcpy_dtod(
+                        &st.ssm[i],
+                        &mut sb.slice_mut(b * ssm_len..(b + 1) * ssm_len),
+                    )
+                    .map_err(cuda_err("gathering states"))?;
+            }
+            conv.push(cb);
+            ssm.push(sb);
+        }
+        self.logp_rows(&mut conv, &mut ssm, tokens, batch, logp)
     }
 
     fn forward_hidden(
@@ -777,10 +851,10 @@ impl Backend for CudaBackend {
             .scratch
             .lock()
             .map_err(|_| Error::Backend("a previous GPU call panicked".into()))?;
-        let s = self.scratch_for(&mut slot, tokens.len())?;
+        let s = self.scratch_for(&mut slot, tokens.len(), 1)?;
         let len = tokens.len();
         let d = self.config.hidden_size;
-        self.run_blocks(state, tokens, layer, s)?;
+        self.run_blocks(&mut state.conv, &mut state.ssm, tokens, 1, layer, s)?;
         hidden.resize(len * d, 0.0);
         let src = if layer.is_none() {
             self.final_norm(s, len)?;
