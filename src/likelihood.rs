@@ -46,6 +46,18 @@ pub struct LikelihoodOptions {
     pub bos: Option<u32>,
 }
 
+/// Records up to this long are batched together when streamed (reads, amplicons, contigs).
+const SHORT_RECORD: usize = 4096;
+/// Most short records in one batch.
+const BATCH_RECORDS: usize = 256;
+
+/// Short streamed records waiting to be scored together.
+#[derive(Default)]
+struct ShortRecords {
+    records: Vec<(String, Vec<u8>)>,
+    tokens: usize,
+}
+
 /// Random access to the bases of one record.
 trait BaseSource {
     /// Replaces `buf` with bases `[start, end)`.
@@ -141,10 +153,22 @@ impl<'a, B: Backend> Scorer<'a, B> {
                     return Err(Error::format(path, "regions need an indexed file"));
                 }
                 let stripe = self.options.stripe_len;
+                let mut batch = ShortRecords::default();
                 stream.for_each_record(|name, chunks| {
+                    let mut head = Vec::new();
+                    chunks.read_chunk(SHORT_RECORD + 1, &mut head)?;
+                    if head.len() <= SHORT_RECORD {
+                        batch.tokens += head.len();
+                        batch.records.push((name.to_string(), head));
+                        if batch.records.len() >= BATCH_RECORDS || batch.tokens >= stripe {
+                            self.score_batch(&path, &mut batch, sink)?;
+                        }
+                        return Ok(());
+                    }
+                    self.score_batch(&path, &mut batch, sink)?;
                     if self.options.strand.reverse() {
                         // The reverse strand needs the record's end first: hold it (1 byte/base).
-                        let mut bases = Vec::new();
+                        let mut bases = head;
                         while chunks.read_chunk(1 << 20, &mut bases)? > 0 {}
                         let len = bases.len() as u64;
                         return self.score_span(&path, name, 0, len, &mut bases, sink);
@@ -152,13 +176,20 @@ impl<'a, B: Backend> Scorer<'a, B> {
                     sink.begin(name, 0)?;
                     let mut fwd =
                         ScoreStream::new(self.backend, &self.tokenizer, self.options.bos)?;
-                    let (mut bases, mut tokens, mut scores) = (Vec::new(), Vec::new(), Vec::new());
+                    let (mut tokens, mut scores) = (Vec::new(), Vec::new());
                     let mut pos = 0u64;
+                    let mut first = Some(head);
                     loop {
-                        bases.clear();
-                        if chunks.read_chunk(stripe, &mut bases)? == 0 {
-                            break;
-                        }
+                        let bases = match first.take() {
+                            Some(h) => h,
+                            None => {
+                                let mut b = Vec::with_capacity(stripe);
+                                if chunks.read_chunk(stripe, &mut b)? == 0 {
+                                    break;
+                                }
+                                b
+                            }
+                        };
                         self.tokenize(&path, name, pos, &bases, &mut tokens)?;
                         fwd.push(&tokens, &mut scores)?;
                         sink.write(pos, &bases, Some(&scores), None)?;
@@ -166,9 +197,97 @@ impl<'a, B: Backend> Scorer<'a, B> {
                         (self.progress)(bases.len() as u64);
                     }
                     sink.end()
-                })
+                })?;
+                self.score_batch(&path, &mut batch, sink)
             }
         }
+    }
+
+    /// Scores the queued short records, each strand as one batched backend call, and writes
+    /// them in order. Each record starts from the same state (zero, or after BOS).
+    fn score_batch(
+        &self,
+        path: &Path,
+        batch: &mut ShortRecords,
+        sink: &mut dyn TrackSink,
+    ) -> Result<()> {
+        if batch.records.is_empty() {
+            return Ok(());
+        }
+        let (start_state, first_row) =
+            ScoreStream::new(self.backend, &self.tokenizer, self.options.bos)?.snapshot();
+        let v = self.backend.config().vocab_size;
+        let max_len = batch
+            .records
+            .iter()
+            .map(|(_, b)| b.len())
+            .max()
+            .unwrap_or(0);
+        let run_strand = |reverse: bool| -> Result<Vec<Vec<f32>>> {
+            let mut flat = Vec::with_capacity(batch.records.len() * max_len);
+            let mut lens = Vec::with_capacity(batch.records.len());
+            let mut tokens = Vec::new();
+            for (name, bases) in &batch.records {
+                self.tokenize(path, name, 0, bases, &mut tokens)?;
+                if reverse {
+                    self.tokenizer.reverse_complement(&mut tokens);
+                }
+                lens.push(tokens.len());
+                flat.extend_from_slice(&tokens);
+                // Padding after the record: the model is causal, so it never changes its scores.
+                flat.resize(
+                    flat.len() + max_len - tokens.len(),
+                    self.tokenizer.n_token(),
+                );
+            }
+            let mut states = vec![start_state.clone(); batch.records.len()];
+            let mut rows = Vec::new();
+            self.backend.forward_batch(&mut states, &flat, &mut rows)?;
+            let mut out = Vec::with_capacity(lens.len());
+            for (b, &len) in lens.iter().enumerate() {
+                let own = &flat[b * max_len..b * max_len + len];
+                let own_rows = &rows[b * max_len * v..(b * max_len + len) * v];
+                let mut scores = Vec::with_capacity(len);
+                crate::runner::observed_scores(
+                    &self.tokenizer,
+                    first_row.as_deref(),
+                    own_rows,
+                    v,
+                    own,
+                    &mut scores,
+                );
+                if reverse {
+                    scores.reverse();
+                }
+                out.push(scores);
+            }
+            Ok(out)
+        };
+        let fwd = if self.options.strand.forward() {
+            Some(run_strand(false)?)
+        } else {
+            None
+        };
+        let rev = if self.options.strand.reverse() {
+            Some(run_strand(true)?)
+        } else {
+            None
+        };
+        for (i, (name, bases)) in batch.records.iter().enumerate() {
+            sink.begin(name, 0)?;
+            sink.write(
+                0,
+                bases,
+                fwd.as_ref().map(|f| &f[i][..]),
+                rev.as_ref().map(|r| &r[i][..]),
+            )?;
+            sink.end()?;
+            let passes = u64::from(fwd.is_some()) + u64::from(rev.is_some());
+            (self.progress)(bases.len() as u64 * passes);
+        }
+        batch.records.clear();
+        batch.tokens = 0;
+        Ok(())
     }
 
     fn tokenize(

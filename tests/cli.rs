@@ -447,3 +447,39 @@ fn device_cuda_without_a_gpu_is_a_clean_error() {
         "{err}"
     );
 }
+
+#[test]
+fn batched_short_records_equal_unbatched_scoring() {
+    // 300 short records (more than one batch) with a long one in the middle: streamed input
+    // batches the short ones; the indexed copy scores every record on its own.
+    let seq = fixture_sequence().to_ascii_uppercase();
+    let long = seq.repeat(2);
+    let mut records: Vec<(String, String)> = (0..300)
+        .map(|i| {
+            (
+                format!("read{i}"),
+                seq[i..i + 20 + (i * 7) % 150].to_string(),
+            )
+        })
+        .collect();
+    records.insert(150, ("long".to_string(), long));
+    let refs: Vec<(&str, &str)> = records
+        .iter()
+        .map(|(n, s)| (n.as_str(), s.as_str()))
+        .collect();
+    let dir = tmp();
+    let streamed = dir.path().join("reads.fa");
+    write_fasta(&streamed, &refs, 60, "\n");
+    let indexed = dir.path().join("indexed.fa");
+    write_fasta(&indexed, &refs, 60, "\n");
+    index_fasta(&indexed);
+    for strand in ["fwd", "both"] {
+        let a = ok_stdout(likelihood(&[p(&streamed), "-f", "csv", "-s", strand]));
+        let b = ok_stdout(likelihood(&[p(&indexed), "-f", "csv", "-s", strand]));
+        assert!(a == b, "strand {strand}: batched output differs");
+        assert_eq!(
+            a.lines().count(),
+            1 + refs.iter().map(|(_, s)| s.len()).sum::<usize>()
+        );
+    }
+}
