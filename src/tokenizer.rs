@@ -79,12 +79,6 @@ impl Tokenizer {
     pub fn n_token(&self) -> u32 {
         self.ids[4]
     }
-
-    /// The token of an uppercase base letter, if it has one.
-    pub fn token_of(&self, base: u8) -> Option<u32> {
-        let t = self.table[base as usize];
-        (t != INVALID).then_some(t)
-    }
 }
 
 #[cfg(test)]

@@ -43,15 +43,4 @@ impl Model {
             source: dir.display().to_string(),
         })
     }
-
-    /// Builds a model from in-memory config text and safetensors bytes (e.g. embedded ones).
-    pub fn from_parts(config_json: &str, safetensors: &[u8], source: &str) -> Result<Self> {
-        let config = MambaConfig::from_json(config_json).map_err(|m| Error::model(source, m))?;
-        let weights = ModelWeights::from_bytes(&config, safetensors, Path::new(source))?;
-        Ok(Model {
-            config,
-            weights,
-            source: source.to_string(),
-        })
-    }
 }

@@ -123,22 +123,6 @@ impl Clone for CudaState {
     }
 }
 
-impl CudaState {
-    /// Copies the state to the host: per layer (conv `[d_conv-1, d_inner]`, ssm `[d_inner, d_state]`).
-    pub fn to_host(&self, stream: &Arc<CudaStream>) -> Result<Vec<(Vec<f32>, Vec<f32>)>> {
-        self.conv
-            .iter()
-            .zip(&self.ssm)
-            .map(|(c, s)| {
-                Ok((
-                    stream.clone_dtoh(c).map_err(cuda_err("copying state"))?,
-                    stream.clone_dtoh(s).map_err(cuda_err("copying state"))?,
-                ))
-            })
-            .collect()
-    }
-}
-
 /// Runs a model on one NVIDIA GPU.
 pub struct CudaBackend {
     config: MambaConfig,
@@ -247,11 +231,6 @@ impl CudaBackend {
             stream,
             scratch: Mutex::new(None),
         })
-    }
-
-    /// The stream every operation runs on.
-    pub fn stream(&self) -> &Arc<CudaStream> {
-        &self.stream
     }
 
     /// Free and total GPU memory, bytes.
