@@ -6,7 +6,7 @@
 pub mod cpu;
 pub mod cuda;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::MambaConfig;
 
 /// A device that runs a Mamba model over a stripe of tokens, carrying state between calls.
@@ -64,4 +64,26 @@ pub trait Backend: Send + Sync {
         layer: Option<usize>,
         hidden: &mut Vec<f32>,
     ) -> Result<()>;
+}
+
+/// Checks that every token id is inside the model's vocabulary.
+pub fn check_tokens(config: &MambaConfig, tokens: &[u32]) -> Result<()> {
+    match tokens.iter().find(|&&t| t as usize >= config.vocab_size) {
+        Some(t) => Err(Error::Backend(format!(
+            "token id {t} is outside the vocabulary of {} tokens",
+            config.vocab_size
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Checks that `layer`, when given, names one of the model's blocks.
+pub fn check_layer(config: &MambaConfig, layer: Option<usize>) -> Result<()> {
+    match layer {
+        Some(k) if k >= config.num_hidden_layers => Err(Error::Backend(format!(
+            "layer {k} does not exist: the model has {} layers",
+            config.num_hidden_layers
+        ))),
+        _ => Ok(()),
+    }
 }

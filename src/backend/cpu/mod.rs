@@ -5,8 +5,8 @@ mod simd;
 
 use ops::ScanInputs;
 
-use super::Backend;
-use crate::error::{Error, Result};
+use super::{Backend, check_layer, check_tokens};
+use crate::error::Result;
 use crate::model::{MambaConfig, Model, ModelWeights};
 
 /// Carried state of one sequence on the CPU.
@@ -129,19 +129,6 @@ impl CpuBackend {
         }
         hidden
     }
-
-    fn check_tokens(&self, tokens: &[u32]) -> Result<()> {
-        match tokens
-            .iter()
-            .find(|&&t| t as usize >= self.config.vocab_size)
-        {
-            Some(t) => Err(Error::Backend(format!(
-                "token id {t} is outside the vocabulary of {} tokens",
-                self.config.vocab_size
-            ))),
-            None => Ok(()),
-        }
-    }
 }
 
 impl Backend for CpuBackend {
@@ -165,7 +152,7 @@ impl Backend for CpuBackend {
     }
 
     fn forward(&self, state: &mut CpuState, tokens: &[u32], logp: &mut Vec<f32>) -> Result<()> {
-        self.check_tokens(tokens)?;
+        check_tokens(&self.config, tokens)?;
         let (d, v) = (self.config.hidden_size, self.config.vocab_size);
         let hidden = self.run_blocks(state, tokens, None);
         let mut normed = vec![0.0; hidden.len()];
@@ -199,15 +186,8 @@ impl Backend for CpuBackend {
         layer: Option<usize>,
         hidden: &mut Vec<f32>,
     ) -> Result<()> {
-        self.check_tokens(tokens)?;
-        if let Some(k) = layer
-            && k >= self.config.num_hidden_layers
-        {
-            return Err(Error::Backend(format!(
-                "layer {k} does not exist: the model has {} layers",
-                self.config.num_hidden_layers
-            )));
-        }
+        check_tokens(&self.config, tokens)?;
+        check_layer(&self.config, layer)?;
         let out = self.run_blocks(state, tokens, layer);
         match layer {
             Some(_) => *hidden = out,

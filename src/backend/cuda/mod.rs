@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use cudarc::cublas::{CudaBlas, Gemm, GemmConfig, sys::cublasOperation_t};
 use cudarc::driver::{CudaContext, CudaSlice, CudaStream, DevicePtr, LaunchConfig, PushKernelArg};
 
-use super::Backend;
+use super::{Backend, check_layer, check_tokens};
 use crate::error::{Error, Result};
 use crate::model::{MambaConfig, Model};
 use module::Kernels;
@@ -468,24 +468,9 @@ impl CudaBackend {
         let chunk = Self::chunk_len(len);
         let chunks = len.div_ceil(chunk);
         let (chunk_i, chunks_i, en_i) = (chunk as i32, chunks as i32, (e * n) as i32);
-        let eps = c.layer_norm_epsilon;
         let last = stop_after.unwrap_or(c.num_hidden_layers - 1);
         for (i, w) in self.layers.iter().enumerate().take(last + 1) {
-            unsafe {
-                self.stream
-                    .launch_builder(&k_.rms_norm)
-                    .arg(&s.hidden)
-                    .arg(&w.norm)
-                    .arg(&mut s.normed)
-                    .arg(&d_i)
-                    .arg(&eps)
-                    .launch(LaunchConfig {
-                        grid_dim: (rows as u32, 1, 1),
-                        block_dim: (128, 1, 1),
-                        shared_mem_bytes: 0,
-                    })
-                    .map_err(&launch_err)?;
-            }
+            self.rms_norm(&w.norm, s, rows)?;
             self.linear(
                 rows,
                 2 * e,
@@ -648,10 +633,7 @@ impl CudaBackend {
         batch: usize,
         logp: &mut Vec<f32>,
     ) -> Result<()> {
-        let mut slot = self
-            .scratch
-            .lock()
-            .map_err(|_| Error::Backend("a previous GPU call panicked".into()))?;
+        let mut slot = self.lock_scratch()?;
         let s = self.scratch_for(&mut slot, tokens.len(), batch)?;
         let (len, d, v) = (
             tokens.len(),
@@ -659,7 +641,7 @@ impl CudaBackend {
             self.config.vocab_size,
         );
         self.run_blocks(conv, ssm, tokens, batch, None, s)?;
-        self.final_norm(s, len)?;
+        self.rms_norm(&self.norm_f, s, len)?;
         self.linear(
             len,
             v,
@@ -689,20 +671,21 @@ impl CudaBackend {
         Ok(())
     }
 
-    fn final_norm(&self, s: &mut Scratch, len: usize) -> Result<()> {
+    /// `scratch.normed = rms_norm(scratch.hidden) * weight` over `rows` rows.
+    fn rms_norm(&self, weight: &CudaSlice<f32>, s: &mut Scratch, rows: usize) -> Result<()> {
         let d_i = self.config.hidden_size as i32;
         let eps = self.config.layer_norm_epsilon;
-        // SAFETY: as in run_blocks.
+        // SAFETY: hidden and normed hold at least rows * d_model values; one block per row.
         unsafe {
             self.stream
                 .launch_builder(&self.kernels.rms_norm)
                 .arg(&s.hidden)
-                .arg(&self.norm_f)
+                .arg(weight)
                 .arg(&mut s.normed)
                 .arg(&d_i)
                 .arg(&eps)
                 .launch(LaunchConfig {
-                    grid_dim: (len as u32, 1, 1),
+                    grid_dim: (rows as u32, 1, 1),
                     block_dim: (128, 1, 1),
                     shared_mem_bytes: 0,
                 })
@@ -711,16 +694,11 @@ impl CudaBackend {
         Ok(())
     }
 
-    fn check(&self, tokens: &[u32]) -> Result<()> {
-        match tokens
-            .iter()
-            .find(|&&t| t as usize >= self.config.vocab_size)
-        {
-            Some(t) => Err(Error::Backend(format!(
-                "token id {t} is outside the vocabulary"
-            ))),
-            None => Ok(()),
-        }
+    /// The per-stripe buffers, held for the whole call so calls never interleave on the stream.
+    fn lock_scratch(&self) -> Result<std::sync::MutexGuard<'_, Option<Scratch>>> {
+        self.scratch
+            .lock()
+            .map_err(|_| Error::Backend("a previous GPU call panicked".into()))
     }
 }
 
@@ -753,7 +731,7 @@ impl Backend for CudaBackend {
     }
 
     fn forward(&self, state: &mut CudaState, tokens: &[u32], logp: &mut Vec<f32>) -> Result<()> {
-        self.check(tokens)?;
+        check_tokens(&self.config, tokens)?;
         if tokens.is_empty() {
             logp.clear();
             return Ok(());
@@ -767,7 +745,7 @@ impl Backend for CudaBackend {
         tokens: &[u32],
         logp: &mut Vec<f32>,
     ) -> Result<()> {
-        self.check(tokens)?;
+        check_tokens(&self.config, tokens)?;
         let batch = states.len();
         if batch == 0 || tokens.is_empty() {
             logp.clear();
@@ -816,27 +794,20 @@ impl Backend for CudaBackend {
         layer: Option<usize>,
         hidden: &mut Vec<f32>,
     ) -> Result<()> {
-        self.check(tokens)?;
-        if let Some(k) = layer
-            && k >= self.config.num_hidden_layers
-        {
-            return Err(Error::Backend(format!("layer {k} does not exist")));
-        }
+        check_tokens(&self.config, tokens)?;
+        check_layer(&self.config, layer)?;
         if tokens.is_empty() {
             hidden.clear();
             return Ok(());
         }
-        let mut slot = self
-            .scratch
-            .lock()
-            .map_err(|_| Error::Backend("a previous GPU call panicked".into()))?;
+        let mut slot = self.lock_scratch()?;
         let s = self.scratch_for(&mut slot, tokens.len(), 1)?;
         let len = tokens.len();
         let d = self.config.hidden_size;
         self.run_blocks(&mut state.conv, &mut state.ssm, tokens, 1, layer, s)?;
         hidden.resize(len * d, 0.0);
         let src = if layer.is_none() {
-            self.final_norm(s, len)?;
+            self.rms_norm(&self.norm_f, s, len)?;
             &s.normed
         } else {
             &s.hidden
