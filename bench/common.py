@@ -3,6 +3,7 @@ import os
 import random
 import subprocess
 import sys
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -47,3 +48,14 @@ def max_mean_abs(a, b):
     assert len(a) == len(b), (len(a), len(b))
     assert all((x is None) == (y is None) for x, y in zip(a, b)), "scored positions differ"
     return max(diffs), sum(diffs) / len(diffs)
+
+
+def run_measured(cmd):
+    """Runs `cmd` with stdout discarded; returns (wall seconds, peak RSS in MiB). Exits on failure."""
+    start = time.time()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    err = proc.stderr.read().decode()
+    if status != 0:
+        sys.exit(f"failed: {' '.join(cmd)}\n{err}")
+    return time.time() - start, usage.ru_maxrss / 1024  # KiB -> MiB on Linux

@@ -87,7 +87,7 @@ def main():
             print(f"worst position {worst + 1}: cpu {cpu[worst]:.6f} cuda {gpu[worst]:.6f} float64 {ref64[worst]:.6f}")
             for label, ours in (("cpu", cpu), ("cuda", gpu)):
                 d = [abs(ours[i] - ref64[i]) for i in near]
-                rows.append((f"1 Mb, last 2k before worst", f"{label} vs float64", max(d), sum(d) / len(d)))
+                rows.append(("1 Mb, last 2k before worst", f"{label} vs float64", max(d), sum(d) / len(d)))
         except ImportError:
             print("transformers not available: float64 check skipped")
     print(f"{'input':<28} {'comparison':<22} {'max |d logp|':>13} {'mean |d logp|':>14}")

@@ -11,38 +11,9 @@ Prints a table: mode, record length, wall seconds, bases/s, peak RSS (MiB). Mode
 """
 import argparse
 import os
-import subprocess
-import sys
 import tempfile
-import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.environ.get("SSMGEN", os.path.join(ROOT, "target", "release", "ssmgen"))
-
-
-def write_fasta(path, n_bases, seed=7):
-    table = bytes.maketrans(bytes(range(256)), b"ACGT" * 64)
-    rng = __import__("random").Random(seed)
-    with open(path, "wb") as f, open(path + ".fai.tmp", "w") as fai:
-        f.write(b">synthetic\n")
-        offset = f.tell()
-        left = n_bases
-        while left:
-            n = min(left, 60 * 100_000)
-            raw = rng.randbytes(n).translate(table)
-            f.write(b"".join(raw[i : i + 60] + b"\n" for i in range(0, n, 60)))
-            left -= n
-        fai.write(f"synthetic\t{n_bases}\t{offset}\t60\t61\n")
-
-
-def run(args, indexed_path=None):
-    start = time.time()
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    err = proc.stderr.read().decode()
-    if status != 0:
-        sys.exit(f"ssmgen failed: {err}")
-    return time.time() - start, usage.ru_maxrss / 1024  # KiB -> MiB on Linux
+from common import ROOT, binary, run_measured, write_fasta
 
 
 def main():
@@ -58,17 +29,17 @@ def main():
             fa = os.path.join(tmp, f"r{mb}.fa")
             write_fasta(fa, n)
             for mode in opts.modes.split(","):
-                base = [BIN, "likelihood", "-q", "-m", opts.model]
-                if mode == "streamed-fwd":
-                    if os.path.exists(fa + ".fai"):
-                        os.remove(fa + ".fai")
-                    args = base + [fa]
-                    passes = 1
+                base = [binary(), "likelihood", "-q", "-m", opts.model]
+                # write_fasta leaves a .fai; the streamed mode must not see it.
+                streamed = mode == "streamed-fwd"
+                if streamed:
+                    os.replace(fa + ".fai", fa + ".fai.off")
+                    args, passes = base + [fa], 1
                 else:
-                    os.replace(fa + ".fai.tmp", fa + ".fai") if os.path.exists(fa + ".fai.tmp") else None
-                    args = base + [fa, "--strand", "both"]
-                    passes = 2
-                secs, rss = run(args)
+                    args, passes = base + [fa, "--strand", "both"], 2
+                secs, rss = run_measured(args)
+                if streamed:
+                    os.replace(fa + ".fai.off", fa + ".fai")
                 print(f"{mode:<14} {mb:>6g}Mb {secs:>8.1f} {passes * n / secs:>10.0f} {rss:>13.1f}", flush=True)
             os.remove(fa)
 

@@ -15,12 +15,9 @@ import argparse
 import gzip
 import os
 import random
-import subprocess
-import sys
 import tempfile
-import time
 
-from common import ROOT, binary, write_fasta
+from common import ROOT, binary, run_measured, write_fasta
 
 
 def read_fasta(path):
@@ -53,15 +50,8 @@ def write_snvs(path, chrom, seq, n, seed=11):
             f.write(f"{chrom}\t{p + 1}\t.\t{ref}\t{alt}\t.\t.\t.\n")
 
 
-def run(args, extra):
-    cmd = [binary(), "score-variants", "-q"] + args + extra
-    start = time.time()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    err = proc.stderr.read().decode()
-    if status != 0:
-        sys.exit(f"failed: {' '.join(cmd)}\n{err}")
-    return time.time() - start, usage.ru_maxrss / 1024
+def run(args):
+    return run_measured([binary(), "score-variants", "-q"] + args)
 
 
 def main():
@@ -76,7 +66,6 @@ def main():
     ap.add_argument("--device", default="auto", help="ssmgen --device")
     o = ap.parse_args()
     base = ["-m", o.model, "--device", o.device]
-    o.extra = []
     with tempfile.TemporaryDirectory() as tmp:
         vcf = os.path.join(tmp, "v.vcf")
         print(f"{'run':<34} {'variants':>9} {'seconds':>8} {'variants/s':>11} {'peak RSS MiB':>13}")
@@ -86,13 +75,13 @@ def main():
             write_fasta(fa, int(o.length), name="chr1")
             _, seq = read_fasta(fa)
             write_snvs(vcf, "chr1", seq, n)
-            secs, rss = run(base + ["--ref", fa, "--vcf", vcf], o.extra)
+            secs, rss = run(base + ["--ref", fa, "--vcf", vcf])
             cached = n / secs
             print(f"{'cached (whole upstream)':<34} {n:>9} {secs:>8.1f} {cached:>11.1f} {rss:>13.1f}", flush=True)
             m = o.naive_snvs or n
             if m != n:
                 write_snvs(vcf, "chr1", seq, m, seed=12)
-            secs, rss = run(base + ["--ref", fa, "--vcf", vcf, "--context", str(o.context)], o.extra)
+            secs, rss = run(base + ["--ref", fa, "--vcf", vcf, "--context", str(o.context)])
             naive = m / secs
             print(f"{f'naive window (--context {o.context})':<34} {m:>9} {secs:>8.1f} {naive:>11.1f} {rss:>13.1f}")
             print(f"cached / naive: {cached / naive:.1f}x")
@@ -100,7 +89,7 @@ def main():
             n = o.snvs or 100_000
             chrom, seq = read_fasta(o.genome)
             write_snvs(vcf, chrom, seq, n)
-            secs, rss = run(base + ["--ref", o.genome, "--vcf", vcf], o.extra)
+            secs, rss = run(base + ["--ref", o.genome, "--vcf", vcf])
             print(f"{'E. coli 536, cached':<34} {n:>9} {secs:>8.1f} {n / secs:>11.1f} {rss:>13.1f}")
 
 
