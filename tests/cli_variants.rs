@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 mod common;
+use common::{assert_clean_error, ok_stdout};
 
 fn run(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ssmgen"))
@@ -19,15 +20,6 @@ fn run(args: &[&str]) -> Output {
         .args(args)
         .output()
         .unwrap()
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 /// A VCF with an SNV, a deletion, a multi-allelic site, a symbolic ALT, a REF mismatch and an
@@ -71,7 +63,7 @@ fn tsv_keeps_input_order_and_reports_skips() {
     let vcf = write_vcf(dir.path());
     let out = run(&["--vcf", vcf.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&out.stderr).to_string();
-    let text = ok(out);
+    let text = ok_stdout(out);
     let rows: Vec<Vec<&str>> = text
         .lines()
         .skip(1)
@@ -107,15 +99,15 @@ fn every_output_format_and_gzip_input() {
     let vcf = write_vcf(dir.path());
     let gz = dir.path().join("v.vcf.gz");
     common::gzip(&vcf, &gz);
-    let tsv = ok(run(&["--vcf", vcf.to_str().unwrap()]));
+    let tsv = ok_stdout(run(&["--vcf", vcf.to_str().unwrap()]));
     assert_eq!(
-        ok(run(&["--vcf", gz.to_str().unwrap()])),
+        ok_stdout(run(&["--vcf", gz.to_str().unwrap()])),
         tsv,
         "gzip VCF reads the same"
     );
 
     let csv_path = dir.path().join("o.csv");
-    ok(run(&[
+    ok_stdout(run(&[
         "--vcf",
         vcf.to_str().unwrap(),
         "-o",
@@ -126,14 +118,14 @@ fn every_output_format_and_gzip_input() {
         tsv.replace('\t', ",")
     );
 
-    let bed = ok(run(&["--vcf", vcf.to_str().unwrap(), "-f", "bed"]));
+    let bed = ok_stdout(run(&["--vcf", vcf.to_str().unwrap(), "-f", "bed"]));
     let lines: Vec<&str> = bed.lines().collect();
     assert_eq!(lines.len(), 4, "scored variants only: {bed}");
     assert!(lines[0].starts_with("fixture\t99\t100\trs1\t"));
     assert!(lines[1].starts_with("fixture\t299\t302\trs2\t"));
 
     let out_vcf = dir.path().join("o.vcf.gz");
-    ok(run(&[
+    ok_stdout(run(&[
         "--vcf",
         vcf.to_str().unwrap(),
         "-o",
@@ -181,16 +173,7 @@ fn every_output_format_and_gzip_input() {
         }
     }
     std::fs::write(&table, t).unwrap();
-    assert_eq!(ok(run(&["--vcf", table.to_str().unwrap()])), tsv);
-}
-
-fn assert_error(out: Output, needles: &[&str]) {
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
-    for n in needles {
-        assert!(err.contains(n), "{err:?} lacks {n:?}");
-    }
+    assert_eq!(ok_stdout(run(&["--vcf", table.to_str().unwrap()])), tsv);
 }
 
 #[test]
@@ -198,8 +181,8 @@ fn bad_inputs_are_clean_errors() {
     let dir = tempfile::tempdir().unwrap();
     let vcf = write_vcf(dir.path());
     let out_path = dir.path().join("o.tsv");
-    assert_error(
-        run(&[
+    assert_clean_error(
+        &run(&[
             "--vcf",
             vcf.to_str().unwrap(),
             "--strict",
@@ -209,27 +192,27 @@ fn bad_inputs_are_clean_errors() {
         &["fixture:900", "does not match", "--strict"],
     );
     assert!(!out_path.exists(), "no output after an error");
-    assert_error(run(&["--vcf", "no-such.vcf"]), &["no-such.vcf"]);
+    assert_clean_error(&run(&["--vcf", "no-such.vcf"]), &["no-such.vcf"]);
     let bad = dir.path().join("bad.vcf");
     std::fs::write(
         &bad,
         "##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\nfixture\tx\t.\tA\tC\n",
     )
     .unwrap();
-    assert_error(
-        run(&["--vcf", bad.to_str().unwrap()]),
+    assert_clean_error(
+        &run(&["--vcf", bad.to_str().unwrap()]),
         &["bad.vcf", "line 3", "POS"],
     );
     let bcf = dir.path().join("v.bcf");
     std::fs::write(&bcf, b"BCF\x02\x02").unwrap();
-    assert_error(
-        run(&["--vcf", bcf.to_str().unwrap()]),
+    assert_clean_error(
+        &run(&["--vcf", bcf.to_str().unwrap()]),
         &["BCF is not supported"],
     );
     // Aliases map VCF names onto the FASTA's.
     let alias = dir.path().join("alias.txt");
     std::fs::write(&alias, "chrUn fixture\n").unwrap();
-    let text = ok(run(&[
+    let text = ok_stdout(run(&[
         "--vcf",
         vcf.to_str().unwrap(),
         "--chrom-alias",

@@ -100,22 +100,25 @@ fn cached_scores_equal_full_sequence_scores_on_both_strands() {
     }
     std::fs::write(&table, text).unwrap();
     let file = VariantFile::read(&table).unwrap();
-    let mut reference = SequenceFile::open(Path::new("test-data/fixture.fa"), false).unwrap();
+    let score = |opts: &EngineOptions| {
+        let mut reference = SequenceFile::open(Path::new("test-data/fixture.fa"), false).unwrap();
+        score_all(
+            &backend,
+            &mut reference,
+            &file,
+            &Default::default(),
+            opts,
+            &|_| {},
+        )
+        .unwrap()
+    };
     let opts = EngineOptions {
         window: WINDOW,
         context: None,
         stripe_len: 333,
         bos: None,
     };
-    let results = score_all(
-        &backend,
-        &mut reference,
-        &file,
-        &Default::default(),
-        &opts,
-        &|_| {},
-    )
-    .unwrap();
+    let results = score(&opts);
     for ((p, r, a), res) in cases.iter().zip(&results) {
         assert_eq!(res.skip, None, "{p} {r}>{a}");
         for (flip, got) in [(false, res.fwd.unwrap()), (true, res.rev.unwrap())] {
@@ -144,16 +147,7 @@ fn cached_scores_equal_full_sequence_scores_on_both_strands() {
         context: Some(10_000),
         ..opts
     };
-    let mut reference = SequenceFile::open(Path::new("test-data/fixture.fa"), false).unwrap();
-    let windowed = score_all(
-        &backend,
-        &mut reference,
-        &file,
-        &Default::default(),
-        &opts,
-        &|_| {},
-    )
-    .unwrap();
+    let windowed = score(&opts);
     for (a, b) in results.iter().zip(&windowed) {
         assert!((a.delta_ll().unwrap() - b.delta_ll().unwrap()).abs() <= 1e-5);
     }

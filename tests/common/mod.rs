@@ -142,3 +142,29 @@ pub fn parse_csv(text: &str) -> Vec<Row> {
         })
         .collect()
 }
+
+/// The stdout of a run that must have succeeded.
+pub fn ok_stdout(out: std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Asserts a failure with a one-line message containing every one of `needles`.
+pub fn assert_clean_error(out: &std::process::Output, needles: &[&str]) {
+    assert_eq!(out.status.code(), Some(1), "expected exit 1");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "error must be one line: {err}"
+    );
+    assert!(err.starts_with("ssmgen: error: "), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    for n in needles {
+        assert!(err.contains(n), "error {err:?} lacks {n:?}");
+    }
+}
