@@ -6,7 +6,7 @@ use clap::ValueEnum;
 use ssmgen::backend::Backend;
 use ssmgen::input::{Region, SequenceFile, read_bed};
 use ssmgen::likelihood::{LikelihoodOptions, Scorer, Strand};
-use ssmgen::output::{BedGraphSink, CsvSink, Output, TrackSink};
+use ssmgen::output::{BedGraphSink, CsvSink, Output, TrackSink, format_extension};
 
 use super::progress::bases_bar;
 use super::{BackendTask, EngineArgs};
@@ -54,14 +54,10 @@ enum TrackFormat {
 }
 
 fn format_from_name(path: &Path) -> Option<TrackFormat> {
-    let name = path.file_name()?.to_string_lossy().to_ascii_lowercase();
-    let name = name.strip_suffix(".gz").unwrap_or(&name);
-    if name.ends_with(".csv") {
-        Some(TrackFormat::Csv)
-    } else if name.ends_with(".bedgraph") || name.ends_with(".bg") {
-        Some(TrackFormat::Bedgraph)
-    } else {
-        None
+    match format_extension(path)?.as_str() {
+        "csv" => Some(TrackFormat::Csv),
+        "bedgraph" | "bg" => Some(TrackFormat::Bedgraph),
+        _ => None,
     }
 }
 

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::ValueEnum;
 use ssmgen::backend::Backend;
 use ssmgen::input::SequenceFile;
+use ssmgen::output::format_extension;
 use ssmgen::variants::engine::EngineOptions;
 use ssmgen::variants::output::{ScoreKind, VariantFormat, write};
 use ssmgen::variants::{Skip, VariantFile, read_aliases, score_all};
@@ -62,10 +63,7 @@ enum ScoreArg {
 }
 
 fn format_from_name(path: &Path) -> Option<VariantFormat> {
-    let name = path.file_name()?.to_string_lossy().to_ascii_lowercase();
-    let name = name.strip_suffix(".gz").unwrap_or(&name);
-    let ext = name.rsplit('.').next()?;
-    match ext {
+    match format_extension(path)?.as_str() {
         "tsv" | "txt" => Some(VariantFormat::Tsv),
         "csv" => Some(VariantFormat::Csv),
         "bed" => Some(VariantFormat::Bed),

@@ -111,6 +111,14 @@ impl Write for Output {
     }
 }
 
+/// The lowercase extension that names a file's format, looking past a trailing `.gz`
+/// (`scores.VCF.gz` → `vcf`); `None` when the name has none.
+pub fn format_extension(path: &Path) -> Option<String> {
+    let name = path.file_name()?.to_string_lossy().to_ascii_lowercase();
+    let name = name.strip_suffix(".gz").unwrap_or(&name);
+    name.rsplit_once('.').map(|(_, ext)| ext.to_string())
+}
+
 /// Whether a file name asks for gzip compression.
 pub fn is_gzip_name(path: &Path) -> bool {
     path.extension()
@@ -120,6 +128,20 @@ pub fn is_gzip_name(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn format_extension_looks_past_gz() {
+        assert_eq!(
+            format_extension(Path::new("a/b.VCF.gz")).as_deref(),
+            Some("vcf")
+        );
+        assert_eq!(
+            format_extension(Path::new("x.bedgraph")).as_deref(),
+            Some("bedgraph")
+        );
+        assert_eq!(format_extension(Path::new("x.gz")), None);
+        assert_eq!(format_extension(Path::new("csv")), None);
+    }
 
     #[test]
     fn file_appears_only_on_commit() {

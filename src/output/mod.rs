@@ -3,5 +3,5 @@
 pub mod atomic;
 pub mod track;
 
-pub use atomic::Output;
+pub use atomic::{Output, format_extension};
 pub use track::{BedGraphSink, CsvSink, TrackSink};
