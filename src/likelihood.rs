@@ -13,7 +13,7 @@ use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::input::{IndexedFasta, Region, SequenceFile};
 use crate::output::TrackSink;
-use crate::runner::ScoreStream;
+use crate::runner::{ScoreStream, score_batch};
 use crate::tokenizer::Tokenizer;
 
 /// Which strand(s) to score.
@@ -214,52 +214,21 @@ impl<'a, B: Backend> Scorer<'a, B> {
         if batch.records.is_empty() {
             return Ok(());
         }
-        let (start_state, first_row) =
-            ScoreStream::new(self.backend, &self.tokenizer, self.options.bos)?.snapshot();
-        let v = self.backend.config().vocab_size;
-        let max_len = batch
-            .records
-            .iter()
-            .map(|(_, b)| b.len())
-            .max()
-            .unwrap_or(0);
+        let start = ScoreStream::new(self.backend, &self.tokenizer, self.options.bos)?.snapshot();
         let run_strand = |reverse: bool| -> Result<Vec<Vec<f32>>> {
-            let mut flat = Vec::with_capacity(batch.records.len() * max_len);
-            let mut lens = Vec::with_capacity(batch.records.len());
-            let mut tokens = Vec::new();
+            let mut seqs = Vec::with_capacity(batch.records.len());
             for (name, bases) in &batch.records {
+                let mut tokens = Vec::new();
                 self.tokenize(path, name, 0, bases, &mut tokens)?;
                 if reverse {
                     self.tokenizer.reverse_complement(&mut tokens);
                 }
-                lens.push(tokens.len());
-                flat.extend_from_slice(&tokens);
-                // Padding after the record: the model is causal, so it never changes its scores.
-                flat.resize(
-                    flat.len() + max_len - tokens.len(),
-                    self.tokenizer.n_token(),
-                );
+                seqs.push(tokens);
             }
-            let mut states = vec![start_state.clone(); batch.records.len()];
-            let mut rows = Vec::new();
-            self.backend.forward_batch(&mut states, &flat, &mut rows)?;
-            let mut out = Vec::with_capacity(lens.len());
-            for (b, &len) in lens.iter().enumerate() {
-                let own = &flat[b * max_len..b * max_len + len];
-                let own_rows = &rows[b * max_len * v..(b * max_len + len) * v];
-                let mut scores = Vec::with_capacity(len);
-                crate::runner::observed_scores(
-                    &self.tokenizer,
-                    first_row.as_deref(),
-                    own_rows,
-                    v,
-                    own,
-                    &mut scores,
-                );
-                if reverse {
-                    scores.reverse();
-                }
-                out.push(scores);
+            let longest = seqs.iter().map(Vec::len).max().unwrap_or(0);
+            let mut out = score_batch(self.backend, &self.tokenizer, &start, &seqs, longest)?;
+            if reverse {
+                out.iter_mut().for_each(|scores| scores.reverse());
             }
             Ok(out)
         };

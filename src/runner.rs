@@ -39,32 +39,56 @@ impl<'a, B: Backend> ScoreStream<'a, B> {
     /// probability of that token given everything before it; `NaN` where there is no score
     /// (the sequence's first token without BOS, and N/ambiguity tokens).
     pub fn push(&mut self, tokens: &[u32], scores: &mut Vec<f32>) -> Result<()> {
+        self.push_checkpointed(tokens, scores, &[])?;
+        Ok(())
+    }
+
+    /// Like [`ScoreStream::push`], and also returns a [`Snapshot`] of the stream before each
+    /// token index in `at` (see [`Backend::forward_checkpoints`] for what `at` may hold).
+    pub fn push_checkpointed(
+        &mut self,
+        tokens: &[u32],
+        scores: &mut Vec<f32>,
+        at: &[usize],
+    ) -> Result<Vec<Snapshot<B>>> {
         scores.clear();
         if tokens.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
-        self.backend
-            .forward(&mut self.state, tokens, &mut self.rows)?;
+        let states = if at.is_empty() {
+            self.backend
+                .forward(&mut self.state, tokens, &mut self.rows)?;
+            Vec::new()
+        } else {
+            self.backend
+                .forward_checkpoints(&mut self.state, tokens, &mut self.rows, at)?
+        };
         let v = self.backend.config().vocab_size;
-        scores.reserve(tokens.len());
-        for (i, &t) in tokens.iter().enumerate() {
-            let row = if i == 0 {
-                self.next_row.as_deref()
-            } else {
-                Some(&self.rows[(i - 1) * v..i * v])
-            };
-            let score = match row {
-                Some(row) if self.tokenizer.is_scored(t) => row[t as usize],
-                _ => f32::NAN,
-            };
-            scores.push(score);
-        }
+        let snapshots = states
+            .into_iter()
+            .zip(at)
+            .map(|(state, &p)| Snapshot {
+                state,
+                next_row: match p {
+                    0 => self.next_row.clone(),
+                    _ => Some(self.rows[(p - 1) * v..p * v].to_vec()),
+                },
+            })
+            .collect();
+        observed_scores(
+            self.tokenizer,
+            self.next_row.as_deref(),
+            &self.rows,
+            v,
+            tokens,
+            scores,
+        );
         let last = (tokens.len() - 1) * v;
         match &mut self.next_row {
             Some(row) => row.copy_from_slice(&self.rows[last..last + v]),
             None => self.next_row = Some(self.rows[last..last + v].to_vec()),
         }
-        Ok(())
+        Ok(snapshots)
     }
 
     /// An independent copy that continues from the same point (state and next-token row), so
@@ -92,16 +116,83 @@ impl<'a, B: Backend> ScoreStream<'a, B> {
         Ok(())
     }
 
-    /// A copy of the state and of the row predicting the next token: everything a
-    /// continuation from this point needs.
-    pub fn snapshot(&self) -> (B::State, Option<Vec<f32>>) {
-        (self.state.clone(), self.next_row.clone())
+    /// A copy of the stream's current point: everything a continuation from here needs.
+    pub fn snapshot(&self) -> Snapshot<B> {
+        Snapshot {
+            state: self.state.clone(),
+            next_row: self.next_row.clone(),
+        }
     }
 
     /// The state after the tokens fed so far.
     pub fn state(&self) -> &B::State {
         &self.state
     }
+}
+
+/// A point of a sequence to continue from: the state there and the log-softmax row that
+/// predicts the next token (`None` at a sequence's start without BOS).
+pub struct Snapshot<B: Backend> {
+    /// The backend state after the tokens before this point.
+    pub state: B::State,
+    /// The row predicting the token at this point.
+    pub next_row: Option<Vec<f32>>,
+}
+
+impl<B: Backend> Clone for Snapshot<B> {
+    fn clone(&self) -> Self {
+        Snapshot {
+            state: self.state.clone(),
+            next_row: self.next_row.clone(),
+        }
+    }
+}
+
+/// Scores independent sequences that all start from `start`, as one batch on the backend:
+/// `cols` tokens of every sequence per backend call (shorter ones padded with N, which a causal
+/// model never lets change the real positions). Returns each sequence's scores, as
+/// [`ScoreStream::push`] would give them.
+pub fn score_batch<B: Backend>(
+    backend: &B,
+    tokenizer: &Tokenizer,
+    start: &Snapshot<B>,
+    seqs: &[Vec<u32>],
+    cols: usize,
+) -> Result<Vec<Vec<f32>>> {
+    let v = backend.config().vocab_size;
+    let max_len = seqs.iter().map(Vec::len).max().unwrap_or(0);
+    let cols = cols.max(1);
+    let mut states = vec![start.state.clone(); seqs.len()];
+    let mut next_rows = vec![start.next_row.clone(); seqs.len()];
+    let mut out: Vec<Vec<f32>> = seqs.iter().map(|s| Vec::with_capacity(s.len())).collect();
+    let (mut flat, mut rows) = (Vec::new(), Vec::new());
+    for off in (0..max_len).step_by(cols) {
+        let w = cols.min(max_len - off);
+        flat.clear();
+        for seq in seqs {
+            let piece = &seq[off.min(seq.len())..(off + w).min(seq.len())];
+            flat.extend_from_slice(piece);
+            flat.resize(flat.len() + w - piece.len(), tokenizer.n_token());
+        }
+        backend.forward_batch(&mut states, &flat, &mut rows)?;
+        for (b, seq) in seqs.iter().enumerate() {
+            let own = seq.len().min(off + w).saturating_sub(off);
+            if own == 0 {
+                continue;
+            }
+            let (lo, hi) = (b * w, b * w + own);
+            observed_scores(
+                tokenizer,
+                next_rows[b].as_deref(),
+                &rows[lo * v..hi * v],
+                v,
+                &flat[lo..hi],
+                &mut out[b],
+            );
+            next_rows[b] = Some(rows[(hi - 1) * v..hi * v].to_vec());
+        }
+    }
+    Ok(out)
 }
 
 /// Appends to `scores`, for each of `tokens`, the log-probability of that token: from

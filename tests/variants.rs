@@ -3,8 +3,10 @@
 
 use std::path::Path;
 
-use ssmgen::backend::cpu::CpuBackend;
+use ssmgen::backend::Backend;
+use ssmgen::backend::cpu::{CpuBackend, CpuState};
 use ssmgen::input::SequenceFile;
+use ssmgen::model::MambaConfig;
 use ssmgen::model::Model;
 use ssmgen::runner::ScoreStream;
 use ssmgen::tokenizer::Tokenizer;
@@ -36,6 +38,38 @@ fn whole(backend: &CpuBackend, tok: &Tokenizer, seq: &str) -> Vec<f32> {
     let mut out = Vec::new();
     s.push(&tokens, &mut out).unwrap();
     out
+}
+
+/// The CPU backend announcing a checkpoint stride, as a GPU does, so that the engine's replay
+/// from the checkpoint before each variant is checked here too.
+struct Strided(CpuBackend, usize);
+
+impl Backend for Strided {
+    type State = CpuState;
+    fn describe(&self) -> String {
+        self.0.describe()
+    }
+    fn config(&self) -> &MambaConfig {
+        self.0.config()
+    }
+    fn new_state(&self) -> ssmgen::Result<CpuState> {
+        self.0.new_state()
+    }
+    fn forward(&self, s: &mut CpuState, t: &[u32], logp: &mut Vec<f32>) -> ssmgen::Result<()> {
+        self.0.forward(s, t, logp)
+    }
+    fn forward_hidden(
+        &self,
+        s: &mut CpuState,
+        t: &[u32],
+        layer: Option<usize>,
+        hidden: &mut Vec<f32>,
+    ) -> ssmgen::Result<()> {
+        self.0.forward_hidden(s, t, layer, hidden)
+    }
+    fn checkpoint_stride(&self) -> usize {
+        self.1
+    }
 }
 
 fn sum(s: &[f32]) -> f64 {
@@ -100,10 +134,10 @@ fn cached_scores_equal_full_sequence_scores_on_both_strands() {
     }
     std::fs::write(&table, text).unwrap();
     let file = VariantFile::read(&table).unwrap();
-    let score = |opts: &EngineOptions| {
+    let score = |backend: &Strided, opts: &EngineOptions| {
         let mut reference = SequenceFile::open(Path::new("test-data/fixture.fa"), false).unwrap();
         score_all(
-            &backend,
+            backend,
             &mut reference,
             &file,
             &Default::default(),
@@ -118,37 +152,43 @@ fn cached_scores_equal_full_sequence_scores_on_both_strands() {
         stripe_len: 333,
         bos: None,
     };
-    let results = score(&opts);
-    for ((p, r, a), res) in cases.iter().zip(&results) {
-        assert_eq!(res.skip, None, "{p} {r}>{a}");
-        for (flip, got) in [(false, res.fwd.unwrap()), (true, res.rev.unwrap())] {
-            let (llr, dll) = naive(&backend, &tok, &seq, p - 1, r, a, flip);
-            assert!(
-                (got.delta_ll - dll).abs() <= 1e-5,
-                "{p} {r}>{a} flip={flip}: {} vs {dll}",
-                got.delta_ll
-            );
-            match (got.llr, llr) {
-                (Some(x), Some(y)) => assert!(
-                    (x - y).abs() <= 1e-5,
-                    "{p} {r}>{a} flip={flip}: llr {x} vs {y}"
-                ),
-                (x, y) => assert_eq!(x, y, "{p} {r}>{a} flip={flip}: llr presence"),
+    // Stride 1 snapshots at every variant; 7 and 64 replay from the checkpoint before it.
+    for stride in [1, 7, 64] {
+        let strided = Strided(CpuBackend::new(&model), stride);
+        let results = score(&strided, &opts);
+        for ((p, r, a), res) in cases.iter().zip(&results) {
+            assert_eq!(res.skip, None, "{p} {r}>{a}");
+            for (flip, got) in [(false, res.fwd.unwrap()), (true, res.rev.unwrap())] {
+                let (llr, dll) = naive(&backend, &tok, &seq, p - 1, r, a, flip);
+                assert!(
+                    (got.delta_ll - dll).abs() <= 1e-5,
+                    "stride {stride}, {p} {r}>{a} flip={flip}: {} vs {dll}",
+                    got.delta_ll
+                );
+                match (got.llr, llr) {
+                    (Some(x), Some(y)) => assert!(
+                        (x - y).abs() <= 1e-5,
+                        "stride {stride}, {p} {r}>{a} flip={flip}: llr {x} vs {y}"
+                    ),
+                    (x, y) => assert_eq!(x, y, "{p} {r}>{a} flip={flip}: llr presence"),
+                }
             }
         }
-    }
-    assert_eq!(
-        results[0].fwd.unwrap().llr,
-        None,
-        "the first base has no upstream without BOS"
-    );
-    // The windowed mode with a context longer than the sequence is the same computation.
-    let opts = EngineOptions {
-        context: Some(10_000),
-        ..opts
-    };
-    let windowed = score(&opts);
-    for (a, b) in results.iter().zip(&windowed) {
-        assert!((a.delta_ll().unwrap() - b.delta_ll().unwrap()).abs() <= 1e-5);
+        assert_eq!(
+            results[0].fwd.unwrap().llr,
+            None,
+            "the first base has no upstream without BOS"
+        );
+        // The windowed mode with a context longer than the sequence is the same computation.
+        let windowed = score(
+            &strided,
+            &EngineOptions {
+                context: Some(10_000),
+                ..opts
+            },
+        );
+        for (a, b) in results.iter().zip(&windowed) {
+            assert!((a.delta_ll().unwrap() - b.delta_ll().unwrap()).abs() <= 1e-5);
+        }
     }
 }

@@ -33,8 +33,9 @@ pub trait Backend: Send + Sync {
 
     /// Runs `states.len()` independent sequences of equal length, stacked in `tokens`
     /// (sequence `b` is `tokens[b * len..(b + 1) * len]`), each from its own state, and writes
-    /// their log-softmax rows in the same order. The states' values afterwards are unspecified:
-    /// callers pass copies. The default runs them one by one; a GPU runs them as one batch.
+    /// their log-softmax rows in the same order, leaving each state after its sequence (so long
+    /// sequences can run as a batch stripe by stripe). The default runs them one by one; a GPU
+    /// runs them as one batch.
     fn forward_batch(
         &self,
         states: &mut [Self::State],
@@ -52,6 +53,42 @@ pub trait Backend: Send + Sync {
             logp.extend_from_slice(&rows);
         }
         Ok(())
+    }
+
+    /// Stripes that start at multiples of this many tokens from a sequence's start give the
+    /// same results bit for bit, whatever their lengths and batching; it is also the spacing
+    /// of the positions [`Backend::forward_checkpoints`] can copy the state at. 1 on the CPU,
+    /// whose results never depend on stripes; a GPU's scan chunk.
+    fn checkpoint_stride(&self) -> usize {
+        1
+    }
+
+    /// Like [`Backend::forward`], and also returns copies of the state as it stood before each
+    /// token index in `at` (strictly ascending, below `tokens.len()`, multiples of
+    /// [`Backend::checkpoint_stride`]). The default splits the stripe at those indices.
+    fn forward_checkpoints(
+        &self,
+        state: &mut Self::State,
+        tokens: &[u32],
+        logp: &mut Vec<f32>,
+        at: &[usize],
+    ) -> Result<Vec<Self::State>> {
+        check_checkpoints(at, tokens.len(), self.checkpoint_stride())?;
+        logp.clear();
+        let mut snapshots = Vec::with_capacity(at.len());
+        let mut rows = Vec::new();
+        let mut from = 0;
+        for &to in at.iter().chain(std::iter::once(&tokens.len())) {
+            if to > from {
+                self.forward(state, &tokens[from..to], &mut rows)?;
+                logp.extend_from_slice(&rows);
+            }
+            if to < tokens.len() {
+                snapshots.push(state.clone());
+            }
+            from = to;
+        }
+        Ok(snapshots)
     }
 
     /// Like [`Backend::forward`] but writes hidden states instead of log-probabilities:
@@ -74,6 +111,19 @@ pub fn check_tokens(config: &MambaConfig, tokens: &[u32]) -> Result<()> {
             config.vocab_size
         ))),
         None => Ok(()),
+    }
+}
+
+/// Checks checkpoint indices for [`Backend::forward_checkpoints`] on a stripe of `len` tokens.
+pub fn check_checkpoints(at: &[usize], len: usize, stride: usize) -> Result<()> {
+    let ascending = at.windows(2).all(|w| w[0] < w[1]);
+    let inside = at.last().is_none_or(|&p| p < len);
+    if ascending && inside && at.iter().all(|p| p % stride.max(1) == 0) {
+        Ok(())
+    } else {
+        Err(Error::Backend(format!(
+            "checkpoints must ascend, lie inside the stripe of {len} tokens and be multiples of {stride}"
+        )))
     }
 }
 

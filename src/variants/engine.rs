@@ -1,14 +1,15 @@
 //! State-cached variant scoring on one strand of one chromosome.
 //!
-//! REF and ALT share everything upstream of the variant, so one pass over the strand, stopping
-//! at each variant position, gives the upstream state for all of them; each allele then only
-//! runs its own short continuation (the allele plus `window` downstream bases) from a fork of
-//! that state. With `context = Some(n)` each variant instead gets a fresh pass over the `n`
-//! bases upstream of it (the windowed approach of other tools, and a reference for benchmarks).
+//! REF and ALT share everything upstream of the variant, so one pass over the strand, copying
+//! the state at checkpoints next to the variants, gives the upstream state for all of them;
+//! each ALT then only runs its own short continuation (the allele plus `window` downstream
+//! bases) from that state, and REF's is the pass itself. With `context = Some(n)` each variant
+//! instead gets fresh REF and ALT windows from `n` bases upstream of it (the windowed approach
+//! of other tools, and a reference for benchmarks).
 
 use crate::backend::Backend;
 use crate::error::Result;
-use crate::runner::ScoreStream;
+use crate::runner::{ScoreStream, Snapshot, observed_scores, score_batch};
 use crate::tokenizer::Tokenizer;
 
 /// A variant in the coordinates and tokens of one strand.
@@ -54,31 +55,51 @@ fn sum_scored(scores: &[f32]) -> f64 {
         .sum()
 }
 
-/// The REF and ALT continuation tokens of `v` on `seq`: the allele plus up to `window`
-/// downstream bases.
-fn continuation_tokens(
-    seq: &[u32],
-    v: &StrandVariant,
-    window: usize,
-) -> (std::ops::Range<usize>, Vec<u32>) {
+/// The REF and ALT tokens of `v` on `seq` from `from` (at or before the variant): the bases
+/// from `from` to the variant, the allele, and up to `window` downstream bases.
+fn allele_tokens(seq: &[u32], v: &StrandVariant, from: usize, window: usize) -> [Vec<u32>; 2] {
     let down_start = (v.pos + v.ref_len).min(seq.len());
     let down_end = (down_start + window).min(seq.len());
-    let mut alt = v.alt.clone();
+    let mut alt = seq[from..v.pos].to_vec();
+    alt.extend_from_slice(&v.alt);
     alt.extend_from_slice(&seq[down_start..down_end]);
-    (v.pos..down_end, alt)
+    [seq[from..down_end].to_vec(), alt]
 }
 
-/// Scores `tokens` continuing from `upstream`, leaving `upstream` as it was.
-fn continue_from<B: Backend>(upstream: &ScoreStream<'_, B>, tokens: &[u32]) -> Result<Vec<f32>> {
-    let mut scores = Vec::new();
-    upstream.fork().push(tokens, &mut scores)?;
-    Ok(scores)
+/// Scores of a variant from its allele's scores (`skip` leading positions before the variant
+/// left out).
+fn scores_of(ref_scores: &[f32], alt_scores: &[f32], skip: usize) -> StrandScores {
+    let (r, a) = (
+        &ref_scores[skip.min(ref_scores.len())..],
+        &alt_scores[skip.min(alt_scores.len())..],
+    );
+    let first = |s: &[f32]| s.first().copied().filter(|v| !v.is_nan());
+    let llr = match (first(a), first(r)) {
+        (Some(a), Some(r)) => Some(a as f64 - r as f64),
+        _ => None,
+    };
+    StrandScores {
+        llr,
+        delta_ll: sum_scored(a) - sum_scored(r),
+    }
 }
 
-/// ALT continuations run together on the backend.
-const ALT_BATCH: usize = 256;
+/// Continuations run together on the backend.
+const BATCH: usize = 256;
 
-/// A variant whose REF window the reference pass has not finished yet.
+/// At most this many distinct checkpoints are copied in one stripe of the reference pass.
+const MAX_CHECKPOINTS: usize = 256;
+
+/// An ALT continuation waiting for its batch: the checkpoint it starts from and its tokens
+/// (the reference bases from the checkpoint to the variant, then the allele and what follows).
+struct AltJob<B: Backend> {
+    slot: usize,
+    from: Snapshot<B>,
+    tokens: Vec<u32>,
+    skip: usize,
+}
+
+/// A variant's REF window `[start, end)` that the reference pass has not finished yet.
 struct Pending {
     slot: usize,
     start: usize,
@@ -106,14 +127,6 @@ impl Sums {
     }
 }
 
-/// An ALT continuation waiting for its batch: the upstream snapshot and the tokens to run.
-struct AltJob<B: Backend> {
-    slot: usize,
-    state: B::State,
-    next_row: Option<Vec<f32>>,
-    tokens: Vec<u32>,
-}
-
 /// Runs the queued ALT continuations as one batch (padded with N to equal length; the model is
 /// causal, so padding never changes the real positions' scores) and records their sums.
 fn run_alt_batch<B: Backend>(
@@ -127,78 +140,33 @@ fn run_alt_batch<B: Backend>(
     }
     let len = jobs.iter().map(|j| j.tokens.len()).max().unwrap_or(0);
     let mut tokens = Vec::with_capacity(jobs.len() * len);
-    for j in jobs.iter() {
+    let mut states = Vec::with_capacity(jobs.len());
+    for j in jobs.iter_mut() {
         tokens.extend_from_slice(&j.tokens);
         tokens.resize(tokens.len() + len - j.tokens.len(), tokenizer.n_token());
+        states.push(j.from.state.clone());
     }
-    let (mut states, jobs): (Vec<B::State>, Vec<_>) = jobs
-        .drain(..)
-        .map(|j| (j.state, (j.slot, j.next_row, j.tokens)))
-        .unzip();
     let mut rows = Vec::new();
     backend.forward_batch(&mut states, &tokens, &mut rows)?;
     let v = backend.config().vocab_size;
     let mut scores = Vec::new();
-    for (b, (slot, next_row, own_tokens)) in jobs.iter().enumerate() {
+    for (b, job) in jobs.drain(..).enumerate() {
         scores.clear();
-        let own = &rows[b * len * v..(b * len + own_tokens.len()) * v];
-        crate::runner::observed_scores(
+        let own = &rows[b * len * v..(b * len + job.tokens.len()) * v];
+        observed_scores(
             tokenizer,
-            next_row.as_deref(),
+            job.from.next_row.as_deref(),
             own,
             v,
-            own_tokens,
+            &job.tokens,
             &mut scores,
         );
-        let s = &mut sums[*slot];
-        s.alt_first = scores.first().copied().filter(|x| !x.is_nan());
-        s.alt_sum = sum_scored(&scores);
+        let s = &mut sums[job.slot];
+        let own = &scores[job.skip.min(scores.len())..];
+        s.alt_first = own.first().copied().filter(|x| !x.is_nan());
+        s.alt_sum = sum_scored(own);
     }
     Ok(())
-}
-
-/// Runs the reference pass from `*at` to `to`, adding its scores to the REF windows they fall
-/// in and dropping the windows that are complete.
-#[allow(clippy::too_many_arguments)]
-fn feed<B: Backend>(
-    stream: &mut ScoreStream<'_, B>,
-    seq: &[u32],
-    at: &mut usize,
-    to: usize,
-    stripe_len: usize,
-    pending: &mut Vec<Pending>,
-    scratch: &mut Vec<f32>,
-    sums: &mut [Sums],
-) -> Result<()> {
-    while *at < to {
-        let hi = (*at + stripe_len.max(1)).min(to);
-        stream.push(&seq[*at..hi], scratch)?;
-        for p in pending.iter() {
-            let (lo, up) = (p.start.max(*at), p.end.min(hi));
-            if lo < up {
-                let s = &mut sums[p.slot];
-                s.ref_sum += sum_scored(&scratch[lo - *at..up - *at]);
-                if lo == p.start {
-                    s.ref_first = Some(scratch[lo - *at]).filter(|x| !x.is_nan());
-                }
-            }
-        }
-        *at = hi;
-        pending.retain(|p| p.end > *at);
-    }
-    Ok(())
-}
-
-fn scores_of(ref_scores: &[f32], alt_scores: &[f32]) -> StrandScores {
-    let first = |s: &[f32]| s.first().copied().filter(|v| !v.is_nan());
-    let llr = match (first(alt_scores), first(ref_scores)) {
-        (Some(a), Some(r)) => Some(a as f64 - r as f64),
-        _ => None,
-    };
-    StrandScores {
-        llr,
-        delta_ll: sum_scored(alt_scores) - sum_scored(ref_scores),
-    }
 }
 
 /// Scores `variants` on the strand `seq` (tokens). Returns scores in the order of `variants`.
@@ -209,79 +177,131 @@ pub fn score_strand<B: Backend>(
     variants: &[StrandVariant],
     opts: &EngineOptions,
 ) -> Result<Vec<StrandScores>> {
-    let mut out = vec![StrandScores::default(); variants.len()];
-    let mut order: Vec<usize> = (0..variants.len()).collect();
-    order.sort_by_key(|&i| variants[i].pos);
-    let mut scratch = Vec::new();
+    if let Some(v) = variants.iter().find(|v| v.pos >= seq.len()) {
+        return Err(crate::error::Error::Backend(format!(
+            "variant at {} lies outside the strand of {} bases",
+            v.pos,
+            seq.len()
+        )));
+    }
     match opts.context {
-        Some(n) => {
-            for &i in &order {
-                let v = &variants[i];
-                let mut stream = ScoreStream::new(backend, tokenizer, opts.bos)?;
-                stream.advance(
-                    &seq[v.pos.saturating_sub(n)..v.pos],
-                    opts.stripe_len,
-                    &mut scratch,
-                )?;
-                let (ref_range, alt) = continuation_tokens(seq, v, opts.window);
-                let r = continue_from(&stream, &seq[ref_range])?;
-                out[i] = scores_of(&r, &continue_from(&stream, &alt)?);
-            }
+        Some(n) => score_windowed(backend, tokenizer, seq, variants, opts, n),
+        None => score_cached(backend, tokenizer, seq, variants, opts),
+    }
+}
+
+/// The naive way: every variant gets fresh REF and ALT windows starting `context` bases
+/// upstream of it, scored whole; windows of many variants run as one batch.
+fn score_windowed<B: Backend>(
+    backend: &B,
+    tokenizer: &Tokenizer,
+    seq: &[u32],
+    variants: &[StrandVariant],
+    opts: &EngineOptions,
+    context: usize,
+) -> Result<Vec<StrandScores>> {
+    let start = ScoreStream::new(backend, tokenizer, opts.bos)?.snapshot();
+    let mut out = Vec::with_capacity(variants.len());
+    for group in variants.chunks(BATCH / 2) {
+        let mut seqs = Vec::with_capacity(2 * group.len());
+        for v in group {
+            let from = v.pos.saturating_sub(context);
+            seqs.extend(allele_tokens(seq, v, from, opts.window));
         }
-        None => {
-            // REF's continuation is the reference pass itself, so its sums are collected from
-            // the pass's own scores as it moves through [pos, pos + ref_len + window). ALT's
-            // continuations start from snapshots of the pass and run in batches.
-            let mut stream = ScoreStream::new(backend, tokenizer, opts.bos)?;
-            let mut pending: Vec<Pending> = Vec::new();
-            let mut sums = vec![Sums::default(); variants.len()];
-            let mut jobs: Vec<AltJob<B>> = Vec::new();
-            let mut at = 0usize;
-            for &i in &order {
-                let v = &variants[i];
-                feed(
-                    &mut stream,
-                    seq,
-                    &mut at,
-                    v.pos,
-                    opts.stripe_len,
-                    &mut pending,
-                    &mut scratch,
-                    &mut sums,
-                )?;
-                let (ref_range, alt) = continuation_tokens(seq, v, opts.window);
-                let (state, next_row) = stream.snapshot();
-                jobs.push(AltJob {
-                    slot: i,
-                    state,
-                    next_row,
-                    tokens: alt,
-                });
-                if jobs.len() == ALT_BATCH {
-                    run_alt_batch(backend, tokenizer, &mut jobs, &mut sums)?;
-                }
-                pending.push(Pending {
-                    slot: i,
-                    start: ref_range.start,
-                    end: ref_range.end,
-                });
-            }
-            run_alt_batch(backend, tokenizer, &mut jobs, &mut sums)?;
-            let last = pending.iter().map(|p| p.end).max().unwrap_or(at);
-            feed(
-                &mut stream,
-                seq,
-                &mut at,
-                last,
-                opts.stripe_len,
-                &mut pending,
-                &mut scratch,
-                &mut sums,
-            )?;
-            for (o, s) in out.iter_mut().zip(&sums) {
-                *o = s.finish();
-            }
+        let cols = stride_multiple(opts.stripe_len / seqs.len(), backend.checkpoint_stride());
+        let scores = score_batch(backend, tokenizer, &start, &seqs, cols)?;
+        for (v, pair) in group.iter().zip(scores.chunks(2)) {
+            let skip = v.pos - v.pos.saturating_sub(context);
+            out.push(scores_of(&pair[0], &pair[1], skip));
         }
     }
     Ok(out)
+}
+
+/// `n` rounded down to a multiple of `stride`, at least one stride.
+fn stride_multiple(n: usize, stride: usize) -> usize {
+    let stride = stride.max(1);
+    (n / stride).max(1) * stride
+}
+
+/// The state-cached way: one pass over the strand copies the state at a checkpoint at or just
+/// before each variant (the backend's checkpoint stride apart). REF's scores are read off the
+/// pass itself; ALT's continuation replays the few bases from the checkpoint to the variant and
+/// then runs the allele and the window, in batches.
+fn score_cached<B: Backend>(
+    backend: &B,
+    tokenizer: &Tokenizer,
+    seq: &[u32],
+    variants: &[StrandVariant],
+    opts: &EngineOptions,
+) -> Result<Vec<StrandScores>> {
+    let stride = backend.checkpoint_stride().max(1);
+    let stripe = stride_multiple(opts.stripe_len, stride);
+    let checkpoint = |i: usize| variants[i].pos / stride * stride;
+    let mut order: Vec<usize> = (0..variants.len()).collect();
+    order.sort_by_key(|&i| variants[i].pos);
+
+    let mut stream = ScoreStream::new(backend, tokenizer, opts.bos)?;
+    let mut sums = vec![Sums::default(); variants.len()];
+    let mut pending: Vec<Pending> = Vec::new();
+    let mut jobs: Vec<AltJob<B>> = Vec::new();
+    let mut scores = Vec::new();
+    let (mut at, mut next) = (0usize, 0usize);
+    while at < seq.len() && (next < order.len() || !pending.is_empty()) {
+        // This stripe's checkpoints; the stripe ends early at the first one over the cap.
+        let mut hi = (at + stripe).min(seq.len());
+        let mut cuts: Vec<usize> = Vec::new();
+        let mut last = next;
+        while last < order.len() && checkpoint(order[last]) < hi {
+            let c = checkpoint(order[last]);
+            if cuts.last() != Some(&(c - at)) {
+                if cuts.len() == MAX_CHECKPOINTS {
+                    hi = c;
+                    break;
+                }
+                cuts.push(c - at);
+            }
+            last += 1;
+        }
+        for &i in &order[next..last] {
+            let v = &variants[i];
+            let end = (v.pos + v.ref_len + opts.window).min(seq.len());
+            pending.push(Pending {
+                slot: i,
+                start: v.pos,
+                end,
+            });
+        }
+        let snapshots = stream.push_checkpointed(&seq[at..hi], &mut scores, &cuts)?;
+        for p in &pending {
+            let (lo, up) = (p.start.max(at), p.end.min(hi));
+            if lo < up {
+                let s = &mut sums[p.slot];
+                s.ref_sum += sum_scored(&scores[lo - at..up - at]);
+                if lo == p.start {
+                    s.ref_first = Some(scores[lo - at]).filter(|x| !x.is_nan());
+                }
+            }
+        }
+        pending.retain(|p| p.end > hi);
+        for &i in &order[next..last] {
+            let v = &variants[i];
+            let c = checkpoint(i);
+            let k = cuts.partition_point(|&cut| cut < c - at);
+            let [_, tokens] = allele_tokens(seq, v, c, opts.window);
+            jobs.push(AltJob {
+                slot: i,
+                from: snapshots[k].clone(),
+                tokens,
+                skip: v.pos - c,
+            });
+            if jobs.len() == BATCH {
+                run_alt_batch(backend, tokenizer, &mut jobs, &mut sums)?;
+            }
+        }
+        next = last;
+        at = hi;
+    }
+    run_alt_batch(backend, tokenizer, &mut jobs, &mut sums)?;
+    Ok(sums.iter().map(Sums::finish).collect())
 }

@@ -6,8 +6,9 @@ mod simd;
 use ops::ScanInputs;
 
 use super::{Backend, check_layer, check_tokens};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::{MambaConfig, Model, ModelWeights};
+use rayon::prelude::*;
 
 /// Carried state of one sequence on the CPU.
 #[derive(Clone, Debug, PartialEq)]
@@ -176,6 +177,38 @@ impl Backend for CpuBackend {
             false,
         );
         ops::log_softmax_rows(logp, v);
+        Ok(())
+    }
+
+    /// Runs the sequences in parallel, one per rayon task: short sequences leave the per-op
+    /// parallelism inside one forward pass with too little work to share.
+    fn forward_batch(
+        &self,
+        states: &mut [CpuState],
+        tokens: &[u32],
+        logp: &mut Vec<f32>,
+    ) -> Result<()> {
+        logp.clear();
+        if states.is_empty() {
+            return Ok(());
+        }
+        if !tokens.len().is_multiple_of(states.len()) {
+            return Err(Error::Backend(
+                "batched sequences must have equal lengths".into(),
+            ));
+        }
+        let len = (tokens.len() / states.len()).max(1);
+        let rows: Vec<Result<Vec<f32>>> = states
+            .par_iter_mut()
+            .zip(tokens.par_chunks(len))
+            .map(|(state, seq)| {
+                let mut rows = Vec::new();
+                self.forward(state, seq, &mut rows).map(|()| rows)
+            })
+            .collect();
+        for r in rows {
+            logp.extend_from_slice(&r?);
+        }
         Ok(())
     }
 

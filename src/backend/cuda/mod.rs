@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use cudarc::cublas::{CudaBlas, Gemm, GemmConfig, sys::cublasOperation_t};
 use cudarc::driver::{CudaContext, CudaSlice, CudaStream, DevicePtr, LaunchConfig, PushKernelArg};
 
-use super::{Backend, check_layer, check_tokens};
+use super::{Backend, check_checkpoints, check_layer, check_tokens};
 use crate::error::{Error, Result};
 use crate::model::{MambaConfig, Model};
 use module::Kernels;
@@ -103,7 +103,8 @@ struct Scratch {
     act16: CudaSlice<u16>,
 }
 
-/// Carried state of one sequence on the GPU.
+/// Carried state on the GPU: per layer, the conv and SSM state of one sequence (or of a batch,
+/// stacked sequence by sequence).
 pub struct CudaState {
     conv: Vec<CudaSlice<f32>>,
     ssm: Vec<CudaSlice<f32>>,
@@ -121,6 +122,13 @@ impl Clone for CudaState {
             ssm: copy(&self.ssm),
         }
     }
+}
+
+/// States to fill during a single-sequence pass: `states[j]` gets the state before token
+/// `at[j]` (a multiple of [`SCAN_CHUNK`]).
+struct Snapshots<'a> {
+    at: &'a [usize],
+    states: &'a mut [CudaState],
 }
 
 /// Runs a model on one NVIDIA GPU.
@@ -144,6 +152,11 @@ unsafe impl Sync for CudaBackend {}
 unsafe impl Send for CudaBackend {}
 
 const THREADS: u32 = 256;
+
+/// Time steps per scan chunk. Fixed, so that chunk boundaries sit at the same positions of a
+/// sequence whatever the stripe: results then do not depend on where stripes start, as long as
+/// they start at multiples of it (see [`Backend::checkpoint_stride`]).
+const SCAN_CHUNK: usize = 64;
 
 fn grid(n: usize) -> LaunchConfig {
     LaunchConfig {
@@ -202,8 +215,10 @@ impl CudaBackend {
                 in_proj_bias: w.in_proj_bias.as_deref().map(up).transpose()?,
                 conv_weight: up(&w.conv_weight)?,
                 conv_bias: up(w.conv_bias.as_deref().unwrap_or(&zeros))?,
-                x_proj: weight(&w.x_proj)?,
-                dt_proj: weight(&w.dt_proj)?,
+                // The step size goes through softplus and exp: its two small projections
+                // stay f32 at either precision.
+                x_proj: Weight::F32(up(&w.x_proj)?),
+                dt_proj: Weight::F32(up(&w.dt_proj)?),
                 dt_bias: up(&w.dt_bias)?,
                 a: up(&a)?,
                 d: up(&w.d)?,
@@ -241,11 +256,6 @@ impl CudaBackend {
             .map_err(cuda_err("reading GPU memory"))
     }
 
-    /// Scan chunk length for a stripe of `len` tokens (at most 8,192 chunks).
-    fn chunk_len(len: usize) -> usize {
-        len.div_ceil(8192).max(64)
-    }
-
     fn scratch_for<'a>(
         &self,
         slot: &'a mut Option<Scratch>,
@@ -253,7 +263,7 @@ impl CudaBackend {
         batch: usize,
     ) -> Result<&'a mut Scratch> {
         let seq_len = len / batch.max(1);
-        let chunks = batch * seq_len.div_ceil(Self::chunk_len(seq_len));
+        let chunks = batch * seq_len.div_ceil(SCAN_CHUNK);
         let fits = slot
             .as_ref()
             .is_some_and(|s| s.capacity >= len && s.chunks >= chunks && s.batch >= batch);
@@ -427,11 +437,11 @@ impl CudaBackend {
     /// stream in `scratch.hidden`.
     fn run_blocks(
         &self,
-        conv_states: &mut [CudaSlice<f32>],
-        ssm_states: &mut [CudaSlice<f32>],
+        state: &mut CudaState,
         tokens: &[u32],
         batch: usize,
         stop_after: Option<usize>,
+        mut snapshots: Option<Snapshots<'_>>,
         s: &mut Scratch,
     ) -> Result<()> {
         let c = &self.config;
@@ -465,7 +475,7 @@ impl CudaBackend {
                 .launch(grid(rows * d))
                 .map_err(&launch_err)?;
         }
-        let chunk = Self::chunk_len(len);
+        let chunk = SCAN_CHUNK;
         let chunks = len.div_ceil(chunk);
         let (chunk_i, chunks_i, en_i) = (chunk as i32, chunks as i32, (e * n) as i32);
         let last = stop_after.unwrap_or(c.num_hidden_layers - 1);
@@ -495,7 +505,7 @@ impl CudaBackend {
                     .arg(&batch_i)
                     .arg(&e_i)
                     .arg(&k_i)
-                    .arg(&conv_states[i])
+                    .arg(&state.conv[i])
                     .arg(&w.conv_weight)
                     .arg(&w.conv_bias)
                     .arg(&mut s.u)
@@ -509,15 +519,36 @@ impl CudaBackend {
                     .arg(&batch_i)
                     .arg(&e_i)
                     .arg(&k_i)
-                    .arg(&conv_states[i])
+                    .arg(&state.conv[i])
                     .arg(&mut s.conv_next)
                     .launch(grid(batch * (k - 1) * e))
                     .map_err(&launch_err)?;
             }
+            if let Some(snap) = snapshots.as_mut() {
+                // The conv state before token p is the state after the first p tokens.
+                for (&p, out) in snap.at.iter().zip(snap.states.iter_mut()) {
+                    let p_i = p as i32;
+                    let one = 1i32;
+                    unsafe {
+                        self.stream
+                            .launch_builder(&k_.conv_state_next)
+                            .arg(&s.xz)
+                            .arg(&in_stride)
+                            .arg(&p_i)
+                            .arg(&one)
+                            .arg(&e_i)
+                            .arg(&k_i)
+                            .arg(&state.conv[i])
+                            .arg(&mut out.conv[i])
+                            .launch(grid((k - 1) * e))
+                            .map_err(&launch_err)?;
+                    }
+                }
+            }
             self.stream
                 .memcpy_dtod(
                     &s.conv_next.slice(..batch * (k - 1) * e),
-                    &mut conv_states[i].slice_mut(..batch * (k - 1) * e),
+                    &mut state.conv[i].slice_mut(..batch * (k - 1) * e),
                 )
                 .map_err(cuda_err("updating conv state"))?;
             self.linear(
@@ -577,7 +608,7 @@ impl CudaBackend {
                     .map_err(&launch_err)?;
                 self.stream
                     .launch_builder(&k_.scan_carry)
-                    .arg(&mut ssm_states[i])
+                    .arg(&mut state.ssm[i])
                     .arg(&s.h_end)
                     .arg(&s.decay)
                     .arg(&mut s.h_start)
@@ -586,6 +617,18 @@ impl CudaBackend {
                     .arg(&batch_i)
                     .launch(grid(batch * e * n))
                     .map_err(&launch_err)?;
+            }
+            if let Some(snap) = snapshots.as_mut() {
+                // The SSM state before token p (a chunk boundary) is chunk p / SCAN_CHUNK's start.
+                let en = e * n;
+                for (&p, out) in snap.at.iter().zip(snap.states.iter_mut()) {
+                    let slot = p / SCAN_CHUNK * en;
+                    self.stream
+                        .memcpy_dtod(&s.h_start.slice(slot..slot + en), &mut out.ssm[i])
+                        .map_err(cuda_err("copying a checkpoint"))?;
+                }
+            }
+            unsafe {
                 self.stream
                     .launch_builder(&k_.scan_output)
                     .arg(&s.u)
@@ -627,10 +670,10 @@ impl CudaBackend {
     /// Log-softmax rows for `batch` stacked sequences from batch-contiguous states.
     fn logp_rows(
         &self,
-        conv: &mut [CudaSlice<f32>],
-        ssm: &mut [CudaSlice<f32>],
+        state: &mut CudaState,
         tokens: &[u32],
         batch: usize,
+        snapshots: Option<Snapshots<'_>>,
         logp: &mut Vec<f32>,
     ) -> Result<()> {
         let mut slot = self.lock_scratch()?;
@@ -640,7 +683,7 @@ impl CudaBackend {
             self.config.hidden_size,
             self.config.vocab_size,
         );
-        self.run_blocks(conv, ssm, tokens, batch, None, s)?;
+        self.run_blocks(state, tokens, batch, None, snapshots, s)?;
         self.rms_norm(&self.norm_f, s, len)?;
         self.linear(
             len,
@@ -736,7 +779,36 @@ impl Backend for CudaBackend {
             logp.clear();
             return Ok(());
         }
-        self.logp_rows(&mut state.conv, &mut state.ssm, tokens, 1, logp)
+        self.logp_rows(state, tokens, 1, None, logp)
+    }
+
+    fn checkpoint_stride(&self) -> usize {
+        SCAN_CHUNK
+    }
+
+    fn forward_checkpoints(
+        &self,
+        state: &mut CudaState,
+        tokens: &[u32],
+        logp: &mut Vec<f32>,
+        at: &[usize],
+    ) -> Result<Vec<CudaState>> {
+        check_tokens(&self.config, tokens)?;
+        check_checkpoints(at, tokens.len(), SCAN_CHUNK)?;
+        if tokens.is_empty() {
+            logp.clear();
+            return Ok(Vec::new());
+        }
+        let mut states = at
+            .iter()
+            .map(|_| self.new_state())
+            .collect::<Result<Vec<_>>>()?;
+        let snapshots = Snapshots {
+            at,
+            states: &mut states,
+        };
+        self.logp_rows(state, tokens, 1, Some(snapshots), logp)?;
+        Ok(states)
     }
 
     fn forward_batch(
@@ -784,7 +856,26 @@ impl Backend for CudaBackend {
             conv.push(cb);
             ssm.push(sb);
         }
-        self.logp_rows(&mut conv, &mut ssm, tokens, batch, logp)
+        let mut stacked = CudaState { conv, ssm };
+        self.logp_rows(&mut stacked, tokens, batch, None, logp)?;
+        let (conv, ssm) = (stacked.conv, stacked.ssm);
+        for i in 0..c.num_hidden_layers {
+            for (b, st) in states.iter_mut().enumerate() {
+                self.stream
+                    .memcpy_dtod(
+                        &conv[i].slice(b * conv_len..(b + 1) * conv_len),
+                        &mut st.conv[i],
+                    )
+                    .map_err(cuda_err("scattering states"))?;
+                self.stream
+                    .memcpy_dtod(
+                        &ssm[i].slice(b * ssm_len..(b + 1) * ssm_len),
+                        &mut st.ssm[i],
+                    )
+                    .map_err(cuda_err("scattering states"))?;
+            }
+        }
+        Ok(())
     }
 
     fn forward_hidden(
@@ -804,7 +895,7 @@ impl Backend for CudaBackend {
         let s = self.scratch_for(&mut slot, tokens.len(), 1)?;
         let len = tokens.len();
         let d = self.config.hidden_size;
-        self.run_blocks(&mut state.conv, &mut state.ssm, tokens, 1, layer, s)?;
+        self.run_blocks(state, tokens, 1, layer, None, s)?;
         hidden.resize(len * d, 0.0);
         let src = if layer.is_none() {
             self.rms_norm(&self.norm_f, s, len)?;
