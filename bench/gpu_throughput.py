@@ -147,7 +147,7 @@ def main():
                     tps = n / secs
                     print(f"{label:<16} {'ssmgen ' + precision:<12} {n:>10} {secs:>8.2f} {tps:>12.3e} {peak:>12.0f} "
                           f"{f_fused:>12.3e} {f_unfused:>13.3e} {100 * tps / f_unfused:>8.1f}%", flush=True)
-            for n in [int(x) for x in opts.ref_lengths.split(",")]:
+            for n in [int(x) for x in opts.ref_lengths.split(",") if x]:
                 secs, peak = run_reference(model, n)
                 print(f"{label:<16} {'transformers':<12} {n:>10} {secs:>8.2f} {n / secs:>12.3e} {peak:>12.0f}",
                       flush=True)

@@ -8,21 +8,43 @@
 // conv_state_next writes the last (k - 1) rows of the extended sequence to a new buffer (the
 // old state is still being read by conv1d_silu until that kernel finishes).
 
+// One thread computes CONV_T consecutive steps of one channel from a window of inputs held in
+// registers, so each input is read once per thread rather than once per tap. CONV_K (the
+// model's d_conv) is defined when the kernels are compiled.
+#ifndef CONV_K
+#define CONV_K 4
+#endif
+#define CONV_T 8
+
 extern "C" __global__ void conv1d_silu(const float* x, int in_stride, int len, int batch, int e,
-                                       int k, const float* state, const float* weight,
+                                       const float* state, const float* weight,
                                        const float* bias, float* out) {
+    long groups = (len + CONV_T - 1) / CONV_T;
     long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= (long)batch * len * e) return;
-    long row = i / e;
-    long b = row / len, t = row % len;
+    if (i >= (long)batch * groups * e) return;
     int c = (int)(i % e);
-    float acc = bias[c];
-    for (int j = 0; j < k; ++j) {
-        long tt = t - (k - 1) + j;
-        float v = tt < 0 ? state[(b * (k - 1) + k - 1 + tt) * e + c] : x[(b * len + tt) * in_stride + c];
-        acc += weight[c * k + j] * v;
+    long g = (i / e) % groups, b = i / (e * groups);
+    long t_begin = g * CONV_T;
+    float w[CONV_K], v[CONV_K - 1 + CONV_T];
+#pragma unroll
+    for (int j = 0; j < CONV_K; ++j) w[j] = weight[c * CONV_K + j];
+#pragma unroll
+    for (int r = 0; r < CONV_K - 1 + CONV_T; ++r) {
+        long tt = t_begin - (CONV_K - 1) + r;
+        v[r] = tt < 0 ? state[(b * (CONV_K - 1) + CONV_K - 1 + tt) * e + c]
+                      : (tt < len ? x[(b * len + tt) * in_stride + c] : 0.0f);
     }
-    out[i] = acc / (1.0f + expf(-acc));
+    float bc = bias[c];
+#pragma unroll
+    for (int s = 0; s < CONV_T; ++s) {
+        long t = t_begin + s;
+        if (t < len) {
+            float acc = bc;
+#pragma unroll
+            for (int j = 0; j < CONV_K; ++j) acc += w[j] * v[s + j];
+            out[(b * len + t) * e + c] = acc / (1.0f + expf(-acc));
+        }
+    }
 }
 
 extern "C" __global__ void conv_state_next(const float* x, int in_stride, int len, int batch, int e,

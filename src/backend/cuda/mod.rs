@@ -158,6 +158,9 @@ const THREADS: u32 = 256;
 /// they start at multiples of it (see [`Backend::checkpoint_stride`]).
 const SCAN_CHUNK: usize = 64;
 
+/// Time steps per thread of `conv1d_silu` (`CONV_T` in kernels/conv.cu).
+const CONV_STEPS: usize = 8;
+
 fn grid(n: usize) -> LaunchConfig {
     LaunchConfig {
         grid_dim: ((n as u32).div_ceil(THREADS).max(1), 1, 1),
@@ -176,10 +179,11 @@ impl CudaBackend {
             )));
         }
         let c = &model.config;
-        if !(c.state_size.is_power_of_two() && c.state_size <= 32) {
+        if c.state_size > 64 || c.conv_kernel > 16 {
             return Err(Error::Backend(format!(
-                "the CUDA scan needs d_state to be a power of two up to 32, the model has {}",
-                c.state_size
+                "the CUDA kernels keep d_state (up to 64) and d_conv (up to 16) in registers; \
+                 the model has {} and {}",
+                c.state_size, c.conv_kernel
             )));
         }
         let ctx = CudaContext::new(ordinal).map_err(cuda_err("cannot open the GPU"))?;
@@ -187,7 +191,7 @@ impl CudaBackend {
         let stream = ctx.default_stream();
         let blas = CudaBlas::new(stream.clone())
             .map_err(|e| Error::Backend(format!("cannot start cuBLAS: {e}")))?;
-        let kernels = Kernels::load(&ctx)?;
+        let kernels = Kernels::load(&ctx, c.state_size, c.conv_kernel)?;
         let up = |v: &[f32]| stream.clone_htod(v).map_err(cuda_err("uploading weights"));
         let weight = |v: &[f32]| -> Result<Weight> {
             Ok(match precision {
@@ -456,7 +460,7 @@ impl CudaBackend {
             c.conv_kernel,
         );
         let xw = c.x_proj_width();
-        let (len_i, d_i, e_i, n_i, k_i) = (len as i32, d as i32, e as i32, n as i32, k as i32);
+        let (len_i, d_i, e_i, k_i) = (len as i32, d as i32, e as i32, k as i32);
         let (rows_i, batch_i) = (rows as i32, batch as i32);
         let launch_err = cuda_err("kernel launch failed");
         self.stream
@@ -504,12 +508,11 @@ impl CudaBackend {
                     .arg(&len_i)
                     .arg(&batch_i)
                     .arg(&e_i)
-                    .arg(&k_i)
                     .arg(&state.conv[i])
                     .arg(&w.conv_weight)
                     .arg(&w.conv_bias)
                     .arg(&mut s.u)
-                    .launch(grid(rows * e))
+                    .launch(grid(batch * len.div_ceil(CONV_STEPS) * e))
                     .map_err(&launch_err)?;
                 self.stream
                     .launch_builder(&k_.conv_state_next)
@@ -573,34 +576,25 @@ impl CudaBackend {
                 false,
                 &mut s.act16,
             )?;
-            let total = (rows * e) as i64;
             let (bc_stride, b_off, z_stride) = (xw as i32, r as i32, (2 * e) as i32);
             let scan_grid = LaunchConfig {
-                grid_dim: (((e * n) as u32).div_ceil(128), chunks as u32, batch as u32),
+                grid_dim: ((e as u32).div_ceil(128), chunks as u32, batch as u32),
                 block_dim: (128, 1, 1),
                 shared_mem_bytes: 0,
             };
             let z = s.xz.slice(e..);
             unsafe {
                 self.stream
-                    .launch_builder(&k_.softplus_bias)
-                    .arg(&mut s.delta)
-                    .arg(&w.dt_bias)
-                    .arg(&total)
-                    .arg(&e_i)
-                    .launch(grid(rows * e))
-                    .map_err(&launch_err)?;
-                self.stream
                     .launch_builder(&k_.scan_local)
                     .arg(&s.u)
                     .arg(&s.delta)
+                    .arg(&w.dt_bias)
                     .arg(&s.x_dbl)
                     .arg(&bc_stride)
                     .arg(&b_off)
                     .arg(&w.a)
                     .arg(&len_i)
                     .arg(&e_i)
-                    .arg(&n_i)
                     .arg(&chunk_i)
                     .arg(&mut s.h_end)
                     .arg(&mut s.decay)
@@ -633,6 +627,7 @@ impl CudaBackend {
                     .launch_builder(&k_.scan_output)
                     .arg(&s.u)
                     .arg(&s.delta)
+                    .arg(&w.dt_bias)
                     .arg(&s.x_dbl)
                     .arg(&bc_stride)
                     .arg(&b_off)
@@ -642,7 +637,6 @@ impl CudaBackend {
                     .arg(&z_stride)
                     .arg(&len_i)
                     .arg(&e_i)
-                    .arg(&n_i)
                     .arg(&chunk_i)
                     .arg(&s.h_start)
                     .arg(&mut s.y)

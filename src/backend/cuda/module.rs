@@ -1,7 +1,8 @@
 //! Compiling `kernels/*.cu` with NVRTC for the GPU at hand, cached on disk.
 //!
 //! The PTX is cached under `$XDG_CACHE_HOME/ssmgen` (or `~/.cache/ssmgen`) in a file named by
-//! a hash of the source and the target architecture, so a new source or GPU compiles afresh.
+//! a hash of the source (with the model's `d_state` and `d_conv` defined in it) and the target architecture,
+//! so a new source, model shape or GPU compiles afresh.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -51,23 +52,27 @@ pub struct Kernels {
     pub scan_carry: CudaFunction,
     /// `scan_chunk_output`.
     pub scan_output: CudaFunction,
-    /// `softplus_bias`.
-    pub softplus_bias: CudaFunction,
     /// `f32_to_bf16_rows`.
     pub to_bf16: CudaFunction,
 }
 
 impl Kernels {
-    /// Compiles (or loads from the cache) and loads the kernels for `ctx`'s device.
-    pub fn load(ctx: &Arc<CudaContext>) -> Result<Self> {
+    /// Compiles (or loads from the cache) and loads the kernels for `ctx`'s device and a
+    /// model with `d_state` SSM state lanes per channel and a conv kernel of `d_conv` taps.
+    pub fn load(ctx: &Arc<CudaContext>, d_state: usize, d_conv: usize) -> Result<Self> {
         let (major, minor) = ctx.compute_capability().map_err(|e| {
             Error::Backend(format!("cannot read the GPU's compute capability: {e}"))
         })?;
         let arch = format!("sm_{major}{minor}");
-        let source: String = SOURCES
-            .iter()
-            .map(|(name, text)| format!("// ---- {name}\n{text}\n"))
-            .collect();
+        let source: String = std::iter::once(format!(
+            "#define SSM_N {d_state}\n#define CONV_K {d_conv}\n"
+        ))
+        .chain(
+            SOURCES
+                .iter()
+                .map(|(name, text)| format!("// ---- {name}\n{text}\n")),
+        )
+        .collect();
         let key = format!("{:016x}-{arch}.ptx", fnv1a(source.as_bytes()));
         let cached = cache_dir().map(|d| d.join(&key));
         let ptx = match cached
@@ -119,7 +124,6 @@ impl Kernels {
             scan_local: f("scan_chunk_local")?,
             scan_carry: f("scan_carry")?,
             scan_output: f("scan_chunk_output")?,
-            softplus_bias: f("softplus_bias")?,
             to_bf16: f("f32_to_bf16_rows")?,
             _module: module,
         })
