@@ -1,8 +1,9 @@
-//! Variant input: VCF (plain, gzip or bgzip) or a table with `chrom,pos,ref,alt` columns
+//! Variant input: VCF (plain, gzip or bgzip), BCF (decoded to VCF text with noodles) or a table with `chrom,pos,ref,alt` columns
 //! (comma- or tab-separated, optional `id`, 1-based positions). Multi-allelic records become one
 //! [`Variant`] per ALT, in input order.
 
 use std::io::{BufRead, BufReader, Read};
+
 use std::path::Path;
 
 use crate::error::{Error, Result};
@@ -39,35 +40,53 @@ pub struct VariantFile {
     pub is_vcf: bool,
 }
 
-fn open_text(path: &Path) -> Result<Box<dyn BufRead>> {
+/// Reads the whole input, decompressed when it is gzip or bgzip.
+fn read_bytes(path: &Path) -> Result<Vec<u8>> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let mut reader = BufReader::new(file);
     let head = reader.fill_buf().map_err(|e| Error::io(path, e))?;
+    let mut bytes = Vec::new();
     if head.starts_with(&[0x1f, 0x8b]) {
-        Ok(Box::new(BufReader::new(flate2::read::MultiGzDecoder::new(
-            reader,
-        ))))
-    } else if head.starts_with(b"BCF") {
-        Err(Error::format(
-            path,
-            "BCF is not supported yet: convert with `bcftools view -Oz`",
-        ))
+        flate2::read::MultiGzDecoder::new(reader).read_to_end(&mut bytes)
     } else {
-        Ok(Box::new(reader))
+        reader.read_to_end(&mut bytes)
     }
+    .map_err(|e| Error::io(path, e))?;
+    Ok(bytes)
+}
+
+/// Decodes BCF (already decompressed) into VCF text with noodles, so that it takes the same
+/// path as VCF input, annotated VCF output included.
+fn bcf_to_vcf_text(path: &Path, bytes: &[u8]) -> Result<String> {
+    use noodles_vcf::variant::io::Write as _;
+    let bad = |e: std::io::Error| Error::format(path, format!("cannot decode BCF: {e}"));
+    let mut reader = noodles_bcf::io::Reader::from(bytes);
+    let header = reader.read_header().map_err(bad)?;
+    let mut writer = noodles_vcf::io::Writer::new(Vec::new());
+    writer.write_header(&header).map_err(bad)?;
+    for (n, record) in reader.records().enumerate() {
+        let record = record.map_err(|e| {
+            Error::format(path, format!("BCF record {}: cannot decode: {e}", n + 1))
+        })?;
+        writer
+            .write_variant_record(&header, &record)
+            .map_err(|e| Error::format(path, format!("BCF record {}: {e}", n + 1)))?;
+    }
+    String::from_utf8(writer.into_inner())
+        .map_err(|_| Error::format(path, "BCF holds text that is not UTF-8"))
 }
 
 impl VariantFile {
-    /// Reads a VCF or a variant table.
+    /// Reads a VCF (plain, gzip, bgzip), a BCF, or a variant table.
     pub fn read(path: &Path) -> Result<Self> {
-        let mut lines = Vec::new();
-        let mut text = String::new();
-        open_text(path)?
-            .read_to_string(&mut text)
-            .map_err(|e| Error::io(path, e))?;
-        for line in text.lines() {
-            lines.push(line.trim_end_matches('\r'));
-        }
+        let bytes = read_bytes(path)?;
+        let text = if bytes.starts_with(b"BCF") {
+            bcf_to_vcf_text(path, &bytes)?
+        } else {
+            String::from_utf8(bytes)
+                .map_err(|e| Error::format(path, format!("not UTF-8 text: {e}")))?
+        };
+        let lines: Vec<&str> = text.lines().map(|l| l.trim_end_matches('\r')).collect();
         let first = lines
             .iter()
             .find(|l| !l.trim().is_empty())
