@@ -13,7 +13,7 @@ use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::input::{IndexedFasta, Region, SequenceFile};
 use crate::output::TrackSink;
-use crate::runner::{ScoreStream, score_batch};
+use crate::runner::{Feed, ScoreStream, pipeline, score_batch};
 use crate::tokenizer::Tokenizer;
 
 /// Which strand(s) to score.
@@ -176,26 +176,30 @@ impl<'a, B: Backend> Scorer<'a, B> {
                     sink.begin(name, 0)?;
                     let mut fwd =
                         ScoreStream::new(self.backend, &self.tokenizer, self.options.bos)?;
-                    let (mut tokens, mut scores) = (Vec::new(), Vec::new());
                     let mut pos = 0u64;
                     let mut first = Some(head);
-                    loop {
+                    let next = || -> Feed<(u64, Vec<u8>)> {
                         let bases = match first.take() {
                             Some(h) => h,
                             None => {
                                 let mut b = Vec::with_capacity(stripe);
                                 if chunks.read_chunk(stripe, &mut b)? == 0 {
-                                    break;
+                                    return Ok(None);
                                 }
                                 b
                             }
                         };
+                        let mut tokens = Vec::new();
                         self.tokenize(&path, name, pos, &bases, &mut tokens)?;
-                        fwd.push(&tokens, &mut scores)?;
-                        sink.write(pos, &bases, Some(&scores), None)?;
+                        let at = pos;
                         pos += bases.len() as u64;
+                        Ok(Some(((at, bases), tokens)))
+                    };
+                    pipeline(&mut fwd, next, |(at, bases), scores| {
+                        sink.write(at, &bases, Some(scores), None)?;
                         (self.progress)(bases.len() as u64);
-                    }
+                        Ok(())
+                    })?;
                     sink.end()
                 })?;
                 self.score_batch(&path, &mut batch, sink)
@@ -289,58 +293,80 @@ impl<'a, B: Backend> Scorer<'a, B> {
         sink: &mut dyn TrackSink,
     ) -> Result<()> {
         let stripe = self.options.stripe_len as u64;
-        let (mut bases, mut tokens, mut scores) = (Vec::new(), Vec::new(), Vec::new());
+        // Stripe `[lo, hi)` read and tokenised (reverse-complemented for the reverse strand).
+        let mut read = |lo: u64, hi: u64, reverse: bool| -> Result<(Vec<u8>, Vec<u32>)> {
+            let (mut bases, mut tokens) = (Vec::new(), Vec::new());
+            src.fetch(lo, hi, &mut bases)?;
+            self.tokenize(path, name, lo, &bases, &mut tokens)?;
+            if reverse {
+                self.tokenizer.reverse_complement(&mut tokens);
+            }
+            Ok((bases, tokens))
+        };
 
         let mut spool = if self.options.strand.reverse() {
             let mut spool = Spool::new()?;
             let mut rev = ScoreStream::new(self.backend, &self.tokenizer, self.options.bos)?;
             let mut hi = end;
-            while hi > start {
+            let next = || -> Feed<u64> {
+                if hi <= start {
+                    return Ok(None);
+                }
                 let lo = hi.saturating_sub(stripe).max(start);
-                src.fetch(lo, hi, &mut bases)?;
-                self.tokenize(path, name, lo, &bases, &mut tokens)?;
-                self.tokenizer.reverse_complement(&mut tokens);
-                rev.push(&tokens, &mut scores)?;
-                spool.append(&scores)?;
-                (self.progress)(bases.len() as u64);
+                let (bases, tokens) = read(lo, hi, true)?;
                 hi = lo;
-            }
+                Ok(Some((bases.len() as u64, tokens)))
+            };
+            pipeline(&mut rev, next, |n, scores| {
+                spool.append(scores)?;
+                (self.progress)(n);
+                Ok(())
+            })?;
             Some(spool)
         } else {
             None
         };
 
         sink.begin(name, start)?;
-        let mut fwd = match self.options.strand.forward() {
-            true => Some(ScoreStream::new(
-                self.backend,
-                &self.tokenizer,
-                self.options.bos,
-            )?),
-            false => None,
-        };
         let mut rev_scores = Vec::new();
+        // The reverse pass's index i scored forward position end - 1 - i.
+        let mut reverse_of = |lo: u64, hi: u64| -> Result<Option<Vec<f32>>> {
+            match &mut spool {
+                Some(spool) => {
+                    spool.read(end - hi, end - lo, &mut rev_scores)?;
+                    rev_scores.reverse();
+                    Ok(Some(rev_scores.clone()))
+                }
+                None => Ok(None),
+            }
+        };
         let mut lo = start;
-        while lo < end {
-            let hi = (lo + stripe).min(end);
-            src.fetch(lo, hi, &mut bases)?;
-            if let Some(fwd) = &mut fwd {
-                self.tokenize(path, name, lo, &bases, &mut tokens)?;
-                fwd.push(&tokens, &mut scores)?;
+        if self.options.strand.forward() {
+            let mut fwd = ScoreStream::new(self.backend, &self.tokenizer, self.options.bos)?;
+            let next = || -> Feed<(u64, u64, Vec<u8>)> {
+                if lo >= end {
+                    return Ok(None);
+                }
+                let hi = (lo + stripe).min(end);
+                let (bases, tokens) = read(lo, hi, false)?;
+                let span = (lo, hi, bases);
+                lo = hi;
+                Ok(Some((span, tokens)))
+            };
+            pipeline(&mut fwd, next, |(lo, hi, bases), scores| {
                 (self.progress)(bases.len() as u64);
+                let rev = reverse_of(lo, hi)?;
+                sink.write(lo, &bases, Some(scores), rev.as_deref())
+            })?;
+        } else {
+            let mut bases = Vec::new();
+            while lo < end {
+                let hi = (lo + stripe).min(end);
+                src.fetch(lo, hi, &mut bases)?;
+                let rev = reverse_of(lo, hi)?;
+                sink.write(lo, &bases, None, rev.as_deref())?;
+                lo = hi;
             }
-            if let Some(spool) = &mut spool {
-                // Reverse-pass index i scored forward position end - 1 - i.
-                spool.read(end - hi, end - lo, &mut rev_scores)?;
-                rev_scores.reverse();
-            }
-            sink.write(
-                lo,
-                &bases,
-                fwd.is_some().then_some(&scores[..]),
-                spool.is_some().then_some(&rev_scores[..]),
-            )?;
-            lo = hi;
         }
         sink.end()
     }

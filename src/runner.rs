@@ -130,6 +130,59 @@ impl<'a, B: Backend> ScoreStream<'a, B> {
     }
 }
 
+/// What a [`pipeline`] source yields: the next stripe's tokens with a value of the caller's, or
+/// `None` at the end.
+pub type Feed<T> = Result<Option<(T, Vec<u32>)>>;
+
+/// Runs `stream` over stripes on a worker thread, so that the caller reads and tokenises the
+/// next stripe, and writes out the previous one, while the device works on the current one.
+/// `next` yields each stripe's tokens with a value of the caller's (`None` at the end); `done`
+/// gets the value and the stripe's scores, in order. At most three stripes are alive at once.
+pub fn pipeline<B: Backend, T: Send>(
+    stream: &mut ScoreStream<'_, B>,
+    mut next: impl FnMut() -> Feed<T>,
+    mut done: impl FnMut(T, &[f32]) -> Result<()>,
+) -> Result<()> {
+    use std::sync::mpsc::sync_channel;
+    std::thread::scope(|scope| {
+        let (to_device, device_in) = sync_channel::<(T, Vec<u32>)>(1);
+        let (device_out, from_device) = sync_channel::<Result<(T, Vec<f32>)>>(1);
+        scope.spawn(move || {
+            for (value, tokens) in device_in {
+                let mut scores = Vec::with_capacity(tokens.len());
+                let result = stream.push(&tokens, &mut scores).map(|()| (value, scores));
+                let failed = result.is_err();
+                if device_out.send(result).is_err() || failed {
+                    break;
+                }
+            }
+        });
+        let mut in_flight = 0usize;
+        let mut finish_one = |in_flight: &mut usize| -> Result<()> {
+            let (value, scores) = from_device.recv().map_err(|_| {
+                crate::error::Error::Backend("the device thread stopped early".into())
+            })??;
+            *in_flight -= 1;
+            done(value, &scores)
+        };
+        while let Some(item) = next()? {
+            if to_device.send(item).is_err() {
+                // The worker stopped after an error: report it.
+                finish_one(&mut in_flight)?;
+            }
+            in_flight += 1;
+            if in_flight == 2 {
+                finish_one(&mut in_flight)?;
+            }
+        }
+        drop(to_device);
+        while in_flight > 0 {
+            finish_one(&mut in_flight)?;
+        }
+        Ok(())
+    })
+}
+
 /// A point of a sequence to continue from: the state there and the log-softmax row that
 /// predicts the next token (`None` at a sequence's start without BOS).
 pub struct Snapshot<B: Backend> {
@@ -229,4 +282,63 @@ pub fn default_stripe_len(config: &crate::model::MambaConfig) -> usize {
         + config.vocab_size;
     let budget = 256usize << 20;
     (budget / (4 * floats_per_token)).clamp(1024, 65536)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::cpu::CpuBackend;
+    use crate::model::Model;
+
+    #[test]
+    fn pipeline_gives_plain_push_scores_and_stops_at_an_error() {
+        let model = Model::load(std::path::Path::new("test-data/fixture-model")).unwrap();
+        let backend = CpuBackend::new(&model);
+        let tokenizer = Tokenizer::new(&model.config);
+        let tokens: Vec<u32> = (0..1000u32).map(|i| 7 + (i * i + 3 * i) % 4).collect();
+        let mut plain = Vec::new();
+        let mut stream = ScoreStream::new(&backend, &tokenizer, None).unwrap();
+        let mut scores = Vec::new();
+        for stripe in tokens.chunks(96) {
+            stream.push(stripe, &mut scores).unwrap();
+            plain.extend_from_slice(&scores);
+        }
+
+        let run = |bad_stripe: Option<usize>| {
+            let mut stream = ScoreStream::new(&backend, &tokenizer, None).unwrap();
+            let mut stripes = tokens.chunks(96).enumerate();
+            let mut out = Vec::new();
+            let result = pipeline(
+                &mut stream,
+                || {
+                    Ok(stripes.next().map(|(i, s)| {
+                        let mut s = s.to_vec();
+                        if Some(i) == bad_stripe {
+                            s[0] = 999; // outside the vocabulary: the backend refuses it
+                        }
+                        (i, s)
+                    }))
+                },
+                |i, scores| {
+                    assert_eq!(out.len(), i * 96, "stripes arrive in order");
+                    out.extend_from_slice(scores);
+                    Ok(())
+                },
+            );
+            (result, out)
+        };
+        let (result, piped) = run(None);
+        result.unwrap();
+        let same = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
+        assert_eq!(piped.len(), plain.len());
+        assert!(same(&piped, &plain));
+
+        let (result, partial) = run(Some(5));
+        assert!(result.is_err());
+        assert_eq!(
+            partial.len(),
+            5 * 96,
+            "the stripes before the bad one are delivered"
+        );
+    }
 }
