@@ -6,7 +6,9 @@ use clap::ValueEnum;
 use ssmgen::backend::Backend;
 use ssmgen::input::{Region, SequenceFile, read_bed};
 use ssmgen::likelihood::{LikelihoodOptions, Scorer, Strand};
-use ssmgen::output::{BedGraphSink, CsvSink, Output, TrackSink, format_extension};
+use ssmgen::output::{
+    BedGraphSink, BigWigWriter, CsvSink, IntervalSink, Output, TrackSink, format_extension,
+};
 
 use super::progress::bases_bar;
 use super::{BackendTask, EngineArgs};
@@ -27,13 +29,14 @@ pub struct LikelihoodArgs {
     /// forward coordinates; `both` reports their mean.
     #[arg(short, long, value_enum, default_value_t = StrandArg::Fwd)]
     strand: StrandArg,
-    /// Output format (default: from the output's extension, else bedGraph).
+    /// Output format (default: from the output's extension — .bedgraph/.bg, .csv, .bw/.bigwig —
+    /// else bedGraph).
     #[arg(short, long, value_enum)]
     format: Option<TrackFormat>,
     /// Output file (`.gz` compresses); stdout when absent or `-`.
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
-    /// bedGraph only: mean over bins of N bases instead of one line per base.
+    /// bedGraph and bigWig: mean over bins of N bases instead of one value per base.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     bin: Option<u64>,
     #[command(flatten)]
@@ -51,12 +54,15 @@ enum StrandArg {
 enum TrackFormat {
     Bedgraph,
     Csv,
+    /// bigWig (needs an output file and the FASTA's `.fai` for chromosome sizes).
+    Bigwig,
 }
 
 fn format_from_name(path: &Path) -> Option<TrackFormat> {
     match format_extension(path)?.as_str() {
         "csv" => Some(TrackFormat::Csv),
         "bedgraph" | "bg" => Some(TrackFormat::Bedgraph),
+        "bw" | "bigwig" => Some(TrackFormat::Bigwig),
         _ => None,
     }
 }
@@ -68,8 +74,8 @@ pub fn run(args: LikelihoodArgs) -> anyhow::Result<()> {
         .format
         .or_else(|| args.output.as_deref().and_then(format_from_name))
         .unwrap_or(TrackFormat::Bedgraph);
-    if args.bin.is_some() && format != TrackFormat::Bedgraph {
-        anyhow::bail!("--bin applies to bedGraph output only");
+    if args.bin.is_some() && format == TrackFormat::Csv {
+        anyhow::bail!("--bin applies to bedGraph and bigWig output only");
     }
     let mut regions = Vec::new();
     for r in &args.regions {
@@ -136,10 +142,26 @@ fn score<B: Backend>(
     let bar = bases_bar(total, args.engine.quiet);
     let progress = |n: u64| bar.inc(n);
 
-    let out = Output::create(args.output.as_deref())?;
     let mut sink: Box<dyn TrackSink> = match format {
-        TrackFormat::Bedgraph => Box::new(BedGraphSink::new(out, args.bin)),
-        TrackFormat::Csv => Box::new(CsvSink::new(out)?),
+        TrackFormat::Bedgraph => Box::new(BedGraphSink::new(
+            Output::create(args.output.as_deref())?,
+            args.bin,
+        )),
+        TrackFormat::Csv => Box::new(CsvSink::new(Output::create(args.output.as_deref())?)?),
+        TrackFormat::Bigwig => {
+            let Some(path) = args.output.as_deref().filter(|p| *p != Path::new("-")) else {
+                anyhow::bail!("bigWig output needs a file name (-o track.bw), not stdout");
+            };
+            let SequenceFile::Indexed(indexed) = &file else {
+                anyhow::bail!(
+                    "bigWig output needs chromosome sizes from a FASTA index: make {}.fai with \
+                     `samtools faidx`",
+                    args.input.display()
+                );
+            };
+            let writer = BigWigWriter::create(path, &indexed.records())?;
+            Box::new(IntervalSink::with_writer(writer, args.bin))
+        }
     };
     let options = LikelihoodOptions {
         strand,

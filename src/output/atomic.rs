@@ -18,6 +18,28 @@ pub struct Output {
     path: Option<PathBuf>,
 }
 
+/// A temporary file in `path`'s folder (so renaming it onto `path` is atomic), named
+/// `.NAME.XXXX.tmp`, readable by others like a normally created file (0644 on Unix).
+pub fn temp_beside(path: &Path) -> Result<tempfile::NamedTempFile> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let prefix = format!(".{file_name}.");
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(".tmp");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o644));
+    }
+    builder.tempfile_in(dir).map_err(|e| Error::io(path, e))
+}
+
 impl Output {
     /// stdout for `None` or `-`, else a temporary file beside `path`.
     pub fn create(path: Option<&Path>) -> Result<Self> {
@@ -27,19 +49,7 @@ impl Output {
                 path: None,
             });
         };
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        let file_name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let tmp = tempfile::Builder::new()
-            .prefix(&format!(".{file_name}."))
-            .suffix(".tmp")
-            .tempfile_in(dir)
-            .map_err(|e| Error::io(path, e))?;
+        let tmp = temp_beside(path)?;
         let buffered = BufWriter::with_capacity(1 << 16, tmp);
         let inner = if is_gzip_name(path) {
             Inner::Gzip(flate2::write::GzEncoder::new(

@@ -1,7 +1,9 @@
 //! Output writers: where results go and the formats they are written in.
 
 pub mod atomic;
+pub mod bigwig;
 pub mod track;
 
 pub use atomic::{Output, format_extension};
-pub use track::{BedGraphSink, CsvSink, TrackSink};
+pub use bigwig::BigWigWriter;
+pub use track::{BedGraphSink, CsvSink, IntervalSink, TrackSink};

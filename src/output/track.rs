@@ -1,4 +1,4 @@
-//! Per-base likelihood tracks: bedGraph (per base or binned) and CSV.
+//! Per-base likelihood tracks: bedGraph or bigWig (per base or binned) and CSV.
 
 use std::io::Write;
 
@@ -39,39 +39,36 @@ fn at(scores: Option<&[f32]>, i: usize) -> Option<f32> {
     scores.map(|s| s[i])
 }
 
-/// bedGraph: `chrom  start  end  value`, 0-based half-open, one line per scored base, or with
-/// `bin` the mean over each `bin`-base window aligned to multiples of `bin` (windows without a
-/// scored base are left out).
-pub struct BedGraphSink {
+/// Where the intervals of a bedGraph-like track go: text lines or a bigWig file.
+pub trait IntervalWriter {
+    /// One interval `[start, end)` of `chrom` with its value, in ascending order per chrom.
+    fn interval(&mut self, chrom: &str, start: u64, end: u64, value: f32) -> Result<()>;
+    /// Everything is written: put the output into place.
+    fn finish(self) -> Result<()>;
+}
+
+/// bedGraph text: `chrom  start  end  value`, 0-based half-open.
+pub struct BedGraphLines {
     out: Output,
-    bin: Option<u64>,
-    name: String,
-    span_start: u64,
-    /// Current bin: its index, sum, count and the last position seen.
-    acc: Option<(u64, f64, u64)>,
-    last_end: u64,
     line: Vec<u8>,
 }
 
-impl BedGraphSink {
-    /// Writes to `out`, per base or in bins of `bin` bases.
-    pub fn new(out: Output, bin: Option<u64>) -> Self {
-        BedGraphSink {
+impl BedGraphLines {
+    /// Lines written to `out`.
+    pub fn new(out: Output) -> Self {
+        BedGraphLines {
             out,
-            bin: bin.filter(|&b| b > 1),
-            name: String::new(),
-            span_start: 0,
-            acc: None,
-            last_end: 0,
             line: Vec::with_capacity(128),
         }
     }
+}
 
-    fn emit(&mut self, start: u64, end: u64, value: f32) -> Result<()> {
-        let mut ib = itoa_buf();
+impl IntervalWriter for BedGraphLines {
+    fn interval(&mut self, chrom: &str, start: u64, end: u64, value: f32) -> Result<()> {
+        let mut ib = itoa::Buffer::new();
         let mut rb = ryu::Buffer::new();
         self.line.clear();
-        self.line.extend_from_slice(self.name.as_bytes());
+        self.line.extend_from_slice(chrom.as_bytes());
         self.line.push(b'\t');
         self.line.extend_from_slice(ib.format(start).as_bytes());
         self.line.push(b'\t');
@@ -84,27 +81,65 @@ impl BedGraphSink {
             .map_err(|e| write_error(&self.out, e))
     }
 
+    fn finish(self) -> Result<()> {
+        self.out.commit()
+    }
+}
+
+/// A per-base track as intervals: one per scored base, or with `bin` the mean over each
+/// `bin`-base window aligned to multiples of `bin` (windows without a scored base are left
+/// out; the first and last window of a span are clipped to it).
+pub struct IntervalSink<W: IntervalWriter> {
+    writer: W,
+    bin: Option<u64>,
+    name: String,
+    span_start: u64,
+    /// Current bin: its index, sum and count.
+    acc: Option<(u64, f64, u64)>,
+    last_end: u64,
+}
+
+/// The bedGraph track sink.
+pub type BedGraphSink = IntervalSink<BedGraphLines>;
+
+impl BedGraphSink {
+    /// Writes bedGraph to `out`, per base or in bins of `bin` bases.
+    pub fn new(out: Output, bin: Option<u64>) -> Self {
+        IntervalSink::with_writer(BedGraphLines::new(out), bin)
+    }
+}
+
+impl<W: IntervalWriter> IntervalSink<W> {
+    /// Intervals go to `writer`, per base or in bins of `bin` bases.
+    pub fn with_writer(writer: W, bin: Option<u64>) -> Self {
+        IntervalSink {
+            writer,
+            bin: bin.filter(|&b| b > 1),
+            name: String::new(),
+            span_start: 0,
+            acc: None,
+            last_end: 0,
+        }
+    }
+
     fn flush_bin(&mut self) -> Result<()> {
         if let (Some(bin), Some((index, sum, count))) = (self.bin, self.acc.take())
             && count > 0
         {
             let start = (index * bin).max(self.span_start);
             let end = ((index + 1) * bin).min(self.last_end);
-            self.emit(start, end, (sum / count as f64) as f32)?;
+            self.writer
+                .interval(&self.name, start, end, (sum / count as f64) as f32)?;
         }
         Ok(())
     }
-}
-
-fn itoa_buf() -> itoa::Buffer {
-    itoa::Buffer::new()
 }
 
 fn write_error(out: &Output, e: std::io::Error) -> Error {
     Error::io(out.path().unwrap_or(std::path::Path::new("<stdout>")), e)
 }
 
-impl TrackSink for BedGraphSink {
+impl<W: IntervalWriter> TrackSink for IntervalSink<W> {
     fn begin(&mut self, name: &str, start: u64) -> Result<()> {
         self.name = name.to_string();
         self.span_start = start;
@@ -127,7 +162,7 @@ impl TrackSink for BedGraphSink {
             match self.bin {
                 None => {
                     if let Some(v) = value {
-                        self.emit(pos, pos + 1, v)?;
+                        self.writer.interval(&self.name, pos, pos + 1, v)?;
                     }
                 }
                 Some(bin) => {
@@ -153,7 +188,7 @@ impl TrackSink for BedGraphSink {
     }
 
     fn finish(self: Box<Self>) -> Result<()> {
-        self.out.commit()
+        self.writer.finish()
     }
 }
 
