@@ -11,6 +11,7 @@ pub mod likelihood;
 pub mod model;
 pub mod output;
 pub mod runner;
+pub mod spool;
 pub mod tokenizer;
 pub mod variants;
 

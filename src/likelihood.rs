@@ -6,14 +6,15 @@
 //! streamed); its scores are spooled to a temporary file and merged back in forward order, so
 //! memory does not grow with the record's length.
 
-use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use crate::backend::Backend;
 use crate::error::{Error, Result};
-use crate::input::{IndexedFasta, Region, SequenceFile};
+use crate::input::span::{self, BaseSource, IndexedRecord};
+use crate::input::{Region, SequenceFile};
 use crate::output::TrackSink;
 use crate::runner::{Feed, ScoreStream, pipeline, score_batch};
+use crate::spool::Spool;
 use crate::tokenizer::Tokenizer;
 
 /// Which strand(s) to score.
@@ -58,31 +59,6 @@ struct ShortRecords {
     tokens: usize,
 }
 
-/// Random access to the bases of one record.
-trait BaseSource {
-    /// Replaces `buf` with bases `[start, end)`.
-    fn fetch(&mut self, start: u64, end: u64, buf: &mut Vec<u8>) -> Result<()>;
-}
-
-struct IndexedRecord<'a> {
-    file: &'a mut IndexedFasta,
-    name: &'a str,
-}
-
-impl BaseSource for IndexedRecord<'_> {
-    fn fetch(&mut self, start: u64, end: u64, buf: &mut Vec<u8>) -> Result<()> {
-        self.file.fetch(self.name, start, end, buf)
-    }
-}
-
-impl BaseSource for Vec<u8> {
-    fn fetch(&mut self, start: u64, end: u64, buf: &mut Vec<u8>) -> Result<()> {
-        buf.clear();
-        buf.extend_from_slice(&self[start as usize..end as usize]);
-        Ok(())
-    }
-}
-
 /// Scores sequence files with one backend.
 pub struct Scorer<'a, B: Backend> {
     backend: &'a B,
@@ -115,28 +91,7 @@ impl<'a, B: Backend> Scorer<'a, B> {
     ) -> Result<()> {
         match file {
             SequenceFile::Indexed(indexed) => {
-                let targets = if regions.is_empty() {
-                    indexed
-                        .records()
-                        .into_iter()
-                        .map(|(n, len)| (n, 0, len))
-                        .collect()
-                } else {
-                    let mut t = Vec::with_capacity(regions.len());
-                    for r in regions {
-                        let length = indexed.length_of(&r.name).ok_or_else(|| Error::Region {
-                            region: r.label.clone(),
-                            message: format!(
-                                "no record named '{}' in {}",
-                                r.name,
-                                indexed.path().display()
-                            ),
-                        })?;
-                        let (s, e) = r.resolve(length)?;
-                        t.push((r.name.clone(), s, e));
-                    }
-                    t
-                };
+                let targets = span::targets(indexed, regions)?;
                 for (name, start, end) in targets {
                     let path = indexed.path().to_path_buf();
                     let mut src = IndexedRecord {
@@ -271,15 +226,7 @@ impl<'a, B: Backend> Scorer<'a, B> {
         bases: &[u8],
         tokens: &mut Vec<u32>,
     ) -> Result<()> {
-        tokens.clear();
-        self.tokenizer
-            .encode(bases, tokens)
-            .map_err(|i| Error::BadBase {
-                path: path.to_path_buf(),
-                record: name.to_string(),
-                position: start + i as u64 + 1,
-                character: bases[i] as char,
-            })
+        span::tokenize(&self.tokenizer, path, name, start, bases, tokens)
     }
 
     /// Scores bases `[start, end)` of record `name` on the requested strands.
@@ -369,56 +316,5 @@ impl<'a, B: Backend> Scorer<'a, B> {
             }
         }
         sink.end()
-    }
-}
-
-/// Scores of one pass written to an anonymous temporary file, read back by index.
-struct Spool {
-    writer: Option<BufWriter<std::fs::File>>,
-    file: Option<std::fs::File>,
-    bytes: Vec<u8>,
-}
-
-impl Spool {
-    fn new() -> Result<Self> {
-        let file = tempfile::tempfile().map_err(|e| Error::io(std::env::temp_dir(), e))?;
-        Ok(Spool {
-            writer: Some(BufWriter::with_capacity(1 << 20, file)),
-            file: None,
-            bytes: Vec::new(),
-        })
-    }
-
-    fn append(&mut self, scores: &[f32]) -> Result<()> {
-        let w = self.writer.as_mut().expect("spool appended after reading");
-        for s in scores {
-            w.write_all(&s.to_le_bytes())
-                .map_err(|e| Error::io(std::env::temp_dir(), e))?;
-        }
-        Ok(())
-    }
-
-    /// Replaces `out` with entries `[from, to)`.
-    fn read(&mut self, from: u64, to: u64, out: &mut Vec<f32>) -> Result<()> {
-        let tmp = std::env::temp_dir();
-        if let Some(w) = self.writer.take() {
-            self.file = Some(
-                w.into_inner()
-                    .map_err(|e| Error::io(&tmp, e.into_error()))?,
-            );
-        }
-        let file = self.file.as_mut().expect("spool has a file");
-        self.bytes.resize(((to - from) * 4) as usize, 0);
-        file.seek(SeekFrom::Start(from * 4))
-            .map_err(|e| Error::io(&tmp, e))?;
-        file.read_exact(&mut self.bytes)
-            .map_err(|e| Error::io(&tmp, e))?;
-        out.clear();
-        out.extend(
-            self.bytes
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-        );
-        Ok(())
     }
 }

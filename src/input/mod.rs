@@ -2,6 +2,7 @@
 
 pub mod region;
 pub mod sequence_file;
+pub mod span;
 
 pub use region::{Region, read_bed};
 pub use sequence_file::{ChunkRead, IndexedFasta, SequenceFile, StreamFile, StreamFormat};
