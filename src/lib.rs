@@ -5,6 +5,7 @@
 //! state across stripes, [`input`] reads sequences and regions, [`output`] writes results.
 
 pub mod backend;
+pub mod embed;
 pub mod error;
 pub mod input;
 pub mod likelihood;

@@ -8,6 +8,7 @@ fn main() {
     let args = cli::Cli::parse();
     let result = match args.command {
         cli::Command::Likelihood(a) => cli::likelihood::run(a),
+        cli::Command::Embed(a) => cli::embed::run(a),
         cli::Command::ScoreVariants(a) => cli::score_variants::run(a),
         cli::Command::Info(a) => cli::info::run(a),
     };

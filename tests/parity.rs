@@ -65,3 +65,33 @@ fn stripe_length_does_not_change_outputs() {
         assert!(diff <= 1e-5, "stripe {stripe}: max |Δ| = {diff}");
     }
 }
+
+/// The final normalised hidden states (what `ssmgen embed` reports) are the ones transformers
+/// feeds its LM head: projected with the head here in f64 and log-softmaxed, they give the
+/// reference log-probabilities.
+#[test]
+fn final_hidden_states_give_the_reference_logits() {
+    let r = reference();
+    let model = Model::load(Path::new("test-data/fixture-model")).unwrap();
+    let backend = CpuBackend::new(&model);
+    let (d, v) = (model.config.hidden_size, model.config.vocab_size);
+    let mut state = backend.new_state().unwrap();
+    let mut hidden = Vec::new();
+    backend
+        .forward_hidden(&mut state, &r.tokens, None, &mut hidden)
+        .unwrap();
+    let head = &model.weights.lm_head;
+    let mut worst = 0.0f64;
+    for (t, h) in hidden.chunks_exact(d).enumerate() {
+        let logits: Vec<f64> = (0..v)
+            .map(|j| (0..d).map(|i| h[i] as f64 * head[j * d + i] as f64).sum())
+            .collect();
+        let max = logits.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let lse = max + logits.iter().map(|x| (x - max).exp()).sum::<f64>().ln();
+        for j in 0..v {
+            let diff = (logits[j] - lse - r.logp_f32[t * v + j] as f64).abs();
+            worst = worst.max(diff);
+        }
+    }
+    assert!(worst <= 1e-4, "max |Δ logp| via hidden states = {worst}");
+}

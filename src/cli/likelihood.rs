@@ -11,7 +11,7 @@ use ssmgen::output::{
 };
 
 use super::progress::bases_bar;
-use super::{BackendTask, EngineArgs};
+use super::{BackendTask, EngineArgs, StrandArg};
 
 /// Arguments of `ssmgen likelihood`.
 #[derive(clap::Args, Debug)]
@@ -41,13 +41,6 @@ pub struct LikelihoodArgs {
     bin: Option<u64>,
     #[command(flatten)]
     engine: EngineArgs,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum StrandArg {
-    Fwd,
-    Rev,
-    Both,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -127,11 +120,7 @@ fn score<B: Backend>(
     backend: &B,
 ) -> anyhow::Result<()> {
     let mut file = SequenceFile::open(&args.input, !regions.is_empty())?;
-    let strand = match args.strand {
-        StrandArg::Fwd => Strand::Forward,
-        StrandArg::Rev => Strand::Reverse,
-        StrandArg::Both => Strand::Both,
-    };
+    let strand = Strand::from(args.strand);
     let passes = if strand == Strand::Both { 2 } else { 1 };
     let total = match &file {
         SequenceFile::Indexed(f) if regions.is_empty() => {

@@ -1,5 +1,6 @@
 //! Command-line interface: argument definitions and one module per subcommand.
 
+pub mod embed;
 pub mod info;
 pub mod likelihood;
 pub mod progress;
@@ -23,10 +24,33 @@ pub struct Cli {
 pub enum Command {
     /// Per-base log-probabilities of the observed bases (bedGraph or CSV).
     Likelihood(likelihood::LikelihoodArgs),
+    /// Embeddings (hidden states) per record, per window or per base (CSV, TSV, NPY, safetensors).
+    Embed(embed::EmbedArgs),
     /// Variant-effect scores from a VCF or table, with state shared by REF and ALT.
     ScoreVariants(score_variants::ScoreVariantsArgs),
     /// Print a model's configuration, parameter count and state size.
     Info(info::InfoArgs),
+}
+
+/// Values of `--strand`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum StrandArg {
+    /// The sequence as given.
+    Fwd,
+    /// Its reverse complement, reported at forward coordinates.
+    Rev,
+    /// Both, averaged.
+    Both,
+}
+
+impl From<StrandArg> for ssmgen::likelihood::Strand {
+    fn from(s: StrandArg) -> Self {
+        match s {
+            StrandArg::Fwd => Self::Forward,
+            StrandArg::Rev => Self::Reverse,
+            StrandArg::Both => Self::Both,
+        }
+    }
 }
 
 /// Options shared by every command that runs a model.

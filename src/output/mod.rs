@@ -2,6 +2,7 @@
 
 pub mod atomic;
 pub mod bigwig;
+pub mod embedding;
 pub mod track;
 
 pub use atomic::{Output, format_extension};

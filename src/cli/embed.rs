@@ -1,0 +1,180 @@
+//! `ssmgen embed`: embeddings per record, per window or per base.
+
+use std::path::{Path, PathBuf};
+
+use clap::ValueEnum;
+use ssmgen::backend::Backend;
+use ssmgen::embed::{EmbedOptions, Embedder, EmbeddingSink, Pooling};
+use ssmgen::input::{Region, SequenceFile, read_bed};
+use ssmgen::output::embedding::{DelimitedEmbeddings, MatrixEmbeddings, MatrixFormat};
+use ssmgen::output::{Output, format_extension};
+
+use super::progress::bases_bar;
+use super::{BackendTask, EngineArgs, StrandArg};
+
+/// Arguments of `ssmgen embed`.
+#[derive(clap::Args, Debug)]
+pub struct EmbedArgs {
+    /// FASTA or FASTQ (plain, gzip or bgzip; `-` for stdin). A `.fai` beside it enables regions.
+    #[arg(value_name = "SEQUENCES")]
+    input: PathBuf,
+    /// Region `chr:start-end`, 1-based inclusive (repeatable); needs a `.fai` index.
+    #[arg(short, long = "region", value_name = "REGION")]
+    regions: Vec<String>,
+    /// BED file of regions (0-based half-open); needs a `.fai` index.
+    #[arg(long = "regions", value_name = "BED")]
+    regions_bed: Option<PathBuf>,
+    /// Hidden state after block K (0-based) instead of the final normalised one.
+    #[arg(long, value_name = "K")]
+    layer: Option<usize>,
+    /// Mean over windows of N bases (default: one row per record or region).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    window: Option<u64>,
+    /// Bases between window starts (default: the window size).
+    #[arg(long, value_name = "M", value_parser = clap::value_parser!(u64).range(1..), requires = "window")]
+    stride: Option<u64>,
+    /// One row per base (only for records or regions up to --max-per-base bases).
+    #[arg(long, conflicts_with = "window")]
+    per_base: bool,
+    /// Longest record or region accepted with --per-base.
+    #[arg(long, value_name = "BASES", default_value_t = 100_000)]
+    max_per_base: u64,
+    /// Strand: `both` averages the forward pass with the reverse-complement pass mapped back to
+    /// forward coordinates.
+    #[arg(short, long, value_enum, default_value_t = StrandArg::Fwd)]
+    strand: StrandArg,
+    /// Output format (default: from the output's extension — .csv, .tsv, .npy, .safetensors —
+    /// else CSV).
+    #[arg(short, long, value_enum)]
+    format: Option<EmbedFormat>,
+    /// Output file (`.gz` compresses CSV/TSV); stdout when absent or `-` (CSV/TSV only). NPY and
+    /// safetensors also write FILE.rows.bed with each row's coordinates.
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    #[command(flatten)]
+    engine: EngineArgs,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum EmbedFormat {
+    Csv,
+    Tsv,
+    Npy,
+    Safetensors,
+}
+
+fn format_from_name(path: &Path) -> Option<EmbedFormat> {
+    match format_extension(path)?.as_str() {
+        "csv" => Some(EmbedFormat::Csv),
+        "tsv" | "txt" => Some(EmbedFormat::Tsv),
+        "npy" => Some(EmbedFormat::Npy),
+        "safetensors" | "st" => Some(EmbedFormat::Safetensors),
+        _ => None,
+    }
+}
+
+/// Runs the command.
+pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
+    args.engine.init_threads()?;
+    let format = args
+        .format
+        .or_else(|| args.output.as_deref().and_then(format_from_name))
+        .unwrap_or(EmbedFormat::Csv);
+    let mut regions = Vec::new();
+    for r in &args.regions {
+        regions.push(Region::parse(r)?);
+    }
+    if let Some(bed) = &args.regions_bed {
+        regions.extend(read_bed(bed)?);
+    }
+    let model = args.engine.load_model()?;
+    let bos = args.engine.bos(&model)?;
+    let engine = args.engine.clone();
+    engine.run_on(
+        &model,
+        Embed {
+            args,
+            regions,
+            format,
+            bos,
+        },
+    )
+}
+
+struct Embed {
+    args: EmbedArgs,
+    regions: Vec<Region>,
+    format: EmbedFormat,
+    bos: Option<u32>,
+}
+
+impl BackendTask for Embed {
+    fn run<B: Backend>(self, backend: &B, stripe_len: usize) -> anyhow::Result<()> {
+        let Embed {
+            args,
+            regions,
+            format,
+            bos,
+        } = self;
+        let pooling = match (args.per_base, args.window) {
+            (true, _) => Pooling::PerBase,
+            (false, Some(size)) => Pooling::Windows {
+                size,
+                stride: args.stride.unwrap_or(size),
+            },
+            (false, None) => Pooling::Record,
+        };
+        let options = EmbedOptions {
+            layer: args.layer,
+            pooling,
+            strand: args.strand.into(),
+            stripe_len,
+            bos,
+            per_base_cap: args.max_per_base,
+        };
+        let dim = backend.config().hidden_size;
+        let output = args.output.as_deref().filter(|p| *p != Path::new("-"));
+        let mut sink: Box<dyn EmbeddingSink> = match format {
+            EmbedFormat::Csv | EmbedFormat::Tsv => {
+                let delimiter = if format == EmbedFormat::Csv {
+                    b','
+                } else {
+                    b'\t'
+                };
+                Box::new(DelimitedEmbeddings::new(
+                    Output::create(output)?,
+                    delimiter,
+                    dim,
+                )?)
+            }
+            EmbedFormat::Npy | EmbedFormat::Safetensors => {
+                let Some(path) = output else {
+                    anyhow::bail!("NPY and safetensors output need a file name (-o FILE)");
+                };
+                let matrix = if format == EmbedFormat::Npy {
+                    MatrixFormat::Npy
+                } else {
+                    MatrixFormat::Safetensors
+                };
+                Box::new(MatrixEmbeddings::create(path, matrix, dim)?)
+            }
+        };
+        let embedder = {
+            let mut file = SequenceFile::open(&args.input, !regions.is_empty())?;
+            let bar = bases_bar(None, args.engine.quiet);
+            let progress = |n: u64| bar.inc(n);
+            let embedder = Embedder::new(backend, options, &progress)?;
+            let summary = embedder.run(&mut file, &regions, sink.as_mut())?;
+            bar.finish_and_clear();
+            summary
+        };
+        sink.finish()?;
+        if embedder.skipped_n_only > 0 {
+            eprintln!(
+                "ssmgen: {} window(s) skipped: every base is N",
+                embedder.skipped_n_only
+            );
+        }
+        Ok(())
+    }
+}
