@@ -100,13 +100,14 @@ pub trait BackendTask {
 }
 
 /// Stripe length on a GPU: activations take at most a quarter of the free memory, between
-/// 4,096 and 2,097,152 tokens.
+/// 4,096 and 2,097,152 tokens, a multiple of 4,096 (so of the scan chunk: results do not
+/// depend on the stripe length).
 fn gpu_stripe_len(config: &ssmgen::model::MambaConfig, free_bytes: usize) -> usize {
     let floats = 3 * config.hidden_size
         + 6 * config.intermediate_size
         + config.x_proj_width()
         + config.vocab_size;
-    (free_bytes / 4 / (4 * floats)).clamp(4096, 1 << 21)
+    (free_bytes / 4 / (4 * floats)).clamp(4096, 1 << 21) / 4096 * 4096
 }
 
 /// A device choice resolved against the machine.
