@@ -1,0 +1,50 @@
+#!/usr/bin/env python3
+"""Export check: the exported checkpoint, loaded by transformers' MambaForCausalLM and by
+ssmgen, gives the same log-probabilities (max |difference| <= 1e-4) on a held-out sequence.
+
+    python3 models/train/export_check.py [--model models/ssmgen-dna-small] [--bases 20000]
+"""
+import argparse
+import os
+import sys
+import tempfile
+
+import torch
+from transformers import MambaForCausalLM
+
+from data import HELD_OUT, read_fasta
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+from common import likelihood_csv_column  # noqa: E402
+
+IDS = {"A": 7, "C": 8, "G": 9, "T": 10}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default=os.path.join(ROOT, "models", "ssmgen-dna-small"))
+    ap.add_argument("--data", default=os.path.join(ROOT, "..", "shared", "data"))
+    ap.add_argument("--bases", type=int, default=20000)
+    o = ap.parse_args()
+    seq = read_fasta(os.path.join(o.data, HELD_OUT))[0][: o.bases].decode().upper()
+    with tempfile.TemporaryDirectory() as tmp:
+        fa = os.path.join(tmp, "heldout.fa")
+        with open(fa, "w") as f:
+            f.write(">heldout\n" + "\n".join(seq[i : i + 60] for i in range(0, len(seq), 60)) + "\n")
+        ours = likelihood_csv_column(["-m", o.model, fa, "--device", "cpu"])
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = MambaForCausalLM.from_pretrained(o.model, dtype=torch.float64).to(device).eval()
+    ids = torch.tensor([IDS.get(c, 11) for c in seq], device=device)[None]
+    with torch.no_grad():
+        logp = torch.log_softmax(model(input_ids=ids, use_cache=False).logits[0].double(), -1)
+    ref = [None] + [float(logp[i - 1, ids[0, i]]) if ids[0, i] != 11 else None for i in range(1, len(seq))]
+    diffs = [abs(a - b) for a, b in zip(ours, ref) if a is not None and b is not None]
+    worst = max(diffs)
+    print(f"{len(diffs):,} bases: max |ssmgen - transformers(float64)| = {worst:.2e}, "
+          f"mean {sum(diffs) / len(diffs):.2e}")
+    sys.exit(0 if worst <= 1e-4 else 1)
+
+
+if __name__ == "__main__":
+    main()
