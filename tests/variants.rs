@@ -192,3 +192,53 @@ fn cached_scores_equal_full_sequence_scores_on_both_strands() {
         }
     }
 }
+
+/// More variants than the engine copies checkpoints for in one stripe (256): the pass is cut
+/// into shorter stripes, and every variant still gets the score it gets when scored alone.
+#[test]
+fn many_variants_score_as_they_do_in_small_groups() {
+    let model = Model::load(Path::new("test-data/fixture-model")).unwrap();
+    let seq = common::fixture_sequence().to_ascii_uppercase();
+    let dir = tempfile::tempdir().unwrap();
+    let rows: Vec<String> = (0..seq.len())
+        .step_by(9)
+        .filter(|&p| &seq[p..p + 1] != "N")
+        .map(|p| {
+            let alt = if &seq[p..p + 1] == "A" { "G" } else { "A" };
+            format!("fixture\t{}\t{}\t{alt}\n", p + 1, &seq[p..p + 1])
+        })
+        .collect();
+    assert!(rows.len() > 300);
+    let score = |rows: &[String], name: &str| {
+        let table = dir.path().join(name);
+        std::fs::write(&table, format!("chrom\tpos\tref\talt\n{}", rows.concat())).unwrap();
+        let file = VariantFile::read(&table).unwrap();
+        let mut reference = SequenceFile::open(Path::new("test-data/fixture.fa"), false).unwrap();
+        let opts = EngineOptions {
+            window: 16,
+            context: None,
+            stripe_len: 100_000,
+            bos: None,
+        };
+        let backend = CpuBackend::new(&model);
+        score_all(
+            &backend,
+            &mut reference,
+            &file,
+            &Default::default(),
+            &opts,
+            &|_| {},
+        )
+        .unwrap()
+    };
+    let all = score(&rows, "all.tsv");
+    let mut grouped = Vec::new();
+    for (i, group) in rows.chunks(100).enumerate() {
+        grouped.extend(score(group, &format!("g{i}.tsv")));
+    }
+    assert_eq!(all.len(), grouped.len());
+    for (a, b) in all.iter().zip(&grouped) {
+        assert_eq!(a.fwd, b.fwd);
+        assert_eq!(a.rev, b.rev);
+    }
+}
