@@ -63,19 +63,6 @@ fn rows_bed(path: &Path) -> Vec<(String, u64, u64, String)> {
         .collect()
 }
 
-fn revcomp(s: &str) -> String {
-    s.chars()
-        .rev()
-        .map(|c| match c.to_ascii_uppercase() {
-            'A' => 'T',
-            'C' => 'G',
-            'G' => 'C',
-            'T' => 'A',
-            other => other,
-        })
-        .collect()
-}
-
 /// The fixture sequence without its N runs (N becomes A), so every base has a per-base row.
 fn fixture_without_n() -> String {
     common::fixture_sequence()
@@ -186,7 +173,12 @@ fn both_strands_are_the_same_on_the_reverse_complement() {
     let dir = tempfile::tempdir().unwrap();
     let seq = fixture_without_n()[..1200].to_string();
     let fa = dir.path().join("pair.fa");
-    common::write_fasta(&fa, &[("fwd", &seq), ("rc", &revcomp(&seq))], 60, "\n");
+    common::write_fasta(
+        &fa,
+        &[("fwd", &seq), ("rc", &common::revcomp(&seq))],
+        60,
+        "\n",
+    );
     let fa = fa.to_str().unwrap();
     let rows = parse_rows(
         &ok_stdout(ssmgen(&[fa, "--per-base", "--strand", "both"])),

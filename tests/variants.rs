@@ -17,19 +17,6 @@ mod common;
 
 const WINDOW: usize = 40;
 
-fn revcomp(s: &str) -> String {
-    s.chars()
-        .rev()
-        .map(|c| match c {
-            'A' => 'T',
-            'C' => 'G',
-            'G' => 'C',
-            'T' => 'A',
-            other => other,
-        })
-        .collect()
-}
-
 /// Per-base scores of a whole sequence from its start.
 fn whole(backend: &CpuBackend, tok: &Tokenizer, seq: &str) -> Vec<f32> {
     let mut tokens = Vec::new();
@@ -88,7 +75,7 @@ fn naive(
 ) -> (Option<f64>, f64) {
     let alt_seq = format!("{}{}{}", &seq[..p], alt, &seq[p + reference.len()..]);
     let (ref_seq, alt_seq) = if flip {
-        (revcomp(seq), revcomp(&alt_seq))
+        (common::revcomp(seq), common::revcomp(&alt_seq))
     } else {
         (seq.to_string(), alt_seq)
     };

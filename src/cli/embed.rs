@@ -5,12 +5,12 @@ use std::path::{Path, PathBuf};
 use clap::ValueEnum;
 use ssmgen::backend::Backend;
 use ssmgen::embed::{EmbedOptions, Embedder, EmbeddingSink, Pooling};
-use ssmgen::input::{Region, SequenceFile, read_bed};
+use ssmgen::input::{Region, SequenceFile};
 use ssmgen::output::embedding::{DelimitedEmbeddings, MatrixEmbeddings, MatrixFormat};
 use ssmgen::output::{Output, format_extension};
 
 use super::progress::bases_bar;
-use super::{BackendTask, EngineArgs, StrandArg};
+use super::{BackendTask, EngineArgs, StrandArg, read_regions};
 
 /// Arguments of `ssmgen embed`.
 #[derive(clap::Args, Debug)]
@@ -80,13 +80,7 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
         .format
         .or_else(|| args.output.as_deref().and_then(format_from_name))
         .unwrap_or(EmbedFormat::Csv);
-    let mut regions = Vec::new();
-    for r in &args.regions {
-        regions.push(Region::parse(r)?);
-    }
-    if let Some(bed) = &args.regions_bed {
-        regions.extend(read_bed(bed)?);
-    }
+    let regions = read_regions(&args.regions, args.regions_bed.as_deref())?;
     let model = args.engine.load_model()?;
     let bos = args.engine.bos(&model)?;
     let engine = args.engine.clone();

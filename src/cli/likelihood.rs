@@ -4,14 +4,14 @@ use std::path::{Path, PathBuf};
 
 use clap::ValueEnum;
 use ssmgen::backend::Backend;
-use ssmgen::input::{Region, SequenceFile, read_bed};
+use ssmgen::input::{Region, SequenceFile};
 use ssmgen::likelihood::{LikelihoodOptions, Scorer, Strand};
 use ssmgen::output::{
     BedGraphSink, BigWigWriter, CsvSink, IntervalSink, Output, TrackSink, format_extension,
 };
 
 use super::progress::bases_bar;
-use super::{BackendTask, EngineArgs, StrandArg};
+use super::{BackendTask, EngineArgs, StrandArg, read_regions};
 
 /// Arguments of `ssmgen likelihood`.
 #[derive(clap::Args, Debug)]
@@ -70,13 +70,7 @@ pub fn run(args: LikelihoodArgs) -> anyhow::Result<()> {
     if args.bin.is_some() && format == TrackFormat::Csv {
         anyhow::bail!("--bin applies to bedGraph and bigWig output only");
     }
-    let mut regions = Vec::new();
-    for r in &args.regions {
-        regions.push(Region::parse(r)?);
-    }
-    if let Some(bed) = &args.regions_bed {
-        regions.extend(read_bed(bed)?);
-    }
+    let regions = read_regions(&args.regions, args.regions_bed.as_deref())?;
 
     let model = args.engine.load_model()?;
     let bos = args.engine.bos(&model)?;

@@ -32,6 +32,21 @@ pub enum Command {
     Info(info::InfoArgs),
 }
 
+/// The regions of `--region` (1-based strings) and `--regions` (a BED file), in that order.
+pub fn read_regions(
+    regions: &[String],
+    bed: Option<&std::path::Path>,
+) -> anyhow::Result<Vec<ssmgen::input::Region>> {
+    let mut out = Vec::new();
+    for r in regions {
+        out.push(ssmgen::input::Region::parse(r)?);
+    }
+    if let Some(bed) = bed {
+        out.extend(ssmgen::input::read_bed(bed)?);
+    }
+    Ok(out)
+}
+
 /// Values of `--strand`.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub enum StrandArg {

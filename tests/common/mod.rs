@@ -168,3 +168,17 @@ pub fn assert_clean_error(out: &std::process::Output, needles: &[&str]) {
         assert!(err.contains(n), "error {err:?} lacks {n:?}");
     }
 }
+
+/// Reverse complement of an ACGT string (upper case; other letters kept).
+pub fn revcomp(s: &str) -> String {
+    s.chars()
+        .rev()
+        .map(|c| match c.to_ascii_uppercase() {
+            'A' => 'T',
+            'C' => 'G',
+            'G' => 'C',
+            'T' => 'A',
+            other => other,
+        })
+        .collect()
+}
