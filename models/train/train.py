@@ -166,8 +166,9 @@ def main():
     ap.add_argument("--warmup", type=int, default=300)
     ap.add_argument("--minutes", type=float, default=20.0, help="training time budget")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     o = ap.parse_args()
-    device = "cuda"
+    device = o.device
     torch.backends.cuda.matmul.allow_tf32 = True
     cfg = MambaConfig(
         vocab_size=12, hidden_size=o.d_model, state_size=o.d_state, num_hidden_layers=o.layers,
@@ -203,7 +204,7 @@ def main():
         for g in opt.param_groups:
             g["lr"] = lr
         ids = windows.batch(o.batch)
-        with torch.autocast("cuda", dtype=torch.bfloat16):
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.startswith("cuda")):
             logits = model_logits(model, ids[:, :-1])
         target = ids[:, 1:]
         loss = F.cross_entropy(logits.float().reshape(-1, 12), target.reshape(-1), ignore_index=11)
@@ -230,7 +231,8 @@ def main():
     json.dump(config, open(path, "w"), indent=2, sort_keys=True)
     with open(os.path.join(o.out, "training.json"), "w") as f:
         json.dump({"args": vars(o), "steps": step, "tokens": seen, "minutes": train_minutes,
-                   "gpu": torch.cuda.get_device_name(), "monitor_bits_per_base": held_bits,
+                   "device": torch.cuda.get_device_name() if device.startswith("cuda") else "cpu",
+                   "monitor_bits_per_base": held_bits,
                    "torch": torch.__version__}, f, indent=2)
     print(f"saved {o.out}")
 
