@@ -15,8 +15,8 @@ use crate::error::{Error, Result};
 pub struct Model {
     /// Architecture and tokenizer settings.
     pub config: MambaConfig,
-    /// Parameters.
-    pub weights: ModelWeights,
+    /// Parameters, shared with the backends that run on the host (no second copy).
+    pub weights: std::sync::Arc<ModelWeights>,
     /// Where the model came from, for messages (a directory, or `builtin:<name>`).
     pub source: String,
 }
@@ -39,7 +39,7 @@ impl Model {
         let weights = ModelWeights::from_bytes(&config, &map, &weights_path)?;
         Ok(Model {
             config,
-            weights,
+            weights: std::sync::Arc::new(weights),
             source: dir.display().to_string(),
         })
     }

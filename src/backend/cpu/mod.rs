@@ -22,7 +22,7 @@ pub struct CpuState {
 /// Runs a model on the CPU.
 pub struct CpuBackend {
     config: MambaConfig,
-    weights: ModelWeights,
+    weights: std::sync::Arc<ModelWeights>,
     /// Per layer `A = -exp(A_log)` transposed to `[d_state, d_inner]`, computed once.
     a_t: Vec<Vec<f32>>,
     /// Per layer conv kernel transposed to `[d_conv, d_inner]`.
@@ -30,7 +30,7 @@ pub struct CpuBackend {
 }
 
 impl CpuBackend {
-    /// Prepares `model` for the CPU (weights are already f32 on the host).
+    /// Prepares `model` for the CPU: the f32 host weights are shared with `model`, not copied.
     pub fn new(model: &Model) -> Self {
         let (e, k, n) = (
             model.config.intermediate_size,
@@ -59,7 +59,7 @@ impl CpuBackend {
             .collect();
         CpuBackend {
             config: model.config.clone(),
-            weights: model.weights.clone(),
+            weights: std::sync::Arc::clone(&model.weights),
             a_t,
             conv_t,
         }
