@@ -14,7 +14,7 @@ use noodles_fasta::fai;
 use crate::error::{Error, Result};
 
 /// Bytes read through the memory map before its pages are handed back to the kernel.
-const MMAP_RELEASE_BYTES: u64 = 64 << 20;
+const MMAP_RELEASE_BYTES: u64 = 16 << 20;
 
 /// A FASTA or FASTQ input, indexed or streamed.
 pub enum SequenceFile {
