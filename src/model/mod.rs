@@ -43,4 +43,38 @@ impl Model {
             source: dir.display().to_string(),
         })
     }
+
+    /// Builds a model from the bytes of its `config.json` and `model.safetensors` (e.g. a model
+    /// compiled into the binary); `name` is how messages refer to it (`builtin:<name>`).
+    pub fn from_bytes(name: &str, config_json: &str, safetensors: &[u8]) -> Result<Self> {
+        let source = format!("builtin:{name}");
+        let origin = Path::new(&source);
+        let config = MambaConfig::from_json(config_json).map_err(|m| Error::model(origin, m))?;
+        let weights = ModelWeights::from_bytes(&config, safetensors, origin)?;
+        Ok(Model {
+            config,
+            weights: std::sync::Arc::new(weights),
+            source,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_bytes_gives_the_model_load_gives() {
+        let dir = Path::new("test-data/fixture-model");
+        let loaded = Model::load(dir).unwrap();
+        let config = std::fs::read_to_string(dir.join("config.json")).unwrap();
+        let weights = std::fs::read(dir.join("model.safetensors")).unwrap();
+        let built = Model::from_bytes("fixture", &config, &weights).unwrap();
+        assert_eq!(built.config, loaded.config);
+        assert_eq!(built.weights.lm_head, loaded.weights.lm_head);
+        assert_eq!(built.weights.layers[1].a_log, loaded.weights.layers[1].a_log);
+        assert_eq!(built.source, "builtin:fixture");
+        let err = Model::from_bytes("broken", &config, &weights[..100]).unwrap_err();
+        assert!(err.to_string().contains("builtin:broken"), "{err}");
+    }
 }
