@@ -152,17 +152,7 @@ fn regions_are_scored_as_standalone_sequences_at_chromosome_coordinates() {
 fn reverse_strand_equals_forward_scores_of_the_reverse_complement() {
     let dir = tmp();
     let seq = fixture_sequence();
-    let rc: String = seq
-        .chars()
-        .rev()
-        .map(|c| match c.to_ascii_uppercase() {
-            'A' => 'T',
-            'C' => 'G',
-            'G' => 'C',
-            'T' => 'A',
-            _ => 'N',
-        })
-        .collect();
+    let rc = common::revcomp(&seq);
     let fa = dir.path().join("rc.fa");
     write_fasta(&fa, &[("fixture", &rc)], 70, "\n");
     let rc_rows = parse_csv(&ok_stdout(likelihood(&[p(&fa), "-f", "csv"])));

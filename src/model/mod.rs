@@ -72,7 +72,10 @@ mod tests {
         let built = Model::from_bytes("fixture", &config, &weights).unwrap();
         assert_eq!(built.config, loaded.config);
         assert_eq!(built.weights.lm_head, loaded.weights.lm_head);
-        assert_eq!(built.weights.layers[1].a_log, loaded.weights.layers[1].a_log);
+        assert_eq!(
+            built.weights.layers[1].a_log,
+            loaded.weights.layers[1].a_log
+        );
         assert_eq!(built.source, "builtin:fixture");
         let err = Model::from_bytes("broken", &config, &weights[..100]).unwrap_err();
         assert!(err.to_string().contains("builtin:broken"), "{err}");

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use crate::embed::{EmbeddingRow, EmbeddingSink};
 use crate::error::{Error, Result};
-use crate::output::Output;
 use crate::output::atomic::temp_beside;
+use crate::output::{Output, csv_error};
 
 /// CSV (`,`) or TSV (`\t`): `chrom,start,end,name,e0..e{d-1}`, 0-based half-open coordinates.
 pub struct DelimitedEmbeddings {
@@ -28,20 +28,14 @@ impl DelimitedEmbeddings {
             .map(String::from)
             .chain((0..dim).map(|i| format!("e{i}")))
             .collect();
-        writer.write_record(&header).map_err(csv_error)?;
+        writer
+            .write_record(&header)
+            .map_err(|e| csv_error("<embedding output>", e))?;
         Ok(DelimitedEmbeddings {
             writer,
             record: Vec::with_capacity(dim + 4),
         })
     }
-}
-
-fn csv_error(e: csv::Error) -> Error {
-    let cause = match e.into_kind() {
-        csv::ErrorKind::Io(io) => io,
-        other => std::io::Error::other(format!("{other:?}")),
-    };
-    Error::io("<embedding output>", cause)
 }
 
 impl EmbeddingSink for DelimitedEmbeddings {
@@ -55,7 +49,9 @@ impl EmbeddingSink for DelimitedEmbeddings {
         for v in row.values {
             self.record.push(fb.format(*v).to_string());
         }
-        self.writer.write_record(&self.record).map_err(csv_error)
+        self.writer
+            .write_record(&self.record)
+            .map_err(|e| csv_error("<embedding output>", e))
     }
 
     fn finish(self: Box<Self>) -> Result<()> {

@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use crate::error::{Error, Result};
-use crate::output::Output;
+use crate::output::{Output, csv_error};
 
 /// Receives per-base scores of one record span in forward order.
 pub trait TrackSink {
@@ -205,20 +205,12 @@ impl CsvSink {
         let mut writer = csv::WriterBuilder::new().from_writer(out);
         writer
             .write_record(["chrom", "pos", "base", "logp_fwd", "logp_rev", "logp"])
-            .map_err(csv_error)?;
+            .map_err(|e| csv_error("<csv output>", e))?;
         Ok(CsvSink {
             writer,
             name: String::new(),
         })
     }
-}
-
-fn csv_error(e: csv::Error) -> Error {
-    let cause = match e.into_kind() {
-        csv::ErrorKind::Io(io) => io,
-        other => std::io::Error::other(format!("{other:?}")),
-    };
-    Error::io("<csv output>", cause)
 }
 
 impl TrackSink for CsvSink {
@@ -248,7 +240,9 @@ impl TrackSink for CsvSink {
                 r.map_or(&b""[..], |v| rb.format(v).as_bytes()),
                 c.map_or(&b""[..], |v| cb.format(v).as_bytes()),
             ];
-            self.writer.write_record(record).map_err(csv_error)?;
+            self.writer
+                .write_record(record)
+                .map_err(|e| csv_error("<csv output>", e))?;
         }
         Ok(())
     }
