@@ -113,4 +113,22 @@ fn bigwig_needs_a_file_and_an_index() {
         &["plain.fa.fai", "samtools faidx"],
     );
     assert!(!bw.exists());
+    // bigWig needs each chromosome's intervals sorted and disjoint.
+    assert_clean_error(
+        &ssmgen(&[
+            "likelihood",
+            "-q",
+            "-m",
+            model,
+            &fa,
+            "-r",
+            "chrA:100-200",
+            "-r",
+            "chrA:150-300",
+            "-o",
+            bw.to_str().unwrap(),
+        ]),
+        &["x.bw", "bigWig", "overlapping"],
+    );
+    assert!(!bw.exists());
 }
