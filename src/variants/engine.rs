@@ -55,33 +55,40 @@ fn sum_scored(scores: &[f32]) -> f64 {
         .sum()
 }
 
-/// The REF and ALT tokens of `v` on `seq` from `from` (at or before the variant): the bases
-/// from `from` to the variant, the allele, and up to `window` downstream bases.
-fn allele_tokens(seq: &[u32], v: &StrandVariant, from: usize, window: usize) -> [Vec<u32>; 2] {
-    let down_start = (v.pos + v.ref_len).min(seq.len());
-    let down_end = (down_start + window).min(seq.len());
-    let mut alt = seq[from..v.pos].to_vec();
-    alt.extend_from_slice(&v.alt);
-    alt.extend_from_slice(&seq[down_start..down_end]);
-    [seq[from..down_end].to_vec(), alt]
+/// The first score of `scores`, if it is a score (not N / unscored).
+fn first_scored(scores: &[f32]) -> Option<f32> {
+    scores.first().copied().filter(|x| !x.is_nan())
 }
 
-/// Scores of a variant from its allele's scores (`skip` leading positions before the variant
+/// End of `v`'s REF continuation on `seq`: the REF allele plus up to `window` downstream bases.
+fn ref_end(seq: &[u32], v: &StrandVariant, window: usize) -> usize {
+    (v.pos + v.ref_len + window).min(seq.len())
+}
+
+/// The ALT tokens of `v` on `seq` from `from` (at or before the variant): the reference bases
+/// from `from` to the variant, the allele, and the same downstream bases as REF's continuation.
+fn alt_tokens(seq: &[u32], v: &StrandVariant, from: usize, window: usize) -> Vec<u32> {
+    let down_start = (v.pos + v.ref_len).min(seq.len());
+    let mut alt = seq[from..v.pos].to_vec();
+    alt.extend_from_slice(&v.alt);
+    alt.extend_from_slice(&seq[down_start..ref_end(seq, v, window)]);
+    alt
+}
+
+/// Scores of a variant from its alleles' scores (`skip` leading positions before the variant
 /// left out).
 fn scores_of(ref_scores: &[f32], alt_scores: &[f32], skip: usize) -> StrandScores {
     let (r, a) = (
         &ref_scores[skip.min(ref_scores.len())..],
         &alt_scores[skip.min(alt_scores.len())..],
     );
-    let first = |s: &[f32]| s.first().copied().filter(|v| !v.is_nan());
-    let llr = match (first(a), first(r)) {
-        (Some(a), Some(r)) => Some(a as f64 - r as f64),
-        _ => None,
-    };
-    StrandScores {
-        llr,
-        delta_ll: sum_scored(a) - sum_scored(r),
+    Sums {
+        ref_first: first_scored(r),
+        ref_sum: sum_scored(r),
+        alt_first: first_scored(a),
+        alt_sum: sum_scored(a),
     }
+    .finish()
 }
 
 /// Continuations run together on the backend.
@@ -163,7 +170,7 @@ fn run_alt_batch<B: Backend>(
         );
         let s = &mut sums[job.slot];
         let own = &scores[job.skip.min(scores.len())..];
-        s.alt_first = own.first().copied().filter(|x| !x.is_nan());
+        s.alt_first = first_scored(own);
         s.alt_sum = sum_scored(own);
     }
     Ok(())
@@ -206,7 +213,8 @@ fn score_windowed<B: Backend>(
         let mut seqs = Vec::with_capacity(2 * group.len());
         for v in group {
             let from = v.pos.saturating_sub(context);
-            seqs.extend(allele_tokens(seq, v, from, opts.window));
+            seqs.push(seq[from..ref_end(seq, v, opts.window)].to_vec());
+            seqs.push(alt_tokens(seq, v, from, opts.window));
         }
         let cols = stride_multiple(opts.stripe_len / seqs.len(), backend.checkpoint_stride());
         let scores = score_batch(backend, tokenizer, &start, &seqs, cols)?;
@@ -265,11 +273,10 @@ fn score_cached<B: Backend>(
         }
         for &i in &order[next..last] {
             let v = &variants[i];
-            let end = (v.pos + v.ref_len + opts.window).min(seq.len());
             pending.push(Pending {
                 slot: i,
                 start: v.pos,
-                end,
+                end: ref_end(seq, v, opts.window),
             });
         }
         let snapshots = stream.push_checkpointed(&seq[at..hi], &mut scores, &cuts)?;
@@ -279,7 +286,7 @@ fn score_cached<B: Backend>(
                 let s = &mut sums[p.slot];
                 s.ref_sum += sum_scored(&scores[lo - at..up - at]);
                 if lo == p.start {
-                    s.ref_first = Some(scores[lo - at]).filter(|x| !x.is_nan());
+                    s.ref_first = first_scored(&scores[lo - at..]);
                 }
             }
         }
@@ -288,11 +295,10 @@ fn score_cached<B: Backend>(
             let v = &variants[i];
             let c = checkpoint(i);
             let k = cuts.partition_point(|&cut| cut < c - at);
-            let [_, tokens] = allele_tokens(seq, v, c, opts.window);
             jobs.push(AltJob {
                 slot: i,
                 from: snapshots[k].clone(),
-                tokens,
+                tokens: alt_tokens(seq, v, c, opts.window),
                 skip: v.pos - c,
             });
             if jobs.len() == BATCH {
