@@ -43,12 +43,11 @@ pub trait Backend: Send + Sync {
         logp: &mut Vec<f32>,
     ) -> Result<()> {
         logp.clear();
-        if states.is_empty() {
+        let Some(len) = batch_len(states.len(), tokens.len())? else {
             return Ok(());
-        }
-        let len = tokens.len() / states.len();
+        };
         let mut rows = Vec::new();
-        for (state, seq) in states.iter_mut().zip(tokens.chunks(len.max(1))) {
+        for (state, seq) in states.iter_mut().zip(tokens.chunks(len)) {
             self.forward(state, seq, &mut rows)?;
             logp.extend_from_slice(&rows);
         }
@@ -111,6 +110,20 @@ pub fn check_tokens(config: &MambaConfig, tokens: &[u32]) -> Result<()> {
             config.vocab_size
         ))),
         None => Ok(()),
+    }
+}
+
+/// Tokens per sequence of a batch of `batch` sequences stacked in `tokens` tokens: `None` when
+/// there is nothing to run, an error when they cannot all have the same length.
+pub fn batch_len(batch: usize, tokens: usize) -> Result<Option<usize>> {
+    if batch == 0 || tokens == 0 {
+        Ok(None)
+    } else if tokens.is_multiple_of(batch) {
+        Ok(Some(tokens / batch))
+    } else {
+        Err(Error::Backend(
+            "batched sequences must have equal lengths".into(),
+        ))
     }
 }
 

@@ -5,8 +5,8 @@ mod simd;
 
 use ops::ScanInputs;
 
-use super::{Backend, check_layer, check_tokens};
-use crate::error::{Error, Result};
+use super::{Backend, batch_len, check_layer, check_tokens};
+use crate::error::Result;
 use crate::model::{MambaConfig, Model, ModelWeights};
 use rayon::prelude::*;
 
@@ -189,15 +189,9 @@ impl Backend for CpuBackend {
         logp: &mut Vec<f32>,
     ) -> Result<()> {
         logp.clear();
-        if states.is_empty() {
+        let Some(len) = batch_len(states.len(), tokens.len())? else {
             return Ok(());
-        }
-        if !tokens.len().is_multiple_of(states.len()) {
-            return Err(Error::Backend(
-                "batched sequences must have equal lengths".into(),
-            ));
-        }
-        let len = (tokens.len() / states.len()).max(1);
+        };
         let rows: Vec<Result<Vec<f32>>> = states
             .par_iter_mut()
             .zip(tokens.par_chunks(len))

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use cudarc::cublas::{CudaBlas, Gemm, GemmConfig, sys::cublasOperation_t};
 use cudarc::driver::{CudaContext, CudaSlice, CudaStream, DevicePtr, LaunchConfig, PushKernelArg};
 
-use super::{Backend, check_checkpoints, check_layer, check_tokens};
+use super::{Backend, batch_len, check_checkpoints, check_layer, check_tokens};
 use crate::error::{Error, Result};
 use crate::model::{MambaConfig, Model};
 use module::Kernels;
@@ -813,14 +813,9 @@ impl Backend for CudaBackend {
     ) -> Result<()> {
         check_tokens(&self.config, tokens)?;
         let batch = states.len();
-        if batch == 0 || tokens.is_empty() {
+        if batch_len(batch, tokens.len())?.is_none() {
             logp.clear();
             return Ok(());
-        }
-        if !tokens.len().is_multiple_of(batch) {
-            return Err(Error::Backend(
-                "batched sequences must have equal lengths".into(),
-            ));
         }
         let c = &self.config;
         let conv_len = (c.conv_kernel - 1).max(1) * c.intermediate_size;
