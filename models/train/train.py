@@ -5,12 +5,15 @@ and reverse-complement augmentation.
 
     python3 models/train/train.py --data ../shared/data --out models/ssmgen-dna-small [--minutes 20]
 
-Runs on one GPU with PyTorch and transformers (no mamba_ssm). The model is a
+Runs on one GPU with PyTorch, Triton and transformers (no mamba_ssm). The model is a
 `transformers.MambaForCausalLM`; only the selective scan is our own (the transformers slow path
-loops over time in Python): a chunked scan that solves each 64-step chunk in parallel in log
-space and carries the state between chunks. Before training, the forward pass is checked
-against transformers' own on random weights (max |logit difference| must be below 1e-3), so the
-trained weights mean the same thing to transformers and to ssmgen.
+loops over time in Python): on a GPU, the Triton kernels of scan_triton.py (forward and
+backward); on a CPU, or with `--scan chunked`, a pure-torch chunked scan that solves each
+64-step chunk in parallel in log space and carries the state between chunks. Before training,
+the scan's values and gradients are checked against a float64 step-by-step scan
+(test_scan.py), and the model's forward pass against transformers' own on random weights (max
+|logit difference| must be below 1e-3), so the trained weights mean the same thing to
+transformers and to ssmgen.
 
 Tokens are single bases with HyenaDNA/Caduceus ids (A=7, C=8, G=9, T=10, N=11; 12 in all).
 """
@@ -77,6 +80,9 @@ def chunked_scan(u, dt, A, Bm, Cm):
     return y.view(b, L, e)
 
 
+SCAN = {"fn": chunked_scan}
+
+
 def mixer_forward(mixer, hidden):
     """transformers' MambaMixer.slow_forward with the scan replaced (no cache)."""
     L = hidden.shape[1]
@@ -89,7 +95,7 @@ def mixer_forward(mixer, hidden):
     dt = F.softplus(mixer.dt_proj(step))                      # [b, L, e]
     A = -torch.exp(mixer.A_log.float())
     u = x.transpose(1, 2)
-    y = chunked_scan(u.float(), dt.float(), A, Bm.float(), Cm.float())
+    y = SCAN["fn"](u.float(), dt.float(), A, Bm.float(), Cm.float())
     y = y + u * mixer.D
     y = y * mixer.act(z.transpose(1, 2))
     return mixer.out_proj(y)
@@ -160,22 +166,31 @@ def main():
     ap.add_argument("--layers", type=int, default=6)
     ap.add_argument("--d-state", type=int, default=16)
     ap.add_argument("--seq-len", type=int, default=4096)
-    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--weight-decay", type=float, default=0.1)
-    ap.add_argument("--warmup", type=int, default=300)
-    ap.add_argument("--minutes", type=float, default=20.0, help="training time budget")
+    ap.add_argument("--warmup", type=int, default=100)
+    ap.add_argument("--minutes", type=float, default=6.5, help="training time budget")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--scan", choices=["auto", "triton", "chunked"], default="auto",
+                    help="auto: Triton on a GPU, chunked on a CPU")
     o = ap.parse_args()
     device = o.device
-    torch.backends.cuda.matmul.allow_tf32 = True
+    if o.scan == "triton" or (o.scan == "auto" and device.startswith("cuda")):
+        from scan_triton import selective_scan
+        from test_scan import check
+        if not check("triton", selective_scan, device):
+            raise SystemExit("the Triton scan does not match the float64 reference; not training")
+        SCAN["fn"] = selective_scan
+    print(f"scan: {SCAN['fn'].__name__}", flush=True)
     cfg = MambaConfig(
         vocab_size=12, hidden_size=o.d_model, state_size=o.d_state, num_hidden_layers=o.layers,
         expand=2, conv_kernel=4, use_bias=False, use_conv_bias=True, tie_word_embeddings=True,
         bos_token_id=2, eos_token_id=1, pad_token_id=4,
     )
-    check_against_transformers(cfg, device)
+    check_against_transformers(cfg, device)                  # in full float32
+    torch.backends.cuda.matmul.allow_tf32 = True
 
     train = [tokens_of(s) for f in TRAIN for s in read_fasta(os.path.join(o.data, f))]
     held = torch.cat([tokens_of(s) for s in read_fasta(os.path.join(o.data, HELD_OUT))])
@@ -193,7 +208,7 @@ def main():
     )
     budget = o.minutes * 60
     start = time.time()
-    step, seen = 0, 0
+    step, seen, last_print = 0, 0, start
     model.train()
     while True:
         elapsed = time.time() - start
@@ -214,9 +229,10 @@ def main():
         opt.step()
         step += 1
         seen += target.numel()
-        if step % 200 == 0:
+        if time.time() - last_print > 30:
+            last_print = time.time()
             print(f"step {step:6d}  {elapsed / 60:5.1f} min  lr {lr:.2e}  train {loss.item() / math.log(2):.4f} bits/base  "
-                  f"{seen / elapsed:,.0f} tokens/s", flush=True)
+                  f"{seen / (time.time() - start):,.0f} tokens/s", flush=True)
     train_minutes = (time.time() - start) / 60
     model.eval()
     held_bits = bits_per_base(model, monitor, o.seq_len, device)
@@ -230,7 +246,7 @@ def main():
     config["ssmgen"] = {"prepend_bos": False, "tokens": {"A": 7, "C": 8, "G": 9, "T": 10, "N": 11}}
     json.dump(config, open(path, "w"), indent=2, sort_keys=True)
     with open(os.path.join(o.out, "training.json"), "w") as f:
-        json.dump({"args": vars(o), "steps": step, "tokens": seen, "minutes": train_minutes,
+        json.dump({"args": vars(o), "scan": SCAN["fn"].__name__, "steps": step, "tokens": seen, "minutes": train_minutes,
                    "device": torch.cuda.get_device_name() if device.startswith("cuda") else "cpu",
                    "monitor_bits_per_base": held_bits,
                    "torch": torch.__version__}, f, indent=2)
