@@ -41,6 +41,29 @@ fn cpu_matches_transformers_f32() {
     assert!(diff <= 1e-4, "max |Δ logp| = {diff}");
 }
 
+/// The built-in model (the trained `models/ssmgen-dna-small`) against transformers' float64
+/// log-probabilities (`models/train/make_reference.py`).
+#[test]
+fn builtin_model_matches_transformers() {
+    let (tokens, logp) = common::read_reference(
+        "test-data/default-model-reference.safetensors",
+        &["logp"],
+    );
+    let model = ssmgen::model::builtin::load().unwrap();
+    let backend = CpuBackend::new(&model);
+    let ours = run_in_stripes(&backend, &tokens, 1000);
+    // The columns of A, C, G and T (ids 7..=10), the scores users get: N and the special
+    // tokens were never training targets, so their logits are arbitrary (down to -28).
+    let bases = |v: &[f32]| -> Vec<f32> {
+        v.chunks_exact(common::VOCAB)
+            .flat_map(|row| row[7..11].to_vec())
+            .collect()
+    };
+    let diff = max_abs_diff(&bases(&ours), &bases(&logp[0]));
+    eprintln!("built-in model: max |Δ logp| = {diff:e}");
+    assert!(diff <= 1e-4, "max |Δ logp| = {diff}");
+}
+
 #[test]
 fn cpu_matches_transformers_bf16_weights_tied_head() {
     let r = reference();

@@ -72,6 +72,7 @@ impl From<StrandArg> for ssmgen::likelihood::Strand {
 #[derive(clap::Args, Debug, Clone)]
 pub struct EngineArgs {
     /// Model directory (config.json + model.safetensors, Hugging Face MambaForCausalLM layout).
+    /// Default: the built-in `ssmgen-dna-small`, trained on bacterial genomes (models/README.md).
     #[arg(short, long, value_name = "DIR")]
     pub model: Option<PathBuf>,
     /// Tokens per stripe (default: sized from the model so activations stay near 256 MiB).
@@ -134,14 +135,12 @@ pub enum Device {
 }
 
 impl EngineArgs {
-    /// Loads the model named by `--model`.
+    /// Loads the model named by `--model`, or the built-in one.
     pub fn load_model(&self) -> anyhow::Result<ssmgen::model::Model> {
-        let Some(dir) = &self.model else {
-            anyhow::bail!(
-                "no model given: pass --model DIR (a config.json + model.safetensors folder)"
-            );
-        };
-        Ok(ssmgen::model::Model::load(dir)?)
+        Ok(match &self.model {
+            Some(dir) => ssmgen::model::Model::load(dir)?,
+            None => ssmgen::model::builtin::load()?,
+        })
     }
 
     /// Resolves `--device` against the machine.

@@ -1,5 +1,6 @@
 //! A Mamba-1 language model: its config and its weights.
 
+pub mod builtin;
 pub mod config;
 pub mod weights;
 

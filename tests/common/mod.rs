@@ -19,7 +19,22 @@ pub struct Reference {
 pub const VOCAB: usize = 12;
 
 pub fn reference() -> Reference {
-    let bytes = std::fs::read("test-data/fixture-reference.safetensors").unwrap();
+    let (tokens, mut logp) = read_reference(
+        "test-data/fixture-reference.safetensors",
+        &["logp_f32", "logp_bf16"],
+    );
+    let logp_bf16 = logp.pop().unwrap();
+    let logp_f32 = logp.pop().unwrap();
+    Reference {
+        tokens,
+        logp_f32,
+        logp_bf16,
+    }
+}
+
+/// The `tokens` (i64) and the named f32 tensors of a reference file written by transformers.
+pub fn read_reference(path: &str, names: &[&str]) -> (Vec<u32>, Vec<Vec<f32>>) {
+    let bytes = std::fs::read(path).unwrap();
     let st = SafeTensors::deserialize(&bytes).unwrap();
     let tokens = st.tensor("tokens").unwrap();
     assert_eq!(tokens.dtype(), Dtype::I64);
@@ -36,11 +51,7 @@ pub fn reference() -> Reference {
             .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
             .collect()
     };
-    Reference {
-        tokens,
-        logp_f32: f32s("logp_f32"),
-        logp_bf16: f32s("logp_bf16"),
-    }
+    (tokens, names.iter().map(|n| f32s(n)).collect())
 }
 
 /// The fixture sequence (as in the file, soft-masking kept).
