@@ -4,8 +4,9 @@ against transformers' MambaForCausalLM on the same weights, on the same GPU.
 
     python3 bench/gpu_throughput.py [--lengths 1e6,1e7,1e8] [--ref-lengths 4096,16384]
 
-Models: the fixture (d_model 64, 2 layers) and a random d_model 256 / 8 layer model written by
-transformers (needs torch + transformers, as on the GPU machine). Peak GPU memory is read by
+Models (`--models`, default all three): `fixture` (d_model 64, 2 layers), `d256` (a random
+d_model 256 / 8 layer model written by transformers; needs torch + transformers, as on the GPU
+machine) and `default` (the shipped models/ssmgen-dna-small, d_model 128, 6 layers). Peak GPU memory is read by
 polling nvidia-smi (device total in use minus the idle baseline).
 
 Floors (bytes per token per layer, f32, divided by the measured device-to-device copy bandwidth):
@@ -124,13 +125,20 @@ def main():
     ap.add_argument("--lengths", default="1e6,1e7,1e8")
     ap.add_argument("--ref-lengths", default="4096,16384,65536")
     ap.add_argument("--precisions", default="f32,bf16")
+    ap.add_argument("--models", default="fixture,d256,default")
     ap.add_argument("--ref-budget", type=float, default=90.0, help="stop the reference past this many seconds")
     opts = ap.parse_args()
     bw = copy_bandwidth()
     print(f"device-to-device copy bandwidth: {bw / 1e12:.2f} TB/s (read + write bytes)")
     with tempfile.TemporaryDirectory() as tmp:
-        models = {"fixture d64 L2": os.path.join(ROOT, "test-data", "fixture-model"),
-                  "random d256 L8": make_big_model(os.path.join(tmp, "d256"))}
+        chosen = opts.models.split(",")
+        models = {}
+        if "fixture" in chosen:
+            models["fixture d64 L2"] = os.path.join(ROOT, "test-data", "fixture-model")
+        if "d256" in chosen:
+            models["random d256 L8"] = make_big_model(os.path.join(tmp, "d256"))
+        if "default" in chosen:
+            models["default d128 L6"] = os.path.join(ROOT, "models", "ssmgen-dna-small")
         print(f"\n{'model':<16} {'stack':<12} {'length':>10} {'seconds':>8} {'tokens/s':>12} "
               f"{'peak GPU MiB':>12} {'floor fused':>12} {'floor unfused':>13} {'% unfused':>9}")
         lengths = [int(float(x)) for x in opts.lengths.split(",")]

@@ -5,6 +5,8 @@
 // - rms_norm: one block per row; the block sums x^2 with warp shuffles and a shared-memory
 //   pass, then writes x * rsqrt(mean(x^2) + eps) * w. The order matches the CPU backend
 //   ((x * scale) * w), but the sum order differs, so results agree to rounding, not bits.
+//   Given `out16`, it writes the result as bfloat16 bits there instead (the input of a bf16
+//   GEMM), rounded as f32_to_bf16_rows rounds, so no separate rounding pass is needed.
 // - log_softmax_rows: one thread per row (the vocabulary is tiny: 12 for DNA models).
 
 extern "C" __global__ void embed_tokens(const unsigned int* tokens, const float* table,
@@ -34,7 +36,15 @@ __device__ float block_sum(float v) {
     return total;
 }
 
-extern "C" __global__ void rms_norm(const float* x, const float* w, float* out, int d, float eps) {
+// Round-to-nearest-even float32 -> bfloat16 bits (activations are finite).
+__device__ __forceinline__ unsigned short bf16_bits(float v) {
+    unsigned int bits = __float_as_uint(v);
+    bits += 0x7fffu + ((bits >> 16) & 1u);
+    return (unsigned short)(bits >> 16);
+}
+
+extern "C" __global__ void rms_norm(const float* x, const float* w, float* out,
+                                    unsigned short* out16, int d, float eps) {
     long row = blockIdx.x;
     const float* xr = x + row * d;
     float* o = out + row * d;
@@ -45,7 +55,12 @@ extern "C" __global__ void rms_norm(const float* x, const float* w, float* out, 
     }
     s = block_sum(s);
     float scale = 1.0f / sqrtf(s / (float)d + eps);
-    for (int j = threadIdx.x; j < d; j += blockDim.x) o[j] = xr[j] * scale * w[j];
+    if (out16) {
+        unsigned short* o16 = out16 + row * d;
+        for (int j = threadIdx.x; j < d; j += blockDim.x) o16[j] = bf16_bits(xr[j] * scale * w[j]);
+    } else {
+        for (int j = threadIdx.x; j < d; j += blockDim.x) o[j] = xr[j] * scale * w[j];
+    }
 }
 
 extern "C" __global__ void log_softmax_rows(float* x, int rows, int v) {
@@ -68,7 +83,5 @@ extern "C" __global__ void f32_to_bf16_rows(const float* src, long src_stride, u
     if (i >= (long)rows * cols) return;
     long r = i / cols;
     int c = (int)(i % cols);
-    unsigned int bits = __float_as_uint(src[r * src_stride + c]);
-    bits += 0x7fffu + ((bits >> 16) & 1u);
-    dst[i] = (unsigned short)(bits >> 16);
+    dst[i] = bf16_bits(src[r * src_stride + c]);
 }

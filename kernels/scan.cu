@@ -14,7 +14,12 @@
 //   3. scan_chunk_output: each chunk rescans from its true h_start and writes y.
 // In 1 and 3 one thread owns one channel of one chunk and keeps its SSM_N state lanes in
 // registers (SSM_N, the model's d_state, is defined when the kernels are compiled), so u, dt
-// and z are read once per step and B, C are shared by every thread of a block.
+// and z are read once per step (the next step's are loaded before this step's arithmetic), and
+// B, C, which every channel of a step shares, are staged for the whole chunk in shared memory
+// by the block, then read as broadcasts. The chunk's decay product is exp2(A log2 e * sum dt),
+// one exp2 per lane instead of a multiply per step. Given `y16`, scan_chunk_output writes y
+// as bfloat16 bits (the input of a bf16 out_proj GEMM; bf16_bits is in norm.cu, compiled in
+// the same program) instead of float32.
 // Chunk boundaries sit at multiples of `chunk` from each sequence's start, so the result at a
 // position does not depend on where a stripe began, as long as stripes begin on a boundary.
 // Batches: sequence b = blockIdx.z owns rows b * len .. b * len + len - 1, state b * e * n, and
@@ -24,6 +29,21 @@
 #ifndef SSM_N
 #define SSM_N 16
 #endif
+
+// Longest chunk the shared-memory staging holds; the host uses 64.
+#define SCAN_CHUNK_MAX 64
+
+// Stages `width` columns from `col` of rows t0 .. t1 - 1 of bc (row stride bc_stride) into
+// out[(t - t0) * width + j], with every thread of the block, then waits for all of them.
+__device__ __forceinline__ void stage_rows(const float* bc, int bc_stride, int col, long t0,
+                                           long t1, int width, float* out) {
+    int count = (int)(t1 - t0) * width;
+    for (int i = threadIdx.x; i < count; i += blockDim.x) {
+        int t = i / width, j = i % width;
+        out[i] = bc[(t0 + t) * bc_stride + col + j];
+    }
+    __syncthreads();
+}
 
 __device__ __forceinline__ float silu(float x) { return x / (1.0f + expf(-x)); }
 
@@ -39,33 +59,37 @@ extern "C" __global__ void scan_chunk_local(const float* u, const float* delta,
                                             const float* dt_bias, const float* bc, int bc_stride,
                                             int b_off, const float* A, int len, int e, int chunk,
                                             float* h_end, float* decay) {
+    __shared__ __align__(16) float sb[SCAN_CHUNK_MAX * SSM_N];
     int c = blockIdx.x * blockDim.x + threadIdx.x;
-    if (c >= e) return;
     long k = blockIdx.y, b = blockIdx.z, row0 = b * len;
-    long slot = ((b * gridDim.y + k) * e + c) * SSM_N;
     long t0 = row0 + k * chunk, t1 = row0 + min((long)len, k * chunk + chunk);
-    float a[SSM_N], h[SSM_N], p[SSM_N], bias = dt_bias[c];
+    stage_rows(bc, bc_stride, b_off, t0, t1, SSM_N, sb);
+    if (c >= e) return;
+    long slot = ((b * gridDim.y + k) * e + c) * SSM_N;
+    float a[SSM_N], h[SSM_N], bias = dt_bias[c], dt_sum = 0.0f;
 #pragma unroll
     for (int s = 0; s < SSM_N; ++s) {
         a[s] = A[c * SSM_N + s] * LOG2E;
         h[s] = 0.0f;
-        p[s] = 1.0f;
     }
+    float d_next = delta[t0 * e + c], u_next = u[t0 * e + c];
     for (long t = t0; t < t1; ++t) {
-        float dt = softplus(delta[t * e + c] + bias);
-        float du = dt * u[t * e + c];
-        const float* B = bc + t * bc_stride + b_off;
-#pragma unroll
-        for (int s = 0; s < SSM_N; ++s) {
-            float dA = exp2f(dt * a[s]);
-            h[s] = __fmaf_rn(dA, h[s], du * B[s]);
-            p[s] *= dA;
+        float dv = d_next, uv = u_next;
+        if (t + 1 < t1) {
+            d_next = delta[(t + 1) * e + c];
+            u_next = u[(t + 1) * e + c];
         }
+        float dt = softplus(dv + bias);
+        float du = dt * uv;
+        dt_sum += dt;
+        const float* B = sb + (t - t0) * SSM_N;
+#pragma unroll
+        for (int s = 0; s < SSM_N; ++s) h[s] = __fmaf_rn(exp2f(dt * a[s]), h[s], du * B[s]);
     }
 #pragma unroll
     for (int s = 0; s < SSM_N; ++s) {
         h_end[slot + s] = h[s];
-        decay[slot + s] = p[s];
+        decay[slot + s] = exp2f(dt_sum * a[s]);
     }
 }
 
@@ -104,12 +128,14 @@ extern "C" __global__ void scan_chunk_output(const float* u, const float* delta,
                                              int bc_stride, int b_off, const float* A,
                                              const float* D, const float* z, int z_stride,
                                              int len, int e, int chunk, const float* h_start,
-                                             float* y) {
+                                             float* y, unsigned short* y16) {
+    __shared__ __align__(16) float sbc[SCAN_CHUNK_MAX * 2 * SSM_N];
     int c = blockIdx.x * blockDim.x + threadIdx.x;
-    if (c >= e) return;
     long k = blockIdx.y, b = blockIdx.z, row0 = b * len;
-    long slot = ((b * gridDim.y + k) * e + c) * SSM_N;
     long t0 = row0 + k * chunk, t1 = row0 + min((long)len, k * chunk + chunk);
+    stage_rows(bc, bc_stride, b_off, t0, t1, 2 * SSM_N, sbc);
+    if (c >= e) return;
+    long slot = ((b * gridDim.y + k) * e + c) * SSM_N;
     float a[SSM_N], h[SSM_N], bias = dt_bias[c];
 #pragma unroll
     for (int s = 0; s < SSM_N; ++s) {
@@ -117,11 +143,17 @@ extern "C" __global__ void scan_chunk_output(const float* u, const float* delta,
         h[s] = h_start[slot + s];
     }
     float d = D[c];
+    float d_next = delta[t0 * e + c], u_next = u[t0 * e + c], z_next = z[t0 * z_stride + c];
     for (long t = t0; t < t1; ++t) {
-        float dt = softplus(delta[t * e + c] + bias);
-        float uu = u[t * e + c];
+        float dv = d_next, uu = u_next, zv = z_next;
+        if (t + 1 < t1) {
+            d_next = delta[(t + 1) * e + c];
+            u_next = u[(t + 1) * e + c];
+            z_next = z[(t + 1) * z_stride + c];
+        }
+        float dt = softplus(dv + bias);
         float du = dt * uu;
-        const float* B = bc + t * bc_stride + b_off;
+        const float* B = sbc + (t - t0) * 2 * SSM_N;
         const float* C = B + SSM_N;
         float acc = 0.0f;
 #pragma unroll
@@ -129,6 +161,11 @@ extern "C" __global__ void scan_chunk_output(const float* u, const float* delta,
             h[s] = __fmaf_rn(exp2f(dt * a[s]), h[s], du * B[s]);
             acc = __fmaf_rn(h[s], C[s], acc);
         }
-        y[t * e + c] = (acc + d * uu) * silu(z[t * z_stride + c]);
+        float out = (acc + d * uu) * silu(zv);
+        if (y16) {
+            y16[t * e + c] = bf16_bits(out);
+        } else {
+            y[t * e + c] = out;
+        }
     }
 }

@@ -10,6 +10,7 @@ mod module;
 use std::sync::{Arc, Mutex};
 
 use cudarc::cublas::{CudaBlas, Gemm, GemmConfig, sys::cublasOperation_t};
+use cudarc::driver::DevicePtrMut;
 use cudarc::driver::{CudaContext, CudaSlice, CudaStream, DevicePtr, LaunchConfig, PushKernelArg};
 
 use super::{Backend, batch_len, check_checkpoints, check_layer, check_tokens};
@@ -371,39 +372,81 @@ impl CudaBackend {
                             .map_err(cuda_err("kernel launch failed"))?;
                     }
                 }
-                use cudarc::cublas::sys::{cublasComputeType_t, cublasGemmAlgo_t, cudaDataType};
-                let alpha = 1.0f32;
-                let (w_ptr, _w) = w.device_ptr(&self.stream);
-                let (a_ptr, _a) = act16.device_ptr(&self.stream);
-                let (c_ptr, _c) = dst.device_ptr_mut(&self.stream);
-                // SAFETY: bf16 weight [n, k] and activations [m, k], f32 output [m, n] with
-                // leading dimensions as allocated; alpha/beta are host f32 as compute type 32F needs.
-                unsafe {
-                    cudarc::cublas::result::gemm_ex(
-                        *self.blas.handle(),
-                        cublasOperation_t::CUBLAS_OP_T,
-                        cublasOperation_t::CUBLAS_OP_N,
-                        n as i32,
-                        m as i32,
-                        k as i32,
-                        &alpha as *const f32 as *const std::ffi::c_void,
-                        w_ptr as *const std::ffi::c_void,
-                        cudaDataType::CUDA_R_16BF,
-                        k as i32,
-                        a_ptr as *const std::ffi::c_void,
-                        cudaDataType::CUDA_R_16BF,
-                        k as i32,
-                        &beta as *const f32 as *const std::ffi::c_void,
-                        c_ptr as *mut std::ffi::c_void,
-                        cudaDataType::CUDA_R_32F,
-                        n as i32,
-                        cublasComputeType_t::CUBLAS_COMPUTE_32F,
-                        cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
-                    )
-                }
-                .map_err(gemm_err)
+                self.gemm_bf16(m, n, k, w, act16, dst, beta)
             }
         }
+    }
+
+    /// `dst[m, n] = act16[m, k] · w[n, k]ᵀ (+ dst)` where `act16` already holds the input
+    /// as bf16 (written by `rms_norm` or the scan); `w` must be a bf16 weight.
+    #[allow(clippy::too_many_arguments)]
+    fn linear_from_act16<C>(
+        &self,
+        m: usize,
+        n: usize,
+        k: usize,
+        w: &Weight,
+        dst: &mut C,
+        accumulate: bool,
+        act16: &CudaSlice<u16>,
+    ) -> Result<()>
+    where
+        C: cudarc::driver::DevicePtrMut<f32>,
+    {
+        let Weight::Bf16(w) = w else {
+            return Err(Error::Backend(
+                "internal: a bf16 input for an f32 weight".into(),
+            ));
+        };
+        self.gemm_bf16(m, n, k, w, act16, dst, if accumulate { 1.0 } else { 0.0 })
+    }
+
+    /// cuBLAS `dstᵀ = beta · dstᵀ + w · act16ᵀ` with bf16 inputs and f32 accumulation.
+    #[allow(clippy::too_many_arguments)]
+    fn gemm_bf16<C>(
+        &self,
+        m: usize,
+        n: usize,
+        k: usize,
+        w: &CudaSlice<u16>,
+        act16: &CudaSlice<u16>,
+        dst: &mut C,
+        beta: f32,
+    ) -> Result<()>
+    where
+        C: cudarc::driver::DevicePtrMut<f32>,
+    {
+        use cudarc::cublas::sys::{cublasComputeType_t, cublasGemmAlgo_t, cudaDataType};
+        let alpha = 1.0f32;
+        let (w_ptr, _w) = w.device_ptr(&self.stream);
+        let (a_ptr, _a) = act16.device_ptr(&self.stream);
+        let (c_ptr, _c) = dst.device_ptr_mut(&self.stream);
+        // SAFETY: bf16 weight [n, k] and activations [m, k], f32 output [m, n] with
+        // leading dimensions as allocated; alpha/beta are host f32 as compute type 32F needs.
+        unsafe {
+            cudarc::cublas::result::gemm_ex(
+                *self.blas.handle(),
+                cublasOperation_t::CUBLAS_OP_T,
+                cublasOperation_t::CUBLAS_OP_N,
+                n as i32,
+                m as i32,
+                k as i32,
+                &alpha as *const f32 as *const std::ffi::c_void,
+                w_ptr as *const std::ffi::c_void,
+                cudaDataType::CUDA_R_16BF,
+                k as i32,
+                a_ptr as *const std::ffi::c_void,
+                cudaDataType::CUDA_R_16BF,
+                k as i32,
+                &beta as *const f32 as *const std::ffi::c_void,
+                c_ptr as *mut std::ffi::c_void,
+                cudaDataType::CUDA_R_32F,
+                n as i32,
+                cublasComputeType_t::CUBLAS_COMPUTE_32F,
+                cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
+            )
+        }
+        .map_err(|e| Error::Backend(format!("cuBLAS gemm failed: {e}")))
     }
 
     fn add_bias(
@@ -484,18 +527,26 @@ impl CudaBackend {
         let (chunk_i, chunks_i, en_i) = (chunk as i32, chunks as i32, (e * n) as i32);
         let last = stop_after.unwrap_or(c.num_hidden_layers - 1);
         for (i, w) in self.layers.iter().enumerate().take(last + 1) {
-            self.rms_norm(&w.norm, s, rows)?;
-            self.linear(
-                rows,
-                2 * e,
-                d,
-                &s.normed,
-                d,
-                &w.in_proj,
-                &mut s.xz,
-                false,
-                &mut s.act16,
-            )?;
+            // With bf16 in_proj/out_proj weights, the norm and the scan write their outputs
+            // as bf16 directly, so those GEMM inputs need no rounding pass of their own.
+            let in16 = matches!(w.in_proj, Weight::Bf16(_));
+            let out16 = matches!(w.out_proj, Weight::Bf16(_));
+            self.rms_norm(&w.norm, s, rows, in16)?;
+            if in16 {
+                self.linear_from_act16(rows, 2 * e, d, &w.in_proj, &mut s.xz, false, &s.act16)?;
+            } else {
+                self.linear(
+                    rows,
+                    2 * e,
+                    d,
+                    &s.normed,
+                    d,
+                    &w.in_proj,
+                    &mut s.xz,
+                    false,
+                    &mut s.act16,
+                )?;
+            }
             if let Some(b) = &w.in_proj_bias {
                 self.add_bias(&mut s.xz, b, rows, 2 * e)?;
             }
@@ -622,38 +673,48 @@ impl CudaBackend {
                         .map_err(cuda_err("copying a checkpoint"))?;
                 }
             }
-            unsafe {
-                self.stream
-                    .launch_builder(&k_.scan_output)
-                    .arg(&s.u)
-                    .arg(&s.delta)
-                    .arg(&w.dt_bias)
-                    .arg(&s.x_dbl)
-                    .arg(&bc_stride)
-                    .arg(&b_off)
-                    .arg(&w.a)
-                    .arg(&w.d)
-                    .arg(&z)
-                    .arg(&z_stride)
-                    .arg(&len_i)
-                    .arg(&e_i)
-                    .arg(&chunk_i)
-                    .arg(&s.h_start)
-                    .arg(&mut s.y)
-                    .launch(scan_grid)
-                    .map_err(&launch_err)?;
+            {
+                let (act16, _sync) = s.act16.device_ptr_mut(&self.stream);
+                let y16: u64 = if out16 { act16 } else { 0 };
+                // SAFETY: as above; y16 is null or act16, which holds rows * e values.
+                unsafe {
+                    self.stream
+                        .launch_builder(&k_.scan_output)
+                        .arg(&s.u)
+                        .arg(&s.delta)
+                        .arg(&w.dt_bias)
+                        .arg(&s.x_dbl)
+                        .arg(&bc_stride)
+                        .arg(&b_off)
+                        .arg(&w.a)
+                        .arg(&w.d)
+                        .arg(&z)
+                        .arg(&z_stride)
+                        .arg(&len_i)
+                        .arg(&e_i)
+                        .arg(&chunk_i)
+                        .arg(&s.h_start)
+                        .arg(&mut s.y)
+                        .arg(&y16)
+                        .launch(scan_grid)
+                        .map_err(&launch_err)?;
+                }
             }
-            self.linear(
-                rows,
-                d,
-                e,
-                &s.y,
-                e,
-                &w.out_proj,
-                &mut s.hidden,
-                true,
-                &mut s.act16,
-            )?;
+            if out16 {
+                self.linear_from_act16(rows, d, e, &w.out_proj, &mut s.hidden, true, &s.act16)?;
+            } else {
+                self.linear(
+                    rows,
+                    d,
+                    e,
+                    &s.y,
+                    e,
+                    &w.out_proj,
+                    &mut s.hidden,
+                    true,
+                    &mut s.act16,
+                )?;
+            }
             if let Some(b) = &w.out_proj_bias {
                 self.add_bias(&mut s.hidden, b, rows, d)?;
             }
@@ -678,7 +739,7 @@ impl CudaBackend {
             self.config.vocab_size,
         );
         self.run_blocks(state, tokens, batch, None, snapshots, s)?;
-        self.rms_norm(&self.norm_f, s, len)?;
+        self.rms_norm(&self.norm_f, s, len, false)?;
         self.linear(
             len,
             v,
@@ -708,17 +769,28 @@ impl CudaBackend {
         Ok(())
     }
 
-    /// `scratch.normed = rms_norm(scratch.hidden) * weight` over `rows` rows.
-    fn rms_norm(&self, weight: &CudaSlice<f32>, s: &mut Scratch, rows: usize) -> Result<()> {
+    /// `scratch.normed = rms_norm(scratch.hidden) * weight` over `rows` rows; with `to_bf16`,
+    /// written as bf16 into `scratch.act16` instead (the input of a bf16 GEMM).
+    fn rms_norm(
+        &self,
+        weight: &CudaSlice<f32>,
+        s: &mut Scratch,
+        rows: usize,
+        to_bf16: bool,
+    ) -> Result<()> {
         let d_i = self.config.hidden_size as i32;
         let eps = self.config.layer_norm_epsilon;
-        // SAFETY: hidden and normed hold at least rows * d_model values; one block per row.
+        let (act16, _sync) = s.act16.device_ptr_mut(&self.stream);
+        let out16: u64 = if to_bf16 { act16 } else { 0 };
+        // SAFETY: hidden and normed (and act16) hold at least rows * d_model values; one
+        // block per row; out16 is null or act16.
         unsafe {
             self.stream
                 .launch_builder(&self.kernels.rms_norm)
                 .arg(&s.hidden)
                 .arg(weight)
                 .arg(&mut s.normed)
+                .arg(&out16)
                 .arg(&d_i)
                 .arg(&eps)
                 .launch(LaunchConfig {
@@ -887,7 +959,7 @@ impl Backend for CudaBackend {
         self.run_blocks(state, tokens, 1, layer, None, s)?;
         hidden.resize(len * d, 0.0);
         let src = if layer.is_none() {
-            self.rms_norm(&self.norm_f, s, len)?;
+            self.rms_norm(&self.norm_f, s, len, false)?;
             &s.normed
         } else {
             &s.hidden
