@@ -45,10 +45,8 @@ fn cpu_matches_transformers_f32() {
 /// log-probabilities (`models/train/make_reference.py`).
 #[test]
 fn builtin_model_matches_transformers() {
-    let (tokens, logp) = common::read_reference(
-        "test-data/default-model-reference.safetensors",
-        &["logp"],
-    );
+    let (tokens, logp) =
+        common::read_reference("test-data/default-model-reference.safetensors", &["logp"]);
     let model = ssmgen::model::builtin::load().unwrap();
     let backend = CpuBackend::new(&model);
     let ours = run_in_stripes(&backend, &tokens, 1000);

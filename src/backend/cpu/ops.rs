@@ -97,7 +97,7 @@ mod avx2 {
     use crate::backend::cpu::simd::avx2 as vmath;
 
     /// [`super::scan_group`] for a full group of 8 channels, one channel per lane; the same
-    /// operations in the same order.
+    /// operations in the same order (FMA where it uses `mul_add`).
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn scan_group(
         inp: &ScanInputs<'_>,
@@ -137,12 +137,9 @@ mod avx2 {
             let mut acc = _mm256_setzero_ps();
             for j in 0..n {
                 let decay = vmath::exp(_mm256_mul_ps(dt, a[j]));
-                let next = _mm256_add_ps(
-                    _mm256_mul_ps(decay, s[j]),
-                    _mm256_mul_ps(dtu, _mm256_set1_ps(b[j])),
-                );
+                let next = _mm256_fmadd_ps(decay, s[j], _mm256_mul_ps(dtu, _mm256_set1_ps(b[j])));
                 s[j] = next;
-                acc = _mm256_add_ps(acc, _mm256_mul_ps(next, _mm256_set1_ps(cm[j])));
+                acc = _mm256_fmadd_ps(next, _mm256_set1_ps(cm[j]), acc);
             }
             let o = _mm256_mul_ps(_mm256_add_ps(acc, _mm256_mul_ps(d, u)), vmath::silu(z));
             // SAFETY: `out` is 8 floats long.
@@ -535,9 +532,12 @@ fn scan_group(
             for j in 0..n {
                 let (bj, cj, aj, sj) = (b[j], cm[j], &a[j], &mut s[j]);
                 for l in 0..LANES {
-                    let next = simd::exp(dt[l] * aj[l]) * sj[l] + dtu[l] * bj;
+                    // Fused multiply-adds (correctly rounded everywhere: the AVX2 FMA
+                    // instructions give the same bits): the state update keeps one rounding
+                    // per step instead of two, which matters over long decays.
+                    let next = simd::exp(dt[l] * aj[l]).mul_add(sj[l], dtu[l] * bj);
                     sj[l] = next;
-                    acc[l] += next * cj;
+                    acc[l] = next.mul_add(cj, acc[l]);
                 }
             }
             let mut out = [0.0f32; LANES];
