@@ -59,7 +59,9 @@ fn builtin_model_matches_transformers() {
     };
     let diff = max_abs_diff(&bases(&ours), &bases(&logp[0]));
     eprintln!("built-in model: max |Δ logp| = {diff:e}");
-    assert!(diff <= 1e-4, "max |Δ logp| = {diff}");
+    // 7.6e-6 measured; the bound is tighter than the 1e-4 so that losing the small-step
+    // accuracy of softplus (4.7e-5 before it was fixed) fails here.
+    assert!(diff <= 2e-5, "max |Δ logp| = {diff}");
 }
 
 #[test]

@@ -55,8 +55,9 @@ pub fn cuda_available() -> std::result::Result<usize, String> {
 pub enum Precision {
     /// f32 weights and activations.
     F32,
-    /// bf16 weights and GEMM inputs, f32 accumulation and outputs; states, `A`, `D`, norms,
-    /// the conv and the scan stay f32.
+    /// bf16 in_proj and out_proj weights and inputs, f32 accumulation and outputs; the
+    /// step-size projections, the LM head, states, `A`, `D`, norms, the conv and the scan
+    /// stay f32.
     Bf16,
 }
 
@@ -243,7 +244,9 @@ impl CudaBackend {
             ),
             embeddings: up(&model.weights.embeddings)?,
             norm_f: up(&model.weights.norm_f)?,
-            lm_head: weight(&model.weights.lm_head)?,
+            // The LM head sets the logits directly and is tiny (vocab x d_model, 12 x 128 for
+            // the default DNA model): it stays f32 at either precision.
+            lm_head: Weight::F32(up(&model.weights.lm_head)?),
             precision,
             layers,
             kernels,
