@@ -10,8 +10,9 @@ mod module;
 use std::sync::{Arc, Mutex};
 
 use cudarc::cublas::{CudaBlas, Gemm, GemmConfig, sys::cublasOperation_t};
-use cudarc::driver::DevicePtrMut;
-use cudarc::driver::{CudaContext, CudaSlice, CudaStream, DevicePtr, LaunchConfig, PushKernelArg};
+use cudarc::driver::{
+    CudaContext, CudaSlice, CudaStream, DevicePtr, DevicePtrMut, LaunchConfig, PushKernelArg,
+};
 
 use super::{Backend, batch_len, check_checkpoints, check_layer, check_tokens};
 use crate::error::{Error, Result};
@@ -159,6 +160,8 @@ const THREADS: u32 = 256;
 /// sequence whatever the stripe: results then do not depend on where stripes start, as long as
 /// they start at multiples of it (see [`Backend::checkpoint_stride`]).
 const SCAN_CHUNK: usize = 64;
+// The scan kernels stage a chunk's B and C in shared memory sized by SCAN_CHUNK_MAX (64).
+const _: () = assert!(SCAN_CHUNK <= 64);
 
 /// Time steps per thread of `conv1d_silu` (`CONV_T` in kernels/conv.cu).
 const CONV_STEPS: usize = 8;
@@ -335,7 +338,7 @@ impl CudaBackend {
     ) -> Result<()>
     where
         A: cudarc::driver::DevicePtr<f32>,
-        C: cudarc::driver::DevicePtrMut<f32>,
+        C: DevicePtrMut<f32>,
     {
         let gemm_err = |e: cudarc::cublas::result::CublasError| {
             Error::Backend(format!("cuBLAS gemm failed: {e}"))
@@ -394,7 +397,7 @@ impl CudaBackend {
         act16: &CudaSlice<u16>,
     ) -> Result<()>
     where
-        C: cudarc::driver::DevicePtrMut<f32>,
+        C: DevicePtrMut<f32>,
     {
         let Weight::Bf16(w) = w else {
             return Err(Error::Backend(
@@ -417,7 +420,7 @@ impl CudaBackend {
         beta: f32,
     ) -> Result<()>
     where
-        C: cudarc::driver::DevicePtrMut<f32>,
+        C: DevicePtrMut<f32>,
     {
         use cudarc::cublas::sys::{cublasComputeType_t, cublasGemmAlgo_t, cudaDataType};
         let alpha = 1.0f32;
