@@ -3,7 +3,7 @@
 -log2 p of the observed base over both strands of the held-out genome (every scored base: all
 but N, and the first base of each strand when the model has no BOS).
 
-    python3 models/train/heldout_bits.py [--model models/ssmgen-dna-small] [--device auto]
+    python3 models/train/heldout_bits.py [--model models/ssmgen-dna-small] [--device auto] [--precision f32]
 """
 import argparse
 import math
@@ -23,9 +23,10 @@ def main():
     ap.add_argument("--model", default=os.path.join(ROOT, "models", "ssmgen-dna-small"))
     ap.add_argument("--data", default=os.path.join(ROOT, "..", "shared", "data"))
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--precision", default="f32", help="f32 or bf16 (GPU only)")
     o = ap.parse_args()
     cmd = [binary(), "likelihood", "-q", "-m", o.model, os.path.join(o.data, HELD_OUT),
-           "--strand", "both", "-f", "csv", "--device", o.device]
+           "--strand", "both", "-f", "csv", "--device", o.device, "--precision", o.precision]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     header = next(proc.stdout).rstrip("\n").split(",")
     fwd, rev = header.index("logp_fwd"), header.index("logp_rev")
