@@ -3,7 +3,7 @@
 `MambaForCausalLM` layout, on the training genomes of ../shared/data, with next-base prediction
 and reverse-complement augmentation.
 
-    python3 models/train/train.py --data ../shared/data --out models/ssmgen-dna-small [--minutes 20]
+    python3 models/train/train.py [--data ../shared/data] [--out models/ssmgen-dna-small] [--minutes 6.5]
 
 Runs on one GPU with PyTorch, Triton and transformers (no mamba_ssm). The model is a
 `transformers.MambaForCausalLM`; only the selective scan is our own (the transformers slow path
