@@ -93,7 +93,7 @@ pub struct EngineArgs {
     pub device: String,
     /// GPU arithmetic for the projections: `f32`, or `bf16` (in_proj and out_proj with bf16
     /// weights and inputs and f32 accumulation; the step-size projections, the LM head and all
-    /// states stay f32): about 65% faster on a d256 model but measurably less accurate (see
+    /// states stay f32): about 60% faster on a d256 model but measurably less accurate (see
     /// docs/performance.md). The CPU always computes in f32.
     #[arg(long, value_enum, default_value_t = PrecisionArg::F32)]
     pub precision: PrecisionArg,

@@ -532,9 +532,9 @@ fn scan_group(
             for j in 0..n {
                 let (bj, cj, aj, sj) = (b[j], cm[j], &a[j], &mut s[j]);
                 for l in 0..LANES {
-                    // Fused multiply-adds (correctly rounded everywhere: the AVX2 FMA
-                    // instructions give the same bits): the state update keeps one rounding
-                    // per step instead of two, which matters over long decays.
+                    // Fused multiply-adds, as the CUDA scan does (one rounding per update;
+                    // `mul_add` is correctly rounded everywhere, so the AVX2 FMA instructions
+                    // give the same bits).
                     let next = simd::exp(dt[l] * aj[l]).mul_add(sj[l], dtu[l] * bj);
                     sj[l] = next;
                     acc[l] = next.mul_add(cj, acc[l]);
