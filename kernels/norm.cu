@@ -6,7 +6,7 @@
 //   pass, then writes x * rsqrt(mean(x^2) + eps) * w. The order matches the CPU backend
 //   ((x * scale) * w), but the sum order differs, so results agree to rounding, not bits.
 //   Given `out16`, it writes the result as bfloat16 bits there instead (the input of a bf16
-//   GEMM), rounded as f32_to_bf16_rows rounds, so no separate rounding pass is needed.
+//   GEMM, rounded to nearest even by bf16_bits), so no separate rounding pass is needed.
 // - log_softmax_rows: one thread per row (the vocabulary is tiny: 12 for DNA models).
 
 extern "C" __global__ void embed_tokens(const unsigned int* tokens, const float* table,
@@ -73,15 +73,4 @@ extern "C" __global__ void log_softmax_rows(float* x, int rows, int v) {
     for (int j = 0; j < v; ++j) s += expf(p[j] - m);
     float log_z = m + logf(s);
     for (int j = 0; j < v; ++j) p[j] -= log_z;
-}
-
-// Rounds rows of a float32 matrix (row stride src_stride) to bfloat16 bits, packed [rows, cols],
-// round-to-nearest-even (activations are finite). bf16 GEMM inputs; accumulation stays f32.
-extern "C" __global__ void f32_to_bf16_rows(const float* src, long src_stride, unsigned short* dst,
-                                            int rows, int cols) {
-    long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= (long)rows * cols) return;
-    long r = i / cols;
-    int c = (int)(i % cols);
-    dst[i] = bf16_bits(src[r * src_stride + c]);
 }

@@ -62,7 +62,7 @@ pub enum Precision {
     Bf16,
 }
 
-/// A projection weight `[out, in]` on the GPU.
+/// A weight `[out, in]` of a projection that `--precision` applies to (in_proj, out_proj).
 enum Weight {
     F32(CudaSlice<f32>),
     /// bf16 bits.
@@ -75,8 +75,8 @@ struct LayerBuffers {
     in_proj_bias: Option<CudaSlice<f32>>,
     conv_weight: CudaSlice<f32>,
     conv_bias: CudaSlice<f32>,
-    x_proj: Weight,
-    dt_proj: Weight,
+    x_proj: CudaSlice<f32>,
+    dt_proj: CudaSlice<f32>,
     dt_bias: CudaSlice<f32>,
     a: CudaSlice<f32>,
     d: CudaSlice<f32>,
@@ -102,7 +102,7 @@ struct Scratch {
     decay: CudaSlice<f32>,
     h_start: CudaSlice<f32>,
     conv_next: CudaSlice<f32>,
-    /// bf16 copy of a GEMM input (bf16 precision only).
+    /// A bf16 GEMM input, written by `rms_norm` or the scan (bf16 precision only).
     act16: CudaSlice<u16>,
 }
 
@@ -144,7 +144,7 @@ pub struct CudaBackend {
     embeddings: CudaSlice<f32>,
     layers: Vec<LayerBuffers>,
     norm_f: CudaSlice<f32>,
-    lm_head: Weight,
+    lm_head: CudaSlice<f32>,
     precision: Precision,
     scratch: Mutex<Option<Scratch>>,
 }
@@ -226,8 +226,8 @@ impl CudaBackend {
                 conv_bias: up(w.conv_bias.as_deref().unwrap_or(&zeros))?,
                 // The step size goes through softplus and exp: its two small projections
                 // stay f32 at either precision.
-                x_proj: Weight::F32(up(&w.x_proj)?),
-                dt_proj: Weight::F32(up(&w.dt_proj)?),
+                x_proj: up(&w.x_proj)?,
+                dt_proj: up(&w.dt_proj)?,
                 dt_bias: up(&w.dt_bias)?,
                 a: up(&a)?,
                 d: up(&w.d)?,
@@ -249,7 +249,7 @@ impl CudaBackend {
             norm_f: up(&model.weights.norm_f)?,
             // The LM head sets the logits directly and is tiny (vocab x d_model, 12 x 128 for
             // the default DNA model): it stays f32 at either precision.
-            lm_head: Weight::F32(up(&model.weights.lm_head)?),
+            lm_head: up(&model.weights.lm_head)?,
             precision,
             layers,
             kernels,
@@ -321,8 +321,8 @@ impl CudaBackend {
         Ok(slot.as_mut().expect("scratch allocated"))
     }
 
-    /// `dst[m, n] = src[m, k] · w[n, k]ᵀ (+ dst)`, row-major, via column-major cuBLAS:
-    /// `dstᵀ = w · srcᵀ`. With a bf16 weight, `src` is first rounded to bf16 into `act16`.
+    /// `dst[m, n] = src[m, k] · w[n, k]ᵀ (+ dst)`, row-major, in f32 via column-major cuBLAS:
+    /// `dstᵀ = w · srcᵀ`.
     #[allow(clippy::too_many_arguments)]
     fn linear<A, C>(
         &self,
@@ -331,80 +331,29 @@ impl CudaBackend {
         k: usize,
         src: &A,
         src_stride: usize,
-        w: &Weight,
+        w: &CudaSlice<f32>,
         dst: &mut C,
         accumulate: bool,
-        act16: &mut CudaSlice<u16>,
     ) -> Result<()>
     where
         A: cudarc::driver::DevicePtr<f32>,
         C: DevicePtrMut<f32>,
     {
-        let gemm_err = |e: cudarc::cublas::result::CublasError| {
-            Error::Backend(format!("cuBLAS gemm failed: {e}"))
+        let cfg = GemmConfig {
+            transa: cublasOperation_t::CUBLAS_OP_T,
+            transb: cublasOperation_t::CUBLAS_OP_N,
+            m: n as i32,
+            n: m as i32,
+            k: k as i32,
+            alpha: 1.0f32,
+            lda: k as i32,
+            ldb: src_stride as i32,
+            beta: if accumulate { 1.0 } else { 0.0 },
+            ldc: n as i32,
         };
-        let beta = if accumulate { 1.0f32 } else { 0.0 };
-        match w {
-            Weight::F32(w) => {
-                let cfg = GemmConfig {
-                    transa: cublasOperation_t::CUBLAS_OP_T,
-                    transb: cublasOperation_t::CUBLAS_OP_N,
-                    m: n as i32,
-                    n: m as i32,
-                    k: k as i32,
-                    alpha: 1.0f32,
-                    lda: k as i32,
-                    ldb: src_stride as i32,
-                    beta,
-                    ldc: n as i32,
-                };
-                // SAFETY: the buffers were allocated for these shapes by `scratch_for` / `new`.
-                unsafe { self.blas.gemm(cfg, w, src, dst) }.map_err(gemm_err)
-            }
-            Weight::Bf16(w) => {
-                let (rows, cols, stride) = (m as i32, k as i32, src_stride as i64);
-                {
-                    let (src_ptr, _sync) = src.device_ptr(&self.stream);
-                    // SAFETY: `act16` holds at least m * k values; `src` m rows of `src_stride`.
-                    unsafe {
-                        self.stream
-                            .launch_builder(&self.kernels.to_bf16)
-                            .arg(&src_ptr)
-                            .arg(&stride)
-                            .arg(&mut *act16)
-                            .arg(&rows)
-                            .arg(&cols)
-                            .launch(grid(m * k))
-                            .map_err(cuda_err("kernel launch failed"))?;
-                    }
-                }
-                self.gemm_bf16(m, n, k, w, act16, dst, beta)
-            }
-        }
-    }
-
-    /// `dst[m, n] = act16[m, k] · w[n, k]ᵀ (+ dst)` where `act16` already holds the input
-    /// as bf16 (written by `rms_norm` or the scan); `w` must be a bf16 weight.
-    #[allow(clippy::too_many_arguments)]
-    fn linear_from_act16<C>(
-        &self,
-        m: usize,
-        n: usize,
-        k: usize,
-        w: &Weight,
-        dst: &mut C,
-        accumulate: bool,
-        act16: &CudaSlice<u16>,
-    ) -> Result<()>
-    where
-        C: DevicePtrMut<f32>,
-    {
-        let Weight::Bf16(w) = w else {
-            return Err(Error::Backend(
-                "internal: a bf16 input for an f32 weight".into(),
-            ));
-        };
-        self.gemm_bf16(m, n, k, w, act16, dst, if accumulate { 1.0 } else { 0.0 })
+        // SAFETY: the buffers were allocated for these shapes by `scratch_for` / `new`.
+        unsafe { self.blas.gemm(cfg, w, src, dst) }
+            .map_err(|e| Error::Backend(format!("cuBLAS gemm failed: {e}")))
     }
 
     /// cuBLAS `dstᵀ = beta · dstᵀ + w · act16ᵀ` with bf16 inputs and f32 accumulation.
@@ -535,23 +484,15 @@ impl CudaBackend {
         for (i, w) in self.layers.iter().enumerate().take(last + 1) {
             // With bf16 in_proj/out_proj weights, the norm and the scan write their outputs
             // as bf16 directly, so those GEMM inputs need no rounding pass of their own.
-            let in16 = matches!(w.in_proj, Weight::Bf16(_));
             let out16 = matches!(w.out_proj, Weight::Bf16(_));
-            self.rms_norm(&w.norm, s, rows, in16)?;
-            if in16 {
-                self.linear_from_act16(rows, 2 * e, d, &w.in_proj, &mut s.xz, false, &s.act16)?;
-            } else {
-                self.linear(
-                    rows,
-                    2 * e,
-                    d,
-                    &s.normed,
-                    d,
-                    &w.in_proj,
-                    &mut s.xz,
-                    false,
-                    &mut s.act16,
-                )?;
+            self.rms_norm(&w.norm, s, rows, matches!(w.in_proj, Weight::Bf16(_)))?;
+            match &w.in_proj {
+                Weight::Bf16(w16) => {
+                    self.gemm_bf16(rows, 2 * e, d, w16, &s.act16, &mut s.xz, 0.0)?
+                }
+                Weight::F32(w32) => {
+                    self.linear(rows, 2 * e, d, &s.normed, d, w32, &mut s.xz, false)?
+                }
             }
             if let Some(b) = &w.in_proj_bias {
                 self.add_bias(&mut s.xz, b, rows, 2 * e)?;
@@ -611,28 +552,8 @@ impl CudaBackend {
                     &mut state.conv[i].slice_mut(..batch * (k - 1) * e),
                 )
                 .map_err(cuda_err("updating conv state"))?;
-            self.linear(
-                rows,
-                xw,
-                e,
-                &s.u,
-                e,
-                &w.x_proj,
-                &mut s.x_dbl,
-                false,
-                &mut s.act16,
-            )?;
-            self.linear(
-                rows,
-                e,
-                r,
-                &s.x_dbl,
-                xw,
-                &w.dt_proj,
-                &mut s.delta,
-                false,
-                &mut s.act16,
-            )?;
+            self.linear(rows, xw, e, &s.u, e, &w.x_proj, &mut s.x_dbl, false)?;
+            self.linear(rows, e, r, &s.x_dbl, xw, &w.dt_proj, &mut s.delta, false)?;
             let (bc_stride, b_off, z_stride) = (xw as i32, r as i32, (2 * e) as i32);
             let scan_grid = LaunchConfig {
                 grid_dim: ((e as u32).div_ceil(128), chunks as u32, batch as u32),
@@ -706,20 +627,11 @@ impl CudaBackend {
                         .map_err(&launch_err)?;
                 }
             }
-            if out16 {
-                self.linear_from_act16(rows, d, e, &w.out_proj, &mut s.hidden, true, &s.act16)?;
-            } else {
-                self.linear(
-                    rows,
-                    d,
-                    e,
-                    &s.y,
-                    e,
-                    &w.out_proj,
-                    &mut s.hidden,
-                    true,
-                    &mut s.act16,
-                )?;
+            match &w.out_proj {
+                Weight::Bf16(w16) => {
+                    self.gemm_bf16(rows, d, e, w16, &s.act16, &mut s.hidden, 1.0)?
+                }
+                Weight::F32(w32) => self.linear(rows, d, e, &s.y, e, w32, &mut s.hidden, true)?,
             }
             if let Some(b) = &w.out_proj_bias {
                 self.add_bias(&mut s.hidden, b, rows, d)?;
@@ -746,17 +658,7 @@ impl CudaBackend {
         );
         self.run_blocks(state, tokens, batch, None, snapshots, s)?;
         self.rms_norm(&self.norm_f, s, len, false)?;
-        self.linear(
-            len,
-            v,
-            d,
-            &s.normed,
-            d,
-            &self.lm_head,
-            &mut s.logits,
-            false,
-            &mut s.act16,
-        )?;
+        self.linear(len, v, d, &s.normed, d, &self.lm_head, &mut s.logits, false)?;
         let (rows, v_i) = (len as i32, v as i32);
         // SAFETY: logits holds len * v values.
         unsafe {

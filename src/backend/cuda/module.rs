@@ -52,8 +52,6 @@ pub struct Kernels {
     pub scan_carry: CudaFunction,
     /// `scan_chunk_output`.
     pub scan_output: CudaFunction,
-    /// `f32_to_bf16_rows`.
-    pub to_bf16: CudaFunction,
 }
 
 impl Kernels {
@@ -124,7 +122,6 @@ impl Kernels {
             scan_local: f("scan_chunk_local")?,
             scan_carry: f("scan_carry")?,
             scan_output: f("scan_chunk_output")?,
-            to_bf16: f("f32_to_bf16_rows")?,
             _module: module,
         })
     }
