@@ -145,7 +145,7 @@ impl<'a, B: Backend> Scorer<'a, B> {
                             }
                         };
                         let mut tokens = Vec::new();
-                        self.tokenize(&path, name, pos, &bases, &mut tokens)?;
+                        span::tokenize(&self.tokenizer, &path, name, pos, &bases, &mut tokens)?;
                         let at = pos;
                         pos += bases.len() as u64;
                         Ok(Some(((at, bases), tokens)))
@@ -178,7 +178,7 @@ impl<'a, B: Backend> Scorer<'a, B> {
             let mut seqs = Vec::with_capacity(batch.records.len());
             for (name, bases) in &batch.records {
                 let mut tokens = Vec::new();
-                self.tokenize(path, name, 0, bases, &mut tokens)?;
+                span::tokenize(&self.tokenizer, path, name, 0, bases, &mut tokens)?;
                 if reverse {
                     self.tokenizer.reverse_complement(&mut tokens);
                 }
@@ -218,17 +218,6 @@ impl<'a, B: Backend> Scorer<'a, B> {
         Ok(())
     }
 
-    fn tokenize(
-        &self,
-        path: &Path,
-        name: &str,
-        start: u64,
-        bases: &[u8],
-        tokens: &mut Vec<u32>,
-    ) -> Result<()> {
-        span::tokenize(&self.tokenizer, path, name, start, bases, tokens)
-    }
-
     /// Scores bases `[start, end)` of record `name` on the requested strands.
     fn score_span(
         &self,
@@ -244,7 +233,7 @@ impl<'a, B: Backend> Scorer<'a, B> {
         let mut read = |lo: u64, hi: u64, reverse: bool| -> Result<(Vec<u8>, Vec<u32>)> {
             let (mut bases, mut tokens) = (Vec::new(), Vec::new());
             src.fetch(lo, hi, &mut bases)?;
-            self.tokenize(path, name, lo, &bases, &mut tokens)?;
+            span::tokenize(&self.tokenizer, path, name, lo, &bases, &mut tokens)?;
             if reverse {
                 self.tokenizer.reverse_complement(&mut tokens);
             }
