@@ -43,6 +43,29 @@ def likelihood_csv_column(args, column="logp_fwd"):
     return [float(x) if x else None for x in (l.split(",")[idx] for l in lines[1:])]
 
 
+TOKENS = {"A": 7, "C": 8, "G": 9, "T": 10}
+"""Token ids of the bases (HyenaDNA/Caduceus); N and every other letter are 11."""
+
+
+def fasta_tokens(path):
+    """Token ids of the bases of a one-record FASTA file."""
+    seq = "".join(l.strip() for l in open(path) if not l.startswith(">"))
+    return [TOKENS.get(c.upper(), 11) for c in seq]
+
+
+def transformers_logp(model, tokens, device="cpu"):
+    """transformers' own MambaForCausalLM (its torch path) in float64 on `tokens`: the log-
+    probability of each base given the ones before it, None for the first base and for N."""
+    import torch
+    from transformers import MambaForCausalLM
+    m = MambaForCausalLM.from_pretrained(model, dtype=torch.float64).to(device).eval()
+    ids = torch.tensor(tokens, device=device)[None]
+    with torch.no_grad():
+        logp = torch.log_softmax(m(input_ids=ids, use_cache=False).logits[0].double(), -1)
+    observed = logp[:-1].gather(1, ids[0, 1:, None])[:, 0].tolist()
+    return [None] + [v if t != 11 else None for v, t in zip(observed, tokens[1:])]
+
+
 def max_mean_abs(a, b):
     diffs = [abs(x - y) for x, y in zip(a, b) if x is not None and y is not None]
     assert len(a) == len(b), (len(a), len(b))

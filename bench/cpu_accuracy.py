@@ -11,22 +11,10 @@ import argparse
 import os
 import tempfile
 
-from common import ROOT, likelihood_csv_column, max_mean_abs, write_fasta
+from common import ROOT, fasta_tokens, likelihood_csv_column, max_mean_abs, transformers_logp, write_fasta
 
 MODELS = {"fixture": os.path.join(ROOT, "test-data", "fixture-model"),
           "default": os.path.join(ROOT, "models", "ssmgen-dna-small")}
-
-
-def float64_logp(model, fasta):
-    import torch
-    from transformers import MambaForCausalLM
-    ids = {"A": 7, "C": 8, "G": 9, "T": 10}
-    seq = "".join(l.strip() for l in open(fasta) if not l.startswith(">"))
-    tokens = torch.tensor([ids.get(c, 11) for c in seq])[None]
-    m = MambaForCausalLM.from_pretrained(model, dtype=torch.float64).eval()
-    with torch.no_grad():
-        logp = torch.log_softmax(m(input_ids=tokens, use_cache=False).logits[0].double(), -1)
-    return [None] + [float(logp[i - 1, tokens[0, i]]) for i in range(1, tokens.shape[1])]
 
 
 def main():
@@ -40,7 +28,7 @@ def main():
         print(f"{'model':<8} {'length':>8} {'max |d logp|':>13} {'mean |d logp|':>14}")
         for name in o.models.split(","):
             ours = likelihood_csv_column(["-m", MODELS[name], fa, "--device", "cpu"])
-            mx, mean = max_mean_abs(ours, float64_logp(MODELS[name], fa))
+            mx, mean = max_mean_abs(ours, transformers_logp(MODELS[name], fasta_tokens(fa)))
             print(f"{name:<8} {o.length:>8} {mx:>13.3e} {mean:>14.3e}", flush=True)
 
 

@@ -18,7 +18,7 @@ import os
 import sys
 import tempfile
 
-from common import ROOT, likelihood_csv_column, max_mean_abs, write_fasta
+from common import ROOT, fasta_tokens, likelihood_csv_column, max_mean_abs, transformers_logp, write_fasta
 
 F32_BOUND = 1e-4
 BF16_BOUND = 2e-2
@@ -38,24 +38,13 @@ def reference_fixture():
     return out
 
 
-def read_tokens(fa):
-    ids = {"A": 7, "C": 8, "G": 9, "T": 10}
-    seq = "".join(l.strip() for l in open(fa) if not l.startswith(">"))
-    return [ids.get(c.upper(), 11) for c in seq]
-
-
 def float64_window(model, tokens, end, window=32768):
     """transformers in float64 on tokens[end - window : end + 1]: logp of each observed base.
     The fixture model's state forgets within a few thousand steps, so a 32 k window matches the
     full record to far below float32 precision at its last positions."""
-    import torch
-    from transformers import MambaForCausalLM
-    m = MambaForCausalLM.from_pretrained(model, dtype=torch.float64).cuda().eval()
     start = max(0, end - window)
-    ids = torch.tensor(tokens[start : end + 1], device="cuda")[None]
-    with torch.no_grad():
-        logp = torch.log_softmax(m(input_ids=ids, use_cache=False).logits[0].double(), -1)
-    return {start + i + 1: float(logp[i, ids[0, i + 1]]) for i in range(ids.shape[1] - 1)}
+    logp = transformers_logp(model, tokens[start : end + 1], "cuda")
+    return {start + i: v for i, v in enumerate(logp) if i > 0}
 
 
 MODELS = {"fixture": os.path.join(ROOT, "test-data", "fixture-model"),
@@ -107,7 +96,7 @@ def compare(label, model, rows):
         # Who is right where they differ most? Compare both with float64 transformers there.
         worst = max((i for i in range(len(cpu)) if cpu[i] is not None), key=lambda i: abs(cpu[i] - gpu[i]))
         try:
-            ref64 = float64_window(model, read_tokens(fa), worst)
+            ref64 = float64_window(model, fasta_tokens(fa), worst)
             near = [i for i in range(worst - 2000, worst + 1) if i in ref64 and cpu[i] is not None]
             print(f"{label}: worst position {worst + 1}: cpu {cpu[worst]:.6f} cuda {gpu[worst]:.6f} float64 {ref64[worst]:.6f}")
             for who, ours in (("cpu", cpu), ("cuda", gpu)):

@@ -10,15 +10,12 @@ import sys
 import tempfile
 
 import torch
-from transformers import MambaForCausalLM
 
 from data import HELD_OUT, read_fasta
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
-from common import likelihood_csv_column  # noqa: E402
-
-IDS = {"A": 7, "C": 8, "G": 9, "T": 10}
+from common import TOKENS, likelihood_csv_column, transformers_logp  # noqa: E402
 
 
 def main():
@@ -34,11 +31,7 @@ def main():
             f.write(">heldout\n" + "\n".join(seq[i : i + 60] for i in range(0, len(seq), 60)) + "\n")
         ours = likelihood_csv_column(["-m", o.model, fa, "--device", "cpu"])
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = MambaForCausalLM.from_pretrained(o.model, dtype=torch.float64).to(device).eval()
-    ids = torch.tensor([IDS.get(c, 11) for c in seq], device=device)[None]
-    with torch.no_grad():
-        logp = torch.log_softmax(model(input_ids=ids, use_cache=False).logits[0].double(), -1)
-    ref = [None] + [float(logp[i - 1, ids[0, i]]) if ids[0, i] != 11 else None for i in range(1, len(seq))]
+    ref = transformers_logp(o.model, [TOKENS.get(c, 11) for c in seq], device)
     diffs = [abs(a - b) for a, b in zip(ours, ref) if a is not None and b is not None]
     worst = max(diffs)
     print(f"{len(diffs):,} bases: max |ssmgen - transformers(float64)| = {worst:.2e}, "
