@@ -1,0 +1,217 @@
+//! The causal Mamba-1 language model (`MambaForCausalLM`) over [`Ops`]: embedding, blocks of
+//! RMSNorm → `in_proj` → mixer → `out_proj` added into the residual stream, final norm, LM head.
+//!
+//! It is a [`Backend`]: the stripe driver carries its per-layer mixer states across stripes.
+
+use rayon::prelude::*;
+
+use super::{LinearRole, Ops};
+use crate::backend::{Backend, batch_len, check_layer, check_tokens};
+use crate::error::Result;
+use crate::model::{LayerWeights, MambaConfig, Model};
+
+/// One Mamba mixer with its projections: `in_proj` → mixer → `out_proj`.
+pub struct MixerPath<O: Ops> {
+    /// `in_proj` (with its bias, if any).
+    pub in_proj: O::Linear,
+    /// Conv, scan and gate.
+    pub mixer: O::Mixer,
+    /// `out_proj` (with its bias, if any).
+    pub out_proj: O::Linear,
+}
+
+impl<O: Ops> MixerPath<O> {
+    /// Prepares a mixer and its projections on `ops`.
+    pub fn new(ops: &O, w: &LayerWeights, d_model: usize, d_inner: usize) -> Result<Self> {
+        Ok(MixerPath {
+            in_proj: ops.prepare_linear(
+                &w.in_proj,
+                2 * d_inner,
+                w.in_proj_bias.as_deref(),
+                LinearRole::Block,
+            )?,
+            mixer: ops.prepare_mixer(w)?,
+            out_proj: ops.prepare_linear(
+                &w.out_proj,
+                d_model,
+                w.out_proj_bias.as_deref(),
+                LinearRole::Block,
+            )?,
+        })
+    }
+
+    /// `out_proj(mixer(in_proj(x)))` from fresh states for `batch` stacked sequences
+    /// (`reverse`: each sequence scanned from its end).
+    pub fn run_fresh(&self, ops: &O, x: &O::Act, batch: usize, reverse: bool) -> Result<O::Act> {
+        let mut states = (0..batch)
+            .map(|_| ops.new_mixer_state(&self.mixer))
+            .collect::<Result<Vec<_>>>()?;
+        let xz = ops.linear(x, &self.in_proj)?;
+        let y = ops.mixer(&self.mixer, &xz, &mut states, reverse)?;
+        ops.linear(&y, &self.out_proj)
+    }
+}
+
+struct Block<O: Ops> {
+    norm: O::Vector,
+    path: MixerPath<O>,
+}
+
+/// A causal Mamba LM on a device.
+pub struct MambaGraph<O: Ops> {
+    ops: O,
+    config: MambaConfig,
+    embeddings: O::Linear,
+    blocks: Vec<Block<O>>,
+    norm_f: O::Vector,
+    lm_head: O::Linear,
+}
+
+impl<O: Ops> MambaGraph<O> {
+    /// Prepares `model`'s weights on `ops`.
+    pub fn build(ops: O, model: &Model) -> Result<Self> {
+        let c = &model.config;
+        let w = &model.weights;
+        let blocks = w
+            .layers
+            .iter()
+            .map(|l| {
+                Ok(Block {
+                    norm: ops.prepare_vector(&l.norm)?,
+                    path: MixerPath::new(&ops, l, c.hidden_size, c.intermediate_size)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(MambaGraph {
+            embeddings: ops.prepare_linear(&w.embeddings, c.vocab_size, None, LinearRole::Head)?,
+            norm_f: ops.prepare_vector(&w.norm_f)?,
+            lm_head: ops.prepare_linear(&w.lm_head, c.vocab_size, None, LinearRole::Head)?,
+            blocks,
+            config: c.clone(),
+            ops,
+        })
+    }
+
+    /// The device ops this graph runs on.
+    pub fn ops(&self) -> &O {
+        &self.ops
+    }
+
+    /// Runs the blocks over `tokens` from `state`, stopping after block `stop_after` (all when
+    /// `None`): the residual stream `[len, d_model]`.
+    fn run_blocks(
+        &self,
+        state: &mut [O::MixerState],
+        tokens: &[u32],
+        stop_after: Option<usize>,
+    ) -> Result<O::Act> {
+        let ops = &self.ops;
+        let mut hidden = ops.embed(&self.embeddings, tokens)?;
+        let last = stop_after.unwrap_or(self.blocks.len() - 1);
+        for (block, st) in self.blocks.iter().zip(state.iter_mut()).take(last + 1) {
+            let normed = ops.rms_norm(&hidden, &block.norm, self.config.layer_norm_epsilon)?;
+            let xz = ops.linear(&normed, &block.path.in_proj)?;
+            let y = ops.mixer(&block.path.mixer, &xz, std::slice::from_mut(st), false)?;
+            ops.linear_add(&y, &block.path.out_proj, &mut hidden)?;
+        }
+        Ok(hidden)
+    }
+}
+
+impl<O: Ops> Backend for MambaGraph<O>
+where
+    O::MixerState: Sync,
+{
+    type State = Vec<O::MixerState>;
+
+    fn describe(&self) -> String {
+        self.ops.describe()
+    }
+
+    fn config(&self) -> &MambaConfig {
+        &self.config
+    }
+
+    fn new_state(&self) -> Result<Self::State> {
+        self.blocks
+            .iter()
+            .map(|b| self.ops.new_mixer_state(&b.path.mixer))
+            .collect()
+    }
+
+    fn forward(&self, state: &mut Self::State, tokens: &[u32], logp: &mut Vec<f32>) -> Result<()> {
+        check_tokens(&self.config, tokens)?;
+        if tokens.is_empty() {
+            logp.clear();
+            return Ok(());
+        }
+        let ops = &self.ops;
+        let hidden = self.run_blocks(state, tokens, None)?;
+        let normed = ops.rms_norm(&hidden, &self.norm_f, self.config.layer_norm_epsilon)?;
+        let mut logits = ops.linear(&normed, &self.lm_head)?;
+        ops.log_softmax(&mut logits)?;
+        ops.to_host(&logits, logp)
+    }
+
+    /// On a device that runs batches in parallel (the CPU), one rayon task per sequence:
+    /// short sequences leave the per-op parallelism inside one pass with too little work.
+    fn forward_batch(
+        &self,
+        states: &mut [Self::State],
+        tokens: &[u32],
+        logp: &mut Vec<f32>,
+    ) -> Result<()> {
+        logp.clear();
+        let Some(len) = batch_len(states.len(), tokens.len())? else {
+            return Ok(());
+        };
+        let rows: Vec<Result<Vec<f32>>> = if self.ops.runs_batches_in_parallel() {
+            states
+                .par_iter_mut()
+                .zip(tokens.par_chunks(len))
+                .map(|(state, seq)| {
+                    let mut rows = Vec::new();
+                    self.forward(state, seq, &mut rows).map(|()| rows)
+                })
+                .collect()
+        } else {
+            states
+                .iter_mut()
+                .zip(tokens.chunks(len))
+                .map(|(state, seq)| {
+                    let mut rows = Vec::new();
+                    self.forward(state, seq, &mut rows).map(|()| rows)
+                })
+                .collect()
+        };
+        for r in rows {
+            logp.extend_from_slice(&r?);
+        }
+        Ok(())
+    }
+
+    fn forward_hidden(
+        &self,
+        state: &mut Self::State,
+        tokens: &[u32],
+        layer: Option<usize>,
+        hidden: &mut Vec<f32>,
+    ) -> Result<()> {
+        check_tokens(&self.config, tokens)?;
+        check_layer(&self.config, layer)?;
+        if tokens.is_empty() {
+            hidden.clear();
+            return Ok(());
+        }
+        let out = self.run_blocks(state, tokens, layer)?;
+        match layer {
+            Some(_) => self.ops.to_host(&out, hidden),
+            None => {
+                let normed =
+                    self.ops
+                        .rms_norm(&out, &self.norm_f, self.config.layer_norm_epsilon)?;
+                self.ops.to_host(&normed, hidden)
+            }
+        }
+    }
+}
