@@ -10,6 +10,7 @@ pub mod error;
 pub mod graph;
 pub mod input;
 pub mod likelihood;
+pub mod masked;
 pub mod model;
 pub mod output;
 pub mod runner;

@@ -37,7 +37,7 @@ SEED = 20261125
 TOKENS = {"A": 7, "C": 8, "G": 9, "T": 10, "N": 11}
 MASK = 3
 COMPLEMENT = {str(i): i for i in range(12)} | {"7": 10, "8": 9, "9": 8, "10": 7}
-VARIANTS = [(0, "G"), (1, "T"), (57, "A"), (150, "C"), (151, "G"), (298, "A"), (299, "C")]
+VARIANT_POS = [0, 1, 57, 150, 151, 298, 299]
 
 FIXTURES = {
     "caduceus-ps": dict(rcps=True, bidirectional_strategy="add", bidirectional_weight_tie=True),
@@ -92,6 +92,11 @@ def build(anchors, flags, device):
         rms_norm=True, residual_in_fp32=True, fused_add_norm=True, pad_vocab_size_multiple=8,
         norm_epsilon=1e-5, bidirectional=True, complement_map=dict(COMPLEMENT), **flags)
     model = CaduceusForMaskedLM(config).to(device=device, dtype=torch.float32).eval()
+    if not config.rcps:
+        # transformers 4 tied the LM head to the embedding (tie_word_embeddings defaults to
+        # true), as the published -ph checkpoints have it; transformers 5 no longer does it for
+        # this remote code, so tie it here.
+        model.lm_head.weight = model.get_input_embeddings().weight
     return model, config
 
 
@@ -148,7 +153,8 @@ def main():
         f.write(">cad\n" + "\n".join(seq[i:i + 60] for i in range(0, T, 60)) + "\n")
     ids = [TOKENS[c] for c in seq]
     comp = {7: 10, 8: 9, 9: 8, 10: 7}
-    variants = [(p, ids[p], TOKENS[a]) for p, a in VARIANTS]
+    # ALT: another base than REF, so every site is a real substitution.
+    variants = [(p, ids[p], 7 + (ids[p] - 7 + 1 + i % 3) % 4) for i, p in enumerate(VARIANT_POS)]
     variants_rc = [(T - 1 - p, comp[r], comp[a]) for p, r, a in variants]
     ref = {
         "tokens": torch.tensor(ids, dtype=torch.int64),

@@ -3,6 +3,7 @@
 pub mod embed;
 pub mod info;
 pub mod likelihood;
+pub mod masked;
 pub mod progress;
 pub mod score_variants;
 
@@ -135,11 +136,24 @@ pub enum Device {
 }
 
 impl EngineArgs {
-    /// Loads the model named by `--model`, or the built-in one.
+    /// Loads the causal model named by `--model`, or the built-in one; a masked model is an
+    /// error (the commands that run masked models call [`EngineArgs::load_any`]).
     pub fn load_model(&self) -> anyhow::Result<ssmgen::model::Model> {
+        match self.load_any()? {
+            ssmgen::model::AnyModel::Causal(m) => Ok(m),
+            ssmgen::model::AnyModel::Caduceus(m) => anyhow::bail!(
+                "model {} is a masked (Caduceus) model: this command supports causal Mamba \
+                 models only in this version (likelihood and score-variants run both)",
+                m.source
+            ),
+        }
+    }
+
+    /// Loads the model named by `--model` whatever its architecture, or the built-in one.
+    pub fn load_any(&self) -> anyhow::Result<ssmgen::model::AnyModel> {
         Ok(match &self.model {
-            Some(dir) => ssmgen::model::Model::load(dir)?,
-            None => ssmgen::model::builtin::load()?,
+            Some(dir) => ssmgen::model::AnyModel::load(dir)?,
+            None => ssmgen::model::AnyModel::Causal(ssmgen::model::builtin::load()?),
         })
     }
 

@@ -1,0 +1,169 @@
+//! The commands on Caduceus (masked) models, against the released code's outputs
+//! (`test-data/make_caduceus_fixtures.py`).
+
+use std::process::Command;
+
+use safetensors::{Dtype, SafeTensors};
+
+mod common;
+use common::{ok_stdout, parse_csv};
+
+const LETTERS: [(u32, char); 4] = [(7, 'A'), (8, 'C'), (9, 'G'), (10, 'T')];
+
+fn ssmgen() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ssmgen"))
+}
+
+fn reference_tensor(name: &str) -> (Dtype, Vec<u8>) {
+    let bytes = std::fs::read("test-data/caduceus-reference.safetensors").unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let t = st.tensor(name).unwrap();
+    (t.dtype(), t.data().to_vec())
+}
+
+fn ints(name: &str) -> Vec<u32> {
+    let (dtype, data) = reference_tensor(name);
+    assert_eq!(dtype, Dtype::I64);
+    data.chunks_exact(8)
+        .map(|b| i64::from_le_bytes(b.try_into().unwrap()) as u32)
+        .collect()
+}
+
+fn floats(name: &str) -> Vec<f32> {
+    let (dtype, data) = reference_tensor(name);
+    assert_eq!(dtype, Dtype::F32);
+    data.chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect()
+}
+
+fn letter(id: u32) -> char {
+    LETTERS.iter().find(|(t, _)| *t == id).map_or('N', |p| p.1)
+}
+
+/// log_softmax(logits[t])[token t] from the reference, NaN for N.
+fn reference_logp(key: &str) -> Vec<f64> {
+    let tokens = ints("tokens");
+    let logits = floats(&format!("{key}.logits"));
+    tokens
+        .iter()
+        .zip(logits.chunks(16))
+        .map(|(&t, row)| {
+            if !(7..=10).contains(&t) {
+                return f64::NAN;
+            }
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+            let z = row.iter().map(|&x| (x as f64 - max).exp()).sum::<f64>().ln() + max;
+            row[t as usize] as f64 - z
+        })
+        .collect()
+}
+
+#[test]
+fn likelihood_scores_every_base_as_the_released_code() {
+    for (name, key) in [("caduceus-ps", "caduceus_ps"), ("caduceus-ph", "caduceus_ph")] {
+        let out = ok_stdout(
+            ssmgen()
+                .args(["likelihood", "-q", "--device", "cpu", "-f", "csv", "--model"])
+                .arg(format!("test-data/{name}"))
+                .arg("test-data/caduceus.fa")
+                .output()
+                .unwrap(),
+        );
+        let rows = parse_csv(&out);
+        let want = reference_logp(key);
+        assert_eq!(rows.len(), want.len(), "every base has a row");
+        let mut worst = 0.0f64;
+        for (row, w) in rows.iter().zip(&want) {
+            match row.3 {
+                Some(v) => worst = worst.max((v as f64 - w).abs()),
+                None => assert!(w.is_nan(), "only N goes unscored"),
+            }
+        }
+        eprintln!("{name}: likelihood max |Δ logp| {worst:.2e}");
+        assert!(worst <= 1e-4, "{name}: {worst}");
+        assert!(rows[0].3.is_some(), "the first base is scored too");
+    }
+}
+
+#[test]
+fn windows_report_each_base_once_and_rcps_strands_agree() {
+    let run = |extra: &[&str]| {
+        parse_csv(&ok_stdout(
+            ssmgen()
+                .args(["likelihood", "-q", "--device", "cpu", "-f", "csv"])
+                .args(["--model", "test-data/caduceus-ps", "test-data/caduceus.fa"])
+                .args(extra)
+                .output()
+                .unwrap(),
+        ))
+    };
+    let windowed = run(&["--window-len", "100", "--window-overlap", "30"]);
+    let positions: Vec<u64> = windowed.iter().map(|r| r.1).collect();
+    assert_eq!(positions, (1..=300).collect::<Vec<_>>());
+    let whole = run(&[]);
+    let differs = windowed
+        .iter()
+        .zip(&whole)
+        .any(|(a, b)| a.3.zip(b.3).is_some_and(|(x, y)| (x - y).abs() > 1e-3));
+    assert!(differs, "100-base windows see less context than the whole record");
+    let both = run(&["--strand", "both"]);
+    for row in &both {
+        if let (Some(f), Some(r)) = (row.3, row.4) {
+            assert!((f - r).abs() <= 1e-4, "RCPS: both strands agree at {}", row.1);
+        }
+    }
+}
+
+#[test]
+fn masked_llrs_equal_the_released_code_and_rcps_strands_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let vcf = dir.path().join("v.vcf");
+    let tokens = ints("tokens");
+    let (pos, refs, alts) = (ints("variant_pos"), ints("variant_ref"), ints("variant_alt"));
+    let mut text = String::from(
+        "##fileformat=VCFv4.2\n##contig=<ID=cad,length=300>\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n",
+    );
+    for ((&p, &r), &a) in pos.iter().zip(&refs).zip(&alts) {
+        assert_eq!(tokens[p as usize], r);
+        text += &format!("cad\t{}\t.\t{}\t{}\t.\t.\t.\n", p + 1, letter(r), letter(a));
+    }
+    text += "cad\t10\t.\tA\tAT\t.\t.\t.\n";
+    std::fs::write(&vcf, text).unwrap();
+    for (name, key) in [
+        ("caduceus-ps", "caduceus_ps"),
+        ("caduceus-ph-lean", "caduceus_ph"),
+        ("caduceus-ph-mul", "caduceus_ph_mul"),
+    ] {
+        let out = ok_stdout(
+            ssmgen()
+                .args(["score-variants", "-q", "--device", "cpu", "-f", "csv"])
+                .arg("--model")
+                .arg(format!("test-data/{name}"))
+                .args(["--ref", "test-data/caduceus.fa", "--vcf"])
+                .arg(&vcf)
+                .output()
+                .unwrap(),
+        );
+        let mut lines = out.lines();
+        let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+        let col = |n: &str| header.iter().position(|h| *h == n).unwrap();
+        let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+        let (want_f, want_r) = (
+            floats(&format!("{key}.llr_fwd")),
+            floats(&format!("{key}.llr_rev")),
+        );
+        for (i, row) in rows.iter().take(pos.len()).enumerate() {
+            let f: f32 = row[col("llr_fwd")].parse().unwrap();
+            let r: f32 = row[col("llr_rev")].parse().unwrap();
+            assert!((f - want_f[i]).abs() <= 1e-4, "{name} {i}: {f} vs {}", want_f[i]);
+            assert!((r - want_r[i]).abs() <= 1e-4, "{name} {i}: {r} vs {}", want_r[i]);
+            if name == "caduceus-ps" {
+                assert!((f - r).abs() <= 1e-5, "RCPS: llr_fwd = llr_rev ({f} {r})");
+            }
+            assert_eq!(row[col("delta_ll")], "", "a masked model has no delta_ll");
+        }
+        let indel = rows.last().unwrap();
+        assert_eq!(indel[col("skip_reason")], "not_snv");
+    }
+}
