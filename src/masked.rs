@@ -23,7 +23,12 @@ pub const DEFAULT_WINDOW: usize = 131_072;
 
 /// The Caduceus tokenizer (A=7, C=8, G=9, T=10, N=11; IUPAC codes as N).
 pub fn tokenizer() -> Tokenizer {
-    let id = |b: char| BASE_TOKENS.iter().find(|(c, _)| *c == b).map_or(11, |p| p.1);
+    let id = |b: char| {
+        BASE_TOKENS
+            .iter()
+            .find(|(c, _)| *c == b)
+            .map_or(11, |p| p.1)
+    };
     Tokenizer::from_ids([id('A'), id('C'), id('G'), id('T'), id('N')])
 }
 
@@ -184,7 +189,14 @@ impl<'a, O: Ops> MaskedScorer<'a, O> {
             let mut kept = Vec::new();
             for w in group {
                 src.fetch(start + w.start as u64, start + w.end as u64, &mut bases)?;
-                span::tokenize(&self.tokenizer, path, name, start + w.start as u64, &bases, &mut tokens)?;
+                span::tokenize(
+                    &self.tokenizer,
+                    path,
+                    name,
+                    start + w.start as u64,
+                    &bases,
+                    &mut tokens,
+                )?;
                 batch.extend_from_slice(&tokens);
                 kept.push(bases[w.keep_start - w.start..w.keep_end - w.start].to_vec());
             }
@@ -205,7 +217,12 @@ impl<'a, O: Ops> MaskedScorer<'a, O> {
                 };
                 let f = fwd.as_ref().map(slice);
                 let r = rev.as_ref().map(slice);
-                sink.write(start + w.keep_start as u64, kept_bases, f.as_deref(), r.as_deref())?;
+                sink.write(
+                    start + w.keep_start as u64,
+                    kept_bases,
+                    f.as_deref(),
+                    r.as_deref(),
+                )?;
                 (self.progress)(kept_bases.len() as u64);
             }
         }
@@ -215,7 +232,13 @@ impl<'a, O: Ops> MaskedScorer<'a, O> {
     /// log P(observed token) at every position of `batch` stacked windows of `wlen` tokens, at
     /// forward positions; `reverse` scores the reverse complement (each window reverse-
     /// complemented, its scores mirrored back). `NaN` for N.
-    fn observed_logp(&self, batch: &[u32], windows: usize, wlen: usize, reverse: bool) -> Result<Vec<f32>> {
+    fn observed_logp(
+        &self,
+        batch: &[u32],
+        windows: usize,
+        wlen: usize,
+        reverse: bool,
+    ) -> Result<Vec<f32>> {
         let mut tokens = batch.to_vec();
         if reverse {
             for w in tokens.chunks_mut(wlen) {
@@ -249,7 +272,9 @@ impl<'a, O: Ops> MaskedScorer<'a, O> {
         let per_call = self.options.batch.max(1);
         for w in 0..windows {
             let window = &tokens[w * wlen..(w + 1) * wlen];
-            let sites: Vec<usize> = (0..wlen).filter(|&p| self.tokenizer.is_scored(window[p])).collect();
+            let sites: Vec<usize> = (0..wlen)
+                .filter(|&p| self.tokenizer.is_scored(window[p]))
+                .collect();
             for group in sites.chunks(per_call) {
                 let mut copies = Vec::with_capacity(group.len() * wlen);
                 for &p in group {
@@ -298,9 +323,11 @@ impl<'a, O: Ops> MaskedScorer<'a, O> {
             } else {
                 let mut ids = Vec::new();
                 let pair = format!("{}{}", v.reference, v.alt);
-                self.tokenizer.encode(pair.as_bytes(), &mut ids).map_err(|_| {
-                    Error::format(path, format!("{}:{}: allele has no token", v.chrom, v.pos))
-                })?;
+                self.tokenizer
+                    .encode(pair.as_bytes(), &mut ids)
+                    .map_err(|_| {
+                        Error::format(path, format!("{}:{}: allele has no token", v.chrom, v.pos))
+                    })?;
                 sites.push((slot, (v.pos - 1) as usize, ids[0], ids[1]));
             }
         }
@@ -314,7 +341,14 @@ impl<'a, O: Ops> MaskedScorer<'a, O> {
             for &(_, p, _, _) in group {
                 let start = p.saturating_sub(wlen / 2).min(len - wlen);
                 let window = &bases[start..start + wlen];
-                span::tokenize(&self.tokenizer, path, name, start as u64, window, &mut tokens)?;
+                span::tokenize(
+                    &self.tokenizer,
+                    path,
+                    name,
+                    start as u64,
+                    window,
+                    &mut tokens,
+                )?;
                 tokens[p - start] = MASK_TOKEN;
                 fwd.extend_from_slice(&tokens);
                 tokens.reverse();
@@ -351,7 +385,12 @@ impl<'a, O: Ops> MaskedScorer<'a, O> {
 /// `log_softmax(row)[i]`, summed in f64.
 fn log_softmax_at(row: &[f32], i: usize) -> f32 {
     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-    let z = row.iter().map(|&x| (x as f64 - max).exp()).sum::<f64>().ln() + max;
+    let z = row
+        .iter()
+        .map(|&x| (x as f64 - max).exp())
+        .sum::<f64>()
+        .ln()
+        + max;
     (row[i] as f64 - z) as f32
 }
 

@@ -74,7 +74,7 @@ def randomise(model, gen):
                 p.add_(noise * p.detach().abs().mean().clamp(min=0.02))
 
 
-def build(anchors, flags, device):
+def build(anchors, flags, device, d_model=32, n_layer=3):
     sys.path.insert(0, anchors)
     from caduceus.configuration_caduceus import CaduceusConfig
     from caduceus.modeling_caduceus import CaduceusForMaskedLM
@@ -86,7 +86,7 @@ def build(anchors, flags, device):
         tie._ssmgen_wrapped = True
         CaduceusForMaskedLM.tie_weights = tie
     config = CaduceusConfig(
-        d_model=32, n_layer=3, vocab_size=12,
+        d_model=d_model, n_layer=n_layer, vocab_size=12,
         ssm_cfg={"d_state": 16, "d_conv": 4, "expand": 2, "dt_rank": "auto",
                  "conv_bias": True, "bias": False},
         rms_norm=True, residual_in_fp32=True, fused_add_norm=True, pad_vocab_size_multiple=8,
@@ -109,7 +109,7 @@ def tied_names(model, flags):
     return out
 
 
-def save(model, config, flags, folder, lean):
+def save(model, config, flags, folder, lean=False):
     os.makedirs(folder, exist_ok=True)
     state = {k: v.detach().clone().contiguous().cpu() for k, v in model.state_dict().items()}
     if lean:

@@ -56,7 +56,12 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
 
 fn log_softmax(row: &[f32]) -> Vec<f32> {
     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-    let z = row.iter().map(|&x| (x as f64 - max).exp()).sum::<f64>().ln() + max;
+    let z = row
+        .iter()
+        .map(|&x| (x as f64 - max).exp())
+        .sum::<f64>()
+        .ln()
+        + max;
     row.iter().map(|&x| (x as f64 - z) as f32).collect()
 }
 
@@ -116,8 +121,14 @@ fn logits_and_hidden_states_equal_the_released_code() {
                 "{dir}: max |Δ logits| {d_logits:.2e}, |Δ logp| {d_logp:.2e}, |Δ hidden| {d_hidden:.2e}"
             );
             assert!(d_logits <= 1e-4, "{dir}: logits differ by {d_logits}");
-            assert!(d_logp <= 1e-4, "{dir}: log-probabilities differ by {d_logp}");
-            assert!(d_hidden <= 1e-4, "{dir}: hidden states differ by {d_hidden}");
+            assert!(
+                d_logp <= 1e-4,
+                "{dir}: log-probabilities differ by {d_logp}"
+            );
+            assert!(
+                d_hidden <= 1e-4,
+                "{dir}: hidden states differ by {d_hidden}"
+            );
         }
     }
 }

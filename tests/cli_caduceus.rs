@@ -53,7 +53,12 @@ fn reference_logp(key: &str) -> Vec<f64> {
                 return f64::NAN;
             }
             let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-            let z = row.iter().map(|&x| (x as f64 - max).exp()).sum::<f64>().ln() + max;
+            let z = row
+                .iter()
+                .map(|&x| (x as f64 - max).exp())
+                .sum::<f64>()
+                .ln()
+                + max;
             row[t as usize] as f64 - z
         })
         .collect()
@@ -61,10 +66,21 @@ fn reference_logp(key: &str) -> Vec<f64> {
 
 #[test]
 fn likelihood_scores_every_base_as_the_released_code() {
-    for (name, key) in [("caduceus-ps", "caduceus_ps"), ("caduceus-ph", "caduceus_ph")] {
+    for (name, key) in [
+        ("caduceus-ps", "caduceus_ps"),
+        ("caduceus-ph", "caduceus_ph"),
+    ] {
         let out = ok_stdout(
             ssmgen()
-                .args(["likelihood", "-q", "--device", "cpu", "-f", "csv", "--model"])
+                .args([
+                    "likelihood",
+                    "-q",
+                    "--device",
+                    "cpu",
+                    "-f",
+                    "csv",
+                    "--model",
+                ])
                 .arg(format!("test-data/{name}"))
                 .arg("test-data/caduceus.fa")
                 .output()
@@ -106,11 +122,18 @@ fn windows_report_each_base_once_and_rcps_strands_agree() {
         .iter()
         .zip(&whole)
         .any(|(a, b)| a.3.zip(b.3).is_some_and(|(x, y)| (x - y).abs() > 1e-3));
-    assert!(differs, "100-base windows see less context than the whole record");
+    assert!(
+        differs,
+        "100-base windows see less context than the whole record"
+    );
     let both = run(&["--strand", "both"]);
     for row in &both {
         if let (Some(f), Some(r)) = (row.3, row.4) {
-            assert!((f - r).abs() <= 1e-4, "RCPS: both strands agree at {}", row.1);
+            assert!(
+                (f - r).abs() <= 1e-4,
+                "RCPS: both strands agree at {}",
+                row.1
+            );
         }
     }
 }
@@ -120,7 +143,11 @@ fn masked_llrs_equal_the_released_code_and_rcps_strands_agree() {
     let dir = tempfile::tempdir().unwrap();
     let vcf = dir.path().join("v.vcf");
     let tokens = ints("tokens");
-    let (pos, refs, alts) = (ints("variant_pos"), ints("variant_ref"), ints("variant_alt"));
+    let (pos, refs, alts) = (
+        ints("variant_pos"),
+        ints("variant_ref"),
+        ints("variant_alt"),
+    );
     let mut text = String::from(
         "##fileformat=VCFv4.2\n##contig=<ID=cad,length=300>\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n",
     );
@@ -156,8 +183,16 @@ fn masked_llrs_equal_the_released_code_and_rcps_strands_agree() {
         for (i, row) in rows.iter().take(pos.len()).enumerate() {
             let f: f32 = row[col("llr_fwd")].parse().unwrap();
             let r: f32 = row[col("llr_rev")].parse().unwrap();
-            assert!((f - want_f[i]).abs() <= 1e-4, "{name} {i}: {f} vs {}", want_f[i]);
-            assert!((r - want_r[i]).abs() <= 1e-4, "{name} {i}: {r} vs {}", want_r[i]);
+            assert!(
+                (f - want_f[i]).abs() <= 1e-4,
+                "{name} {i}: {f} vs {}",
+                want_f[i]
+            );
+            assert!(
+                (r - want_r[i]).abs() <= 1e-4,
+                "{name} {i}: {r} vs {}",
+                want_r[i]
+            );
             if name == "caduceus-ps" {
                 assert!((f - r).abs() <= 1e-5, "RCPS: llr_fwd = llr_rev ({f} {r})");
             }

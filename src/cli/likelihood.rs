@@ -83,11 +83,9 @@ pub fn run(args: LikelihoodArgs) -> anyhow::Result<()> {
         AnyModel::Causal(m) => m,
         AnyModel::Caduceus(m) => {
             let strand = Strand::from(args.strand);
-            let options = args.masked.options(
-                &m,
-                strand != Strand::Reverse,
-                strand != Strand::Forward,
-            )?;
+            let options =
+                args.masked
+                    .options(&m, strand != Strand::Reverse, strand != Strand::Forward)?;
             let engine = args.engine.clone();
             let task = MaskedLikelihood {
                 args,
@@ -99,7 +97,10 @@ pub fn run(args: LikelihoodArgs) -> anyhow::Result<()> {
         }
     };
     if args.masked.masked {
-        anyhow::bail!("--masked needs a masked model (Caduceus); {} is causal", model.source);
+        anyhow::bail!(
+            "--masked needs a masked model (Caduceus); {} is causal",
+            model.source
+        );
     }
     let bos = args.engine.bos(&model)?;
     let engine = args.engine.clone();

@@ -1,6 +1,7 @@
 //! The command-line side of masked (Caduceus) models: window options and the device choice.
 
 use ssmgen::backend::cpu::CpuOps;
+use ssmgen::backend::cuda::CudaOps;
 use ssmgen::graph::Ops;
 use ssmgen::graph::caduceus::CaduceusGraph;
 use ssmgen::masked::{DEFAULT_WINDOW, MaskedOptions};
@@ -63,25 +64,25 @@ pub trait GraphTask {
     fn run<O: Ops>(self, graph: &CaduceusGraph<O>) -> anyhow::Result<()>;
 }
 
-/// Builds the Caduceus graph on the device `--device` asks for and runs `task` on it. The
-/// CUDA ops do not exist yet: `auto` runs on the CPU, `cuda` is an error.
+/// Builds the Caduceus graph on the device `--device` asks for and runs `task` on it.
 pub fn run_masked<T: GraphTask>(
     engine: &EngineArgs,
     model: &CaduceusModel,
     task: T,
 ) -> anyhow::Result<()> {
-    let device = match engine.device.trim().to_ascii_lowercase().as_str() {
-        "cpu" => Device::Cpu(None),
-        "auto" => Device::Cpu(Some(
-            "masked (Caduceus) models run on the CPU backend only in this version".into(),
-        )),
-        _ => anyhow::bail!(
-            "--device {}: masked (Caduceus) models run on the CPU only in this version; use \
-             --device cpu",
-            engine.device
-        ),
-    };
-    let graph = CaduceusGraph::build(CpuOps, model)?;
-    engine.announce(&graph.ops().describe(), &device);
-    task.run(&graph)
+    let device = engine.device()?;
+    match device {
+        Device::Cpu(_) => {
+            let graph = CaduceusGraph::build(CpuOps, model)?;
+            engine.announce(&graph.ops().describe(), &device);
+            task.run(&graph)
+        }
+        Device::Cuda(n) => {
+            let c = &model.config;
+            let ops = CudaOps::new(n, engine.precision(), c.d_state, c.d_conv)?;
+            let graph = CaduceusGraph::build(ops, model)?;
+            engine.announce(&graph.ops().describe(), &device);
+            task.run(&graph)
+        }
+    }
 }

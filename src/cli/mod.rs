@@ -212,12 +212,7 @@ impl EngineArgs {
                 task.run(&backend, stripe)
             }
             Device::Cuda(n) => {
-                use ssmgen::backend::cuda::Precision;
-                let precision = match self.precision {
-                    PrecisionArg::F32 => Precision::F32,
-                    PrecisionArg::Bf16 => Precision::Bf16,
-                };
-                let backend = ssmgen::backend::cuda::CudaBackend::new(model, n, precision)?;
+                let backend = ssmgen::backend::cuda::CudaBackend::new(model, n, self.precision())?;
                 self.announce(&backend.describe(), &device);
                 let stripe = match fixed {
                     Some(s) => s,
@@ -225,6 +220,14 @@ impl EngineArgs {
                 };
                 task.run(&backend, stripe)
             }
+        }
+    }
+
+    /// The GPU arithmetic `--precision` asks for.
+    pub fn precision(&self) -> ssmgen::backend::cuda::Precision {
+        match self.precision {
+            PrecisionArg::F32 => ssmgen::backend::cuda::Precision::F32,
+            PrecisionArg::Bf16 => ssmgen::backend::cuda::Precision::Bf16,
         }
     }
 

@@ -88,7 +88,10 @@ pub fn run(args: ScoreVariantsArgs) -> anyhow::Result<()> {
         AnyModel::Causal(m) => m,
         AnyModel::Caduceus(m) => {
             if matches!(args.score, Some(ScoreArg::DeltaLl)) {
-                anyhow::bail!("--score delta-ll needs a causal model; {} is masked", m.source);
+                anyhow::bail!(
+                    "--score delta-ll needs a causal model; {} is masked",
+                    m.source
+                );
             }
             let options = args.masked.options(&m, true, true)?;
             let engine = args.engine.clone();
@@ -118,10 +121,13 @@ impl GraphTask for MaskedTask {
         let bar = bases_bar(Some(file.variants.len() as u64), args.engine.quiet);
         let progress = |n: u64| bar.inc(n);
         let scorer = MaskedScorer::new(graph, self.options, &progress);
-        let results =
-            score_by_chromosome(&mut reference, &file, &aliases, &|_| {}, |name, bases, idx| {
-                scorer.score_variants(&path, name, bases, &file, idx)
-            })?;
+        let results = score_by_chromosome(
+            &mut reference,
+            &file,
+            &aliases,
+            &|_| {},
+            |name, bases, idx| scorer.score_variants(&path, name, bases, &file, idx),
+        )?;
         bar.finish_and_clear();
         report_and_write(args, &file, &results, ScoreKind::Llr)
     }

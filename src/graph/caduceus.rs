@@ -70,7 +70,11 @@ impl<O: Ops> CaduceusGraph<O> {
             let rows: Vec<f32> = c
                 .complement
                 .iter()
-                .flat_map(|&t| w.lm_head[t as usize * d..(t as usize + 1) * d].iter().copied())
+                .flat_map(|&t| {
+                    w.lm_head[t as usize * d..(t as usize + 1) * d]
+                        .iter()
+                        .copied()
+                })
                 .collect();
             Some(ops.prepare_linear(&rows, c.vocab_size, None, LinearRole::Head)?)
         } else {
@@ -104,7 +108,10 @@ impl<O: Ops> CaduceusGraph<O> {
                 "batched windows must have equal lengths".into(),
             ));
         }
-        match tokens.iter().find(|&&t| t as usize >= self.config.vocab_size) {
+        match tokens
+            .iter()
+            .find(|&&t| t as usize >= self.config.vocab_size)
+        {
             Some(t) => Err(Error::Backend(format!(
                 "token id {t} is outside the vocabulary of {} tokens",
                 self.config.vocab_size
@@ -175,7 +182,12 @@ impl<O: Ops> CaduceusGraph<O> {
             .map(|&t| self.config.complement[t as usize])
             .collect();
         let mut h_a = ops.embed(&self.embeddings, tokens)?;
-        let mut h_b = ops.flip(&ops.embed(&self.embeddings, &complement)?, batch, false, true)?;
+        let mut h_b = ops.flip(
+            &ops.embed(&self.embeddings, &complement)?,
+            batch,
+            false,
+            true,
+        )?;
         let mut residual: Option<(O::Act, O::Act)> = None;
         for block in &self.blocks {
             let (r_a, r_b) = match residual.take() {

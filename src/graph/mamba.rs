@@ -43,11 +43,9 @@ impl<O: Ops> MixerPath<O> {
     /// `out_proj(mixer(in_proj(x)))` from fresh states for `batch` stacked sequences
     /// (`reverse`: each sequence scanned from its end).
     pub fn run_fresh(&self, ops: &O, x: &O::Act, batch: usize, reverse: bool) -> Result<O::Act> {
-        let mut states = (0..batch)
-            .map(|_| ops.new_mixer_state(&self.mixer))
-            .collect::<Result<Vec<_>>>()?;
+        let mut state = ops.new_mixer_state(&self.mixer, batch)?;
         let xz = ops.linear(x, &self.in_proj)?;
-        let y = ops.mixer(&self.mixer, &xz, &mut states, reverse)?;
+        let y = ops.mixer(&self.mixer, &xz, &mut state, reverse)?;
         ops.linear(&y, &self.out_proj)
     }
 }
@@ -111,7 +109,7 @@ impl<O: Ops> MambaGraph<O> {
         for (block, st) in self.blocks.iter().zip(state.iter_mut()).take(last + 1) {
             let normed = ops.rms_norm(&hidden, &block.norm, self.config.layer_norm_epsilon)?;
             let xz = ops.linear(&normed, &block.path.in_proj)?;
-            let y = ops.mixer(&block.path.mixer, &xz, std::slice::from_mut(st), false)?;
+            let y = ops.mixer(&block.path.mixer, &xz, st, false)?;
             ops.linear_add(&y, &block.path.out_proj, &mut hidden)?;
         }
         Ok(hidden)
@@ -135,7 +133,7 @@ where
     fn new_state(&self) -> Result<Self::State> {
         self.blocks
             .iter()
-            .map(|b| self.ops.new_mixer_state(&b.path.mixer))
+            .map(|b| self.ops.new_mixer_state(&b.path.mixer, 1))
             .collect()
     }
 

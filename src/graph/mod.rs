@@ -26,7 +26,7 @@ pub trait Ops: Send + Sync {
     type Linear: Send + Sync;
     /// A per-channel vector (a norm's scale).
     type Vector: Send + Sync;
-    /// The carried conv and SSM state of one mixer for one sequence.
+    /// The carried conv and SSM state of one mixer for a batch of sequences.
     type MixerState: Clone + Send;
 
     /// A short name for logs, e.g. `cpu (8 threads)`.
@@ -49,8 +49,8 @@ pub trait Ops: Send + Sync {
     ) -> Result<Self::Linear>;
     /// Prepares a vector.
     fn prepare_vector(&self, v: &[f32]) -> Result<Self::Vector>;
-    /// A zeroed mixer state (the start of a sequence).
-    fn new_mixer_state(&self, mixer: &Self::Mixer) -> Result<Self::MixerState>;
+    /// A zeroed mixer state for `batch` sequences (the start of each).
+    fn new_mixer_state(&self, mixer: &Self::Mixer, batch: usize) -> Result<Self::MixerState>;
 
     /// Rows of the embedding table `table` for `tokens`: `[tokens.len(), d]`.
     fn embed(&self, table: &Self::Linear, tokens: &[u32]) -> Result<Self::Act>;
@@ -62,14 +62,15 @@ pub trait Ops: Send + Sync {
     fn linear_add(&self, x: &Self::Act, w: &Self::Linear, acc: &mut Self::Act) -> Result<()>;
     /// The Mamba mixer from `in_proj`'s output `xz` (`[rows, 2 * d_inner]`: x then z) to the
     /// gated scan output `y` (`[rows, d_inner]`): causal conv + SiLU, `x_proj`, `dt_proj`,
-    /// softplus, selective scan with `D` skip, SiLU(z) gate. `states[b]` is sequence `b`'s
-    /// state, carried in and left after its last row. With `reverse`, each sequence runs from
-    /// its last row to its first (the mixer of a flipped sequence, flipped back).
+    /// softplus, selective scan with `D` skip, SiLU(z) gate, for the batch of sequences
+    /// `state` holds (`rows` = batch × length), each carried in from `state` and left there
+    /// after its last row. With `reverse`, each sequence runs from its last row to its first
+    /// (the mixer of a flipped sequence, flipped back).
     fn mixer(
         &self,
         w: &Self::Mixer,
         xz: &Self::Act,
-        states: &mut [Self::MixerState],
+        state: &mut Self::MixerState,
         reverse: bool,
     ) -> Result<Self::Act>;
     /// `x += y`.

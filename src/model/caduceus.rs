@@ -162,8 +162,7 @@ const MAX_VOCAB: usize = 1 << 20;
 impl CaduceusConfig {
     /// Parses the JSON text of a Caduceus `config.json`; the error is a message without path.
     pub fn from_json(text: &str) -> std::result::Result<Self, String> {
-        let raw: RawConfig =
-            serde_json::from_str(text).map_err(|e| format!("config.json: {e}"))?;
+        let raw: RawConfig = serde_json::from_str(text).map_err(|e| format!("config.json: {e}"))?;
         let ssm = raw.ssm_cfg.unwrap_or_default();
         if let Some(layer) = ssm.layer.as_deref().filter(|l| *l != "Mamba1") {
             return Err(format!(
@@ -203,7 +202,11 @@ impl CaduceusConfig {
             Some(serde_json::Value::String(s)) if s == "auto" => raw.d_model.div_ceil(16),
             Some(serde_json::Value::Number(n)) => match n.as_u64() {
                 Some(r) if r > 0 && r as usize <= MAX_WIDTH => r as usize,
-                _ => return Err(format!("config.json: ssm_cfg.dt_rank {n} is not a usable rank")),
+                _ => {
+                    return Err(format!(
+                        "config.json: ssm_cfg.dt_rank {n} is not a usable rank"
+                    ));
+                }
             },
             Some(other) => {
                 return Err(format!(
@@ -252,7 +255,11 @@ impl CaduceusConfig {
 
     /// Channels of the residual stream: `2 * d_model` for RCPS models.
     pub fn stream_width(&self) -> usize {
-        if self.rcps { 2 * self.d_model } else { self.d_model }
+        if self.rcps {
+            2 * self.d_model
+        } else {
+            self.d_model
+        }
     }
 
     fn mixer_dims(&self) -> MixerDims {
@@ -283,7 +290,11 @@ fn complement_from_map(
         let to = value
             .as_u64()
             .filter(|&t| (t as usize) < vocab)
-            .ok_or_else(|| format!("config.json: complement_map[{key:?}] = {value} is not a token id below {vocab}"))?;
+            .ok_or_else(|| {
+                format!(
+                    "config.json: complement_map[{key:?}] = {value} is not a token id below {vocab}"
+                )
+            })?;
         if from >= vocab {
             return Err(format!(
                 "config.json: complement_map key {key:?} is outside the vocabulary of {vocab}"
@@ -304,7 +315,11 @@ fn window_from_name(name: &str) -> Option<usize> {
         Some('k') | Some('K') => {
             let approx = n.checked_mul(1000)?;
             let power = approx.checked_next_power_of_two()?;
-            Some(if power - approx <= approx / 20 { power } else { approx })
+            Some(if power - approx <= approx / 20 {
+                power
+            } else {
+                approx
+            })
         }
         _ => Some(n),
     }
@@ -390,7 +405,11 @@ impl CaduceusModel {
                     + b.rev.as_ref().map_or(0, |r| mixer(r, !c.weight_tie))
             })
             .sum();
-        let head = if w.lm_head == w.embeddings { 0 } else { w.lm_head.len() };
+        let head = if w.lm_head == w.embeddings {
+            0
+        } else {
+            w.lm_head.len()
+        };
         w.embeddings.len() + blocks + w.norm_f.len() + head
     }
 }
@@ -415,23 +434,50 @@ impl CaduceusWeights {
         ] {
             if config.rcps && l.has(&buffer) {
                 let stored = l.get_int(&buffer, &[v])?;
-                if stored.iter().zip(&config.complement) .any(|(&a, &b)| a != b as i64) {
+                if stored
+                    .iter()
+                    .zip(&config.complement)
+                    .any(|(&a, &b)| a != b as i64)
+                {
                     return Err(l.err(format!(
                         "tensor '{buffer}' disagrees with config.json's complement_map"
                     )));
                 }
             }
         }
-        let mixer_prefix = if config.rcps { "mixer.submodule" } else { "mixer" };
+        let mixer_prefix = if config.rcps {
+            "mixer.submodule"
+        } else {
+            "mixer"
+        };
         let dims = config.mixer_dims();
         let mut blocks = Vec::with_capacity(config.n_layer);
         for i in 0..config.n_layer {
             let p = format!("{bb}.layers.{i}");
-            let norm = read_either(&l, &[format!("{p}.norm.weight"), format!("{p}.norm.submodule.weight")], d)?;
-            let fwd = read_mixer(&l, &format!("{p}.{mixer_prefix}.mamba_fwd"), norm.clone(), dims, None)?;
+            let norm = read_either(
+                &l,
+                &[
+                    format!("{p}.norm.weight"),
+                    format!("{p}.norm.submodule.weight"),
+                ],
+                d,
+            )?;
+            let fwd = read_mixer(
+                &l,
+                &format!("{p}.{mixer_prefix}.mamba_fwd"),
+                norm.clone(),
+                dims,
+                None,
+            )?;
             let rev = if config.bidirectional {
                 let tied = config.weight_tie.then_some(&fwd);
-                Some(read_mixer(&l, &format!("{p}.{mixer_prefix}.mamba_rev"), norm.clone(), dims, tied)?)
+                Some(read_mixer(
+                    &l,
+                    &format!("{p}.{mixer_prefix}.mamba_rev"),
+                    norm.clone(),
+                    dims,
+                    tied,
+                )?)
             } else {
                 None
             };
@@ -443,8 +489,19 @@ impl CaduceusWeights {
                 config.n_layer
             )));
         }
-        let norm_f = read_either(&l, &[format!("{bb}.norm_f.weight"), format!("{bb}.norm_f.submodule.weight")], d)?;
-        let head_name = if config.rcps { "lm_head.lm_head.weight" } else { "lm_head.weight" };
+        let norm_f = read_either(
+            &l,
+            &[
+                format!("{bb}.norm_f.weight"),
+                format!("{bb}.norm_f.submodule.weight"),
+            ],
+            d,
+        )?;
+        let head_name = if config.rcps {
+            "lm_head.lm_head.weight"
+        } else {
+            "lm_head.weight"
+        };
         let lm_head = if l.has(head_name) {
             l.get(head_name, &[v, d])?
         } else {
@@ -493,7 +550,10 @@ mod tests {
         let full = CaduceusModel::load(Path::new("test-data/caduceus-ps")).unwrap();
         let lean = CaduceusModel::load(Path::new("test-data/caduceus-ps-lean")).unwrap();
         let (f, l) = (&full.weights.blocks[1], &lean.weights.blocks[1]);
-        assert_eq!(f.rev.as_ref().unwrap().in_proj, l.rev.as_ref().unwrap().in_proj);
+        assert_eq!(
+            f.rev.as_ref().unwrap().in_proj,
+            l.rev.as_ref().unwrap().in_proj
+        );
         assert_eq!(full.weights.lm_head, lean.weights.lm_head);
     }
 
@@ -505,7 +565,11 @@ mod tests {
         assert_eq!(&c.complement[7..12], &[10, 9, 8, 7, 11]);
         assert_eq!(c.vocab_size, 16, "padded to a multiple of 8");
         let bad = text.replace("\"9\": 8", "\"9\": 99");
-        assert!(CaduceusConfig::from_json(&bad).unwrap_err().contains("complement_map"));
+        assert!(
+            CaduceusConfig::from_json(&bad)
+                .unwrap_err()
+                .contains("complement_map")
+        );
     }
 
     #[test]
@@ -521,10 +585,22 @@ mod tests {
     fn refuses_what_it_cannot_run() {
         let base = r#"{"d_model": 8, "n_layer": 1, "vocab_size": 12"#;
         let mamba2 = format!(r#"{base}, "ssm_cfg": {{"layer": "Mamba2"}}}}"#);
-        assert!(CaduceusConfig::from_json(&mamba2).unwrap_err().contains("Mamba1"));
+        assert!(
+            CaduceusConfig::from_json(&mamba2)
+                .unwrap_err()
+                .contains("Mamba1")
+        );
         let huge = r#"{"d_model": 8, "n_layer": 99999999, "vocab_size": 12}"#;
-        assert!(CaduceusConfig::from_json(huge).unwrap_err().contains("n_layer"));
+        assert!(
+            CaduceusConfig::from_json(huge)
+                .unwrap_err()
+                .contains("n_layer")
+        );
         let strat = format!(r#"{base}, "bidirectional_strategy": "concat"}}"#);
-        assert!(CaduceusConfig::from_json(&strat).unwrap_err().contains("concat"));
+        assert!(
+            CaduceusConfig::from_json(&strat)
+                .unwrap_err()
+                .contains("concat")
+        );
     }
 }

@@ -113,9 +113,15 @@ pub fn score_all<B: Backend>(
 ) -> Result<Vec<VariantResult>> {
     let tokenizer = Tokenizer::new(backend.config());
     let path = reference.path().to_path_buf();
-    score_by_chromosome(reference, file, aliases, progress, |name, bases, indices| {
-        score_chromosome(backend, &tokenizer, &path, name, bases, file, indices, opts)
-    })
+    score_by_chromosome(
+        reference,
+        file,
+        aliases,
+        progress,
+        |name, bases, indices| {
+            score_chromosome(backend, &tokenizer, &path, name, bases, file, indices, opts)
+        },
+    )
 }
 
 /// Reads each chromosome of `reference` that has variants in `file` (names through

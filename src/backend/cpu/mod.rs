@@ -66,13 +66,15 @@ pub struct CpuMixer {
     d: Vec<f32>,
 }
 
-/// The carried state of one mixer for one sequence.
+/// The carried state of one mixer for a batch of sequences, stacked sequence by sequence.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CpuMixerState {
-    /// The last `d_conv - 1` conv inputs, `[d_conv - 1, d_inner]`, oldest first.
+    /// Per sequence, the last `d_conv - 1` conv inputs, `[d_conv - 1, d_inner]`, oldest first.
     pub conv: Vec<f32>,
-    /// The SSM state, `[d_inner, d_state]`.
+    /// Per sequence, the SSM state, `[d_inner, d_state]`.
     pub ssm: Vec<f32>,
+    /// Sequences.
+    pub batch: usize,
 }
 
 fn shape_err(what: &str) -> Error {
@@ -80,8 +82,16 @@ fn shape_err(what: &str) -> Error {
 }
 
 impl CpuOps {
-    /// The mixer over one sequence's rows of `xz`, forward in time, into `y_rows`.
-    fn mixer_one(&self, w: &CpuMixer, xz: &[f32], state: &mut CpuMixerState, y_rows: &mut [f32]) {
+    /// The mixer over one sequence's rows of `xz`, forward in time, into `y_rows`, from and to
+    /// that sequence's `conv` and `ssm` state.
+    fn mixer_one(
+        &self,
+        w: &CpuMixer,
+        xz: &[f32],
+        conv: &mut [f32],
+        ssm: &mut [f32],
+        y_rows: &mut [f32],
+    ) {
         let (e, r) = (w.d_inner, w.dt_rank);
         let len = xz.len() / (2 * e);
         let xw = r + 2 * w.d_state;
@@ -93,7 +103,7 @@ impl CpuOps {
             xz,
             2 * e,
             len,
-            &mut state.conv,
+            conv,
             &w.conv_t,
             w.conv_bias.as_deref(),
             &mut u,
@@ -111,7 +121,7 @@ impl CpuOps {
             b_offset: r,
             d: &w.d,
         };
-        ops::selective_scan(&inputs, &w.a_t, len, &mut state.ssm, &mut y);
+        ops::selective_scan(&inputs, &w.a_t, len, ssm, &mut y);
         // The scan writes y channel-major; the projections read it row-major.
         ops::transpose(&y, e, len, y_rows);
     }
@@ -158,7 +168,9 @@ impl Ops for CpuOps {
             x_proj: w.x_proj.clone(),
             dt_proj: w.dt_proj.clone(),
             dt_bias: w.dt_bias.clone(),
-            a_t: (0..n * e).map(|i| -w.a_log[(i % e) * n + i / e].exp()).collect(),
+            a_t: (0..n * e)
+                .map(|i| -w.a_log[(i % e) * n + i / e].exp())
+                .collect(),
             d: w.d.clone(),
         })
     }
@@ -181,10 +193,11 @@ impl Ops for CpuOps {
         Ok(v.to_vec())
     }
 
-    fn new_mixer_state(&self, w: &CpuMixer) -> Result<CpuMixerState> {
+    fn new_mixer_state(&self, w: &CpuMixer, batch: usize) -> Result<CpuMixerState> {
         Ok(CpuMixerState {
-            conv: vec![0.0; (w.d_conv - 1) * w.d_inner],
-            ssm: vec![0.0; w.d_inner * w.d_state],
+            conv: vec![0.0; batch * (w.d_conv - 1) * w.d_inner],
+            ssm: vec![0.0; batch * w.d_inner * w.d_state],
+            batch,
         })
     }
 
@@ -231,28 +244,33 @@ impl Ops for CpuOps {
         &self,
         w: &CpuMixer,
         xz: &CpuAct,
-        states: &mut [CpuMixerState],
+        state: &mut CpuMixerState,
         reverse: bool,
     ) -> Result<CpuAct> {
         let e = w.d_inner;
-        let batch = states.len();
-        if xz.width != 2 * e || batch == 0 || xz.rows() % batch != 0 {
+        let batch = state.batch;
+        if xz.width != 2 * e || batch == 0 || !xz.rows().is_multiple_of(batch) {
             return Err(shape_err("mixer"));
         }
         let len = xz.rows() / batch;
         let mut y = vec![0.0; xz.rows() * e];
-        for ((state, seq), y_seq) in states
-            .iter_mut()
-            .zip(xz.data.chunks_exact((len * 2 * e).max(1)))
+        let conv_len = (w.d_conv - 1) * e;
+        let ssm_len = e * w.d_state;
+        for (b, (seq, y_seq)) in xz
+            .data
+            .chunks_exact((len * 2 * e).max(1))
             .zip(y.chunks_exact_mut((len * e).max(1)))
+            .enumerate()
         {
+            let conv = &mut state.conv[b * conv_len..(b + 1) * conv_len];
+            let ssm = &mut state.ssm[b * ssm_len..(b + 1) * ssm_len];
             if reverse {
                 let flipped = reverse_rows(seq, 2 * e);
                 let mut y_flipped = vec![0.0; len * e];
-                self.mixer_one(w, &flipped, state, &mut y_flipped);
+                self.mixer_one(w, &flipped, conv, ssm, &mut y_flipped);
                 y_seq.copy_from_slice(&reverse_rows(&y_flipped, e));
             } else {
-                self.mixer_one(w, seq, state, y_seq);
+                self.mixer_one(w, seq, conv, ssm, y_seq);
             }
         }
         Ok(CpuAct { data: y, width: e })
@@ -276,7 +294,7 @@ impl Ops for CpuOps {
 
     fn flip(&self, x: &CpuAct, batch: usize, seq: bool, channels: bool) -> Result<CpuAct> {
         let w = x.width;
-        if batch == 0 || x.rows() % batch != 0 {
+        if batch == 0 || !x.rows().is_multiple_of(batch) {
             return Err(shape_err("flip"));
         }
         let len = x.rows() / batch;
@@ -297,7 +315,7 @@ impl Ops for CpuOps {
 
     fn split_halves(&self, x: &CpuAct) -> Result<(CpuAct, CpuAct)> {
         let h = x.width / 2;
-        if x.width % 2 != 0 {
+        if !x.width.is_multiple_of(2) {
             return Err(shape_err("split_halves"));
         }
         let (mut a, mut b) = (
@@ -349,7 +367,17 @@ impl CpuOps {
         if w.weight.len() != w.out * k || dst.width != w.out || dst.rows() != m {
             return Err(shape_err("linear"));
         }
-        ops::matmul_wt(m, w.out, k, &x.data, k, &w.weight, &mut dst.data, w.out, accumulate);
+        ops::matmul_wt(
+            m,
+            w.out,
+            k,
+            &x.data,
+            k,
+            &w.weight,
+            &mut dst.data,
+            w.out,
+            accumulate,
+        );
         if let Some(b) = &w.bias {
             ops::add_bias(&mut dst.data, w.out, b);
         }

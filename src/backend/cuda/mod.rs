@@ -6,18 +6,18 @@
 //! machines without CUDA; [`cuda_available`] checks before anything touches them.
 
 mod module;
+pub mod ops;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
-use cudarc::cublas::{CudaBlas, Gemm, GemmConfig, sys::cublasOperation_t};
-use cudarc::driver::{
-    CudaContext, CudaSlice, CudaStream, DevicePtr, DevicePtrMut, LaunchConfig, PushKernelArg,
-};
+use cudarc::driver::{CudaContext, CudaSlice, DevicePtrMut, LaunchConfig, PushKernelArg};
 
 use super::{Backend, batch_len, check_checkpoints, check_layer, check_tokens};
 use crate::error::{Error, Result};
+use crate::graph::LinearRole;
 use crate::model::{MambaConfig, Model};
-use module::Kernels;
+pub use ops::CudaOps;
+use ops::Weight;
 
 fn cuda_err(what: &str) -> impl Fn(cudarc::driver::DriverError) -> Error + '_ {
     move |e| Error::Backend(format!("{what}: {e}"))
@@ -60,13 +60,6 @@ pub enum Precision {
     /// step-size projections, the LM head, states, `A`, `D`, norms, the conv and the scan
     /// stay f32.
     Bf16,
-}
-
-/// A weight `[out, in]` of a projection that `--precision` applies to (in_proj, out_proj).
-enum Weight {
-    F32(CudaSlice<f32>),
-    /// bf16 bits.
-    Bf16(CudaSlice<u16>),
 }
 
 struct LayerBuffers {
@@ -137,15 +130,11 @@ struct Snapshots<'a> {
 /// Runs a model on one NVIDIA GPU.
 pub struct CudaBackend {
     config: MambaConfig,
-    name: String,
-    stream: Arc<CudaStream>,
-    blas: CudaBlas,
-    kernels: Kernels,
+    gpu: CudaOps,
     embeddings: CudaSlice<f32>,
     layers: Vec<LayerBuffers>,
     norm_f: CudaSlice<f32>,
     lm_head: CudaSlice<f32>,
-    precision: Precision,
     scratch: Mutex<Option<Scratch>>,
 }
 
@@ -154,6 +143,7 @@ pub struct CudaBackend {
 unsafe impl Sync for CudaBackend {}
 unsafe impl Send for CudaBackend {}
 
+/// Threads per block of the element-wise kernels.
 const THREADS: u32 = 256;
 
 /// Time steps per scan chunk. Fixed, so that chunk boundaries sit at the same positions of a
@@ -177,43 +167,10 @@ fn grid(n: usize) -> LaunchConfig {
 impl CudaBackend {
     /// Uploads `model` to GPU `ordinal` and compiles the kernels for it.
     pub fn new(model: &Model, ordinal: usize, precision: Precision) -> Result<Self> {
-        let count = cuda_available().map_err(Error::Backend)?;
-        if ordinal >= count {
-            return Err(Error::Backend(format!(
-                "cuda:{ordinal} does not exist: {count} GPU(s) found"
-            )));
-        }
         let c = &model.config;
-        if c.state_size > 64 || c.conv_kernel > 16 {
-            return Err(Error::Backend(format!(
-                "the CUDA kernels keep d_state (up to 64) and d_conv (up to 16) in registers; \
-                 the model has {} and {}",
-                c.state_size, c.conv_kernel
-            )));
-        }
-        let ctx = CudaContext::new(ordinal).map_err(cuda_err("cannot open the GPU"))?;
-        let name = ctx.name().unwrap_or_else(|_| "unknown GPU".into());
-        let stream = ctx.default_stream();
-        let blas = CudaBlas::new(stream.clone())
-            .map_err(|e| Error::Backend(format!("cannot start cuBLAS: {e}")))?;
-        let kernels = Kernels::load(&ctx, c.state_size, c.conv_kernel)?;
-        let up = |v: &[f32]| stream.clone_htod(v).map_err(cuda_err("uploading weights"));
-        let weight = |v: &[f32]| -> Result<Weight> {
-            Ok(match precision {
-                Precision::F32 => Weight::F32(up(v)?),
-                Precision::Bf16 => {
-                    let bits: Vec<u16> = v
-                        .iter()
-                        .map(|x| half::bf16::from_f32(*x).to_bits())
-                        .collect();
-                    Weight::Bf16(
-                        stream
-                            .clone_htod(&bits)
-                            .map_err(cuda_err("uploading weights"))?,
-                    )
-                }
-            })
-        };
+        let gpu = CudaOps::new(ordinal, precision, c.state_size, c.conv_kernel)?;
+        let up = |v: &[f32]| gpu.upload(v);
+        let weight = |v: &[f32]| gpu.upload_weight(v, LinearRole::Block);
         let mut layers = Vec::with_capacity(model.weights.layers.len());
         for w in &model.weights.layers {
             let a: Vec<f32> = w.a_log.iter().map(|v| -v.exp()).collect();
@@ -237,31 +194,21 @@ impl CudaBackend {
         }
         Ok(CudaBackend {
             config: c.clone(),
-            name: format!(
-                "cuda:{ordinal} ({name}, {})",
-                if precision == Precision::Bf16 {
-                    "bf16"
-                } else {
-                    "f32"
-                }
-            ),
             embeddings: up(&model.weights.embeddings)?,
             norm_f: up(&model.weights.norm_f)?,
             // The LM head sets the logits directly and is tiny (vocab x d_model, 12 x 128 for
             // the default DNA model): it stays f32 at either precision.
             lm_head: up(&model.weights.lm_head)?,
-            precision,
             layers,
-            kernels,
-            blas,
-            stream,
+            gpu,
             scratch: Mutex::new(None),
         })
     }
 
     /// Free and total GPU memory, bytes.
     pub fn memory(&self) -> Result<(usize, usize)> {
-        self.stream
+        self.gpu
+            .stream
             .context()
             .mem_get_info()
             .map_err(cuda_err("reading GPU memory"))
@@ -284,7 +231,8 @@ impl CudaBackend {
             let (d, e, v) = (c.hidden_size, c.intermediate_size, c.vocab_size);
             let en = e * c.state_size;
             let z = |n: usize| {
-                self.stream
+                self.gpu
+                    .stream
                     .alloc_zeros::<f32>(n.max(1))
                     .map_err(cuda_err("allocating GPU buffers"))
             };
@@ -293,6 +241,7 @@ impl CudaBackend {
                 chunks,
                 batch,
                 tokens: self
+                    .gpu
                     .stream
                     .alloc_zeros::<u32>(len)
                     .map_err(cuda_err("allocating GPU buffers"))?,
@@ -309,8 +258,9 @@ impl CudaBackend {
                 h_start: z(chunks * en)?,
                 conv_next: z(batch * (c.conv_kernel - 1) * e)?,
                 act16: self
+                    .gpu
                     .stream
-                    .alloc_zeros::<u16>(if self.precision == Precision::Bf16 {
+                    .alloc_zeros::<u16>(if self.gpu.precision == Precision::Bf16 {
                         len * d.max(e)
                     } else {
                         1
@@ -319,120 +269,6 @@ impl CudaBackend {
             });
         }
         Ok(slot.as_mut().expect("scratch allocated"))
-    }
-
-    /// `dst[m, n] = src[m, k] · w[n, k]ᵀ (+ dst)`, row-major, in f32 via column-major cuBLAS:
-    /// `dstᵀ = w · srcᵀ`.
-    #[allow(clippy::too_many_arguments)]
-    fn linear<A, C>(
-        &self,
-        m: usize,
-        n: usize,
-        k: usize,
-        src: &A,
-        src_stride: usize,
-        w: &CudaSlice<f32>,
-        dst: &mut C,
-        accumulate: bool,
-    ) -> Result<()>
-    where
-        A: cudarc::driver::DevicePtr<f32>,
-        C: DevicePtrMut<f32>,
-    {
-        let cfg = GemmConfig {
-            transa: cublasOperation_t::CUBLAS_OP_T,
-            transb: cublasOperation_t::CUBLAS_OP_N,
-            m: n as i32,
-            n: m as i32,
-            k: k as i32,
-            alpha: 1.0f32,
-            lda: k as i32,
-            ldb: src_stride as i32,
-            beta: if accumulate { 1.0 } else { 0.0 },
-            ldc: n as i32,
-        };
-        // SAFETY: the buffers were allocated for these shapes by `scratch_for` / `new`.
-        unsafe { self.blas.gemm(cfg, w, src, dst) }
-            .map_err(|e| Error::Backend(format!("cuBLAS gemm failed: {e}")))
-    }
-
-    /// cuBLAS `dstᵀ = beta · dstᵀ + w · act16ᵀ` with bf16 inputs and f32 accumulation.
-    #[allow(clippy::too_many_arguments)]
-    fn gemm_bf16<C>(
-        &self,
-        m: usize,
-        n: usize,
-        k: usize,
-        w: &CudaSlice<u16>,
-        act16: &CudaSlice<u16>,
-        dst: &mut C,
-        beta: f32,
-    ) -> Result<()>
-    where
-        C: DevicePtrMut<f32>,
-    {
-        use cudarc::cublas::sys::{cublasComputeType_t, cublasGemmAlgo_t, cudaDataType};
-        let alpha = 1.0f32;
-        let (w_ptr, _w) = w.device_ptr(&self.stream);
-        let (a_ptr, _a) = act16.device_ptr(&self.stream);
-        let (c_ptr, _c) = dst.device_ptr_mut(&self.stream);
-        // SAFETY: bf16 weight [n, k] and activations [m, k], f32 output [m, n] with
-        // leading dimensions as allocated; alpha/beta are host f32 as compute type 32F needs.
-        unsafe {
-            cudarc::cublas::result::gemm_ex(
-                *self.blas.handle(),
-                cublasOperation_t::CUBLAS_OP_T,
-                cublasOperation_t::CUBLAS_OP_N,
-                n as i32,
-                m as i32,
-                k as i32,
-                &alpha as *const f32 as *const std::ffi::c_void,
-                w_ptr as *const std::ffi::c_void,
-                cudaDataType::CUDA_R_16BF,
-                k as i32,
-                a_ptr as *const std::ffi::c_void,
-                cudaDataType::CUDA_R_16BF,
-                k as i32,
-                &beta as *const f32 as *const std::ffi::c_void,
-                c_ptr as *mut std::ffi::c_void,
-                cudaDataType::CUDA_R_32F,
-                n as i32,
-                cublasComputeType_t::CUBLAS_COMPUTE_32F,
-                cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
-            )
-        }
-        .map_err(|e| Error::Backend(format!("cuBLAS gemm failed: {e}")))
-    }
-
-    fn add_bias(
-        &self,
-        x: &mut CudaSlice<f32>,
-        bias: &CudaSlice<f32>,
-        rows: usize,
-        width: usize,
-    ) -> Result<()> {
-        // x[rows, width] += ones[rows] ⊗ bias[width], as a rank-1 gemm. Only models with
-        // use_bias = true reach this, so the small upload of `ones` per call is acceptable.
-        let ones = vec![1.0f32; rows];
-        let ones = self
-            .stream
-            .clone_htod(&ones)
-            .map_err(cuda_err("uploading"))?;
-        let cfg = GemmConfig {
-            transa: cublasOperation_t::CUBLAS_OP_N,
-            transb: cublasOperation_t::CUBLAS_OP_T,
-            m: width as i32,
-            n: rows as i32,
-            k: 1,
-            alpha: 1.0f32,
-            lda: width as i32,
-            ldb: rows as i32,
-            beta: 1.0,
-            ldc: width as i32,
-        };
-        // SAFETY: bias has `width` values, ones `rows`, x `rows * width`.
-        unsafe { self.blas.gemm(cfg, bias, &ones, x) }
-            .map_err(|e| Error::Backend(format!("cuBLAS gemm failed: {e}")))
     }
 
     /// Runs the blocks (through `stop_after`, else all) on `tokens`; leaves the residual
@@ -447,7 +283,7 @@ impl CudaBackend {
         s: &mut Scratch,
     ) -> Result<()> {
         let c = &self.config;
-        let k_ = &self.kernels;
+        let k_ = &self.gpu.kernels;
         let rows = tokens.len();
         let len = rows / batch;
         let (d, e, n, r, k) = (
@@ -461,13 +297,15 @@ impl CudaBackend {
         let (len_i, d_i, e_i, k_i) = (len as i32, d as i32, e as i32, k as i32);
         let (rows_i, batch_i) = (rows as i32, batch as i32);
         let launch_err = cuda_err("kernel launch failed");
-        self.stream
+        self.gpu
+            .stream
             .memcpy_htod(tokens, &mut s.tokens.slice_mut(..rows))
             .map_err(cuda_err("uploading tokens"))?;
         // SAFETY (all launches): arguments match the kernels' signatures in kernels/*.cu and
         // every buffer holds at least the elements the launch grid indexes.
         unsafe {
-            self.stream
+            self.gpu
+                .stream
                 .launch_builder(&k_.embed)
                 .arg(&s.tokens)
                 .arg(&self.embeddings)
@@ -488,18 +326,21 @@ impl CudaBackend {
             self.rms_norm(&w.norm, s, rows, matches!(w.in_proj, Weight::Bf16(_)))?;
             match &w.in_proj {
                 Weight::Bf16(w16) => {
-                    self.gemm_bf16(rows, 2 * e, d, w16, &s.act16, &mut s.xz, 0.0)?
+                    self.gpu
+                        .gemm_bf16(rows, 2 * e, d, w16, &s.act16, &mut s.xz, 0.0)?
                 }
                 Weight::F32(w32) => {
-                    self.linear(rows, 2 * e, d, &s.normed, d, w32, &mut s.xz, false)?
+                    self.gpu
+                        .linear(rows, 2 * e, d, &s.normed, d, w32, &mut s.xz, false)?
                 }
             }
             if let Some(b) = &w.in_proj_bias {
-                self.add_bias(&mut s.xz, b, rows, 2 * e)?;
+                self.gpu.add_bias(&mut s.xz, b, rows, 2 * e)?;
             }
             let in_stride = (2 * e) as i32;
             unsafe {
-                self.stream
+                self.gpu
+                    .stream
                     .launch_builder(&k_.conv)
                     .arg(&s.xz)
                     .arg(&in_stride)
@@ -512,7 +353,8 @@ impl CudaBackend {
                     .arg(&mut s.u)
                     .launch(grid(batch * len.div_ceil(CONV_STEPS) * e))
                     .map_err(&launch_err)?;
-                self.stream
+                self.gpu
+                    .stream
                     .launch_builder(&k_.conv_state_next)
                     .arg(&s.xz)
                     .arg(&in_stride)
@@ -531,7 +373,8 @@ impl CudaBackend {
                     let p_i = p as i32;
                     let one = 1i32;
                     unsafe {
-                        self.stream
+                        self.gpu
+                            .stream
                             .launch_builder(&k_.conv_state_next)
                             .arg(&s.xz)
                             .arg(&in_stride)
@@ -546,14 +389,17 @@ impl CudaBackend {
                     }
                 }
             }
-            self.stream
+            self.gpu
+                .stream
                 .memcpy_dtod(
                     &s.conv_next.slice(..batch * (k - 1) * e),
                     &mut state.conv[i].slice_mut(..batch * (k - 1) * e),
                 )
                 .map_err(cuda_err("updating conv state"))?;
-            self.linear(rows, xw, e, &s.u, e, &w.x_proj, &mut s.x_dbl, false)?;
-            self.linear(rows, e, r, &s.x_dbl, xw, &w.dt_proj, &mut s.delta, false)?;
+            self.gpu
+                .linear(rows, xw, e, &s.u, e, &w.x_proj, &mut s.x_dbl, false)?;
+            self.gpu
+                .linear(rows, e, r, &s.x_dbl, xw, &w.dt_proj, &mut s.delta, false)?;
             let (bc_stride, b_off, z_stride) = (xw as i32, r as i32, (2 * e) as i32);
             let scan_grid = LaunchConfig {
                 grid_dim: ((e as u32).div_ceil(128), chunks as u32, batch as u32),
@@ -562,7 +408,8 @@ impl CudaBackend {
             };
             let z = s.xz.slice(e..);
             unsafe {
-                self.stream
+                self.gpu
+                    .stream
                     .launch_builder(&k_.scan_local)
                     .arg(&s.u)
                     .arg(&s.delta)
@@ -578,7 +425,8 @@ impl CudaBackend {
                     .arg(&mut s.decay)
                     .launch(scan_grid)
                     .map_err(&launch_err)?;
-                self.stream
+                self.gpu
+                    .stream
                     .launch_builder(&k_.scan_carry)
                     .arg(&mut state.ssm[i])
                     .arg(&s.h_end)
@@ -595,17 +443,19 @@ impl CudaBackend {
                 let en = e * n;
                 for (&p, out) in snap.at.iter().zip(snap.states.iter_mut()) {
                     let slot = p / SCAN_CHUNK * en;
-                    self.stream
+                    self.gpu
+                        .stream
                         .memcpy_dtod(&s.h_start.slice(slot..slot + en), &mut out.ssm[i])
                         .map_err(cuda_err("copying a checkpoint"))?;
                 }
             }
             {
-                let (act16, _sync) = s.act16.device_ptr_mut(&self.stream);
+                let (act16, _sync) = s.act16.device_ptr_mut(&self.gpu.stream);
                 let y16: u64 = if out16 { act16 } else { 0 };
                 // SAFETY: as above; y16 is null or act16, which holds rows * e values.
                 unsafe {
-                    self.stream
+                    self.gpu
+                        .stream
                         .launch_builder(&k_.scan_output)
                         .arg(&s.u)
                         .arg(&s.delta)
@@ -629,12 +479,16 @@ impl CudaBackend {
             }
             match &w.out_proj {
                 Weight::Bf16(w16) => {
-                    self.gemm_bf16(rows, d, e, w16, &s.act16, &mut s.hidden, 1.0)?
+                    self.gpu
+                        .gemm_bf16(rows, d, e, w16, &s.act16, &mut s.hidden, 1.0)?
                 }
-                Weight::F32(w32) => self.linear(rows, d, e, &s.y, e, w32, &mut s.hidden, true)?,
+                Weight::F32(w32) => {
+                    self.gpu
+                        .linear(rows, d, e, &s.y, e, w32, &mut s.hidden, true)?
+                }
             }
             if let Some(b) = &w.out_proj_bias {
-                self.add_bias(&mut s.hidden, b, rows, d)?;
+                self.gpu.add_bias(&mut s.hidden, b, rows, d)?;
             }
         }
         Ok(())
@@ -658,12 +512,14 @@ impl CudaBackend {
         );
         self.run_blocks(state, tokens, batch, None, snapshots, s)?;
         self.rms_norm(&self.norm_f, s, len, false)?;
-        self.linear(len, v, d, &s.normed, d, &self.lm_head, &mut s.logits, false)?;
+        self.gpu
+            .linear(len, v, d, &s.normed, d, &self.lm_head, &mut s.logits, false)?;
         let (rows, v_i) = (len as i32, v as i32);
         // SAFETY: logits holds len * v values.
         unsafe {
-            self.stream
-                .launch_builder(&self.kernels.log_softmax)
+            self.gpu
+                .stream
+                .launch_builder(&self.gpu.kernels.log_softmax)
                 .arg(&mut s.logits)
                 .arg(&rows)
                 .arg(&v_i)
@@ -671,7 +527,8 @@ impl CudaBackend {
                 .map_err(cuda_err("kernel launch failed"))?;
         }
         logp.resize(len * v, 0.0);
-        self.stream
+        self.gpu
+            .stream
             .memcpy_dtoh(&s.logits.slice(..len * v), logp.as_mut_slice())
             .map_err(cuda_err("copying results"))?;
         Ok(())
@@ -688,13 +545,14 @@ impl CudaBackend {
     ) -> Result<()> {
         let d_i = self.config.hidden_size as i32;
         let eps = self.config.layer_norm_epsilon;
-        let (act16, _sync) = s.act16.device_ptr_mut(&self.stream);
+        let (act16, _sync) = s.act16.device_ptr_mut(&self.gpu.stream);
         let out16: u64 = if to_bf16 { act16 } else { 0 };
         // SAFETY: hidden and normed (and act16) hold at least rows * d_model values; one
         // block per row; out16 is null or act16.
         unsafe {
-            self.stream
-                .launch_builder(&self.kernels.rms_norm)
+            self.gpu
+                .stream
+                .launch_builder(&self.gpu.kernels.rms_norm)
                 .arg(&s.hidden)
                 .arg(weight)
                 .arg(&mut s.normed)
@@ -723,7 +581,8 @@ impl Backend for CudaBackend {
     type State = CudaState;
 
     fn describe(&self) -> String {
-        self.name.clone()
+        use crate::graph::Ops;
+        self.gpu.describe()
     }
 
     fn config(&self) -> &MambaConfig {
@@ -733,7 +592,8 @@ impl Backend for CudaBackend {
     fn new_state(&self) -> Result<CudaState> {
         let c = &self.config;
         let z = |n: usize| {
-            self.stream
+            self.gpu
+                .stream
                 .alloc_zeros::<f32>(n)
                 .map_err(cuda_err("allocating state"))
         };
@@ -801,7 +661,8 @@ impl Backend for CudaBackend {
         let conv_len = (c.conv_kernel - 1).max(1) * c.intermediate_size;
         let ssm_len = c.intermediate_size * c.state_size;
         let alloc = |n: usize| {
-            self.stream
+            self.gpu
+                .stream
                 .alloc_zeros::<f32>(n)
                 .map_err(cuda_err("allocating batch states"))
         };
@@ -809,13 +670,15 @@ impl Backend for CudaBackend {
         for i in 0..c.num_hidden_layers {
             let (mut cb, mut sb) = (alloc(batch * conv_len)?, alloc(batch * ssm_len)?);
             for (b, st) in states.iter().enumerate() {
-                self.stream
+                self.gpu
+                    .stream
                     .memcpy_dtod(
                         &st.conv[i],
                         &mut cb.slice_mut(b * conv_len..(b + 1) * conv_len),
                     )
                     .map_err(cuda_err("gathering states"))?;
-                self.stream
+                self.gpu
+                    .stream
                     .memcpy_dtod(
                         &st.ssm[i],
                         &mut sb.slice_mut(b * ssm_len..(b + 1) * ssm_len),
@@ -830,13 +693,15 @@ impl Backend for CudaBackend {
         let (conv, ssm) = (stacked.conv, stacked.ssm);
         for i in 0..c.num_hidden_layers {
             for (b, st) in states.iter_mut().enumerate() {
-                self.stream
+                self.gpu
+                    .stream
                     .memcpy_dtod(
                         &conv[i].slice(b * conv_len..(b + 1) * conv_len),
                         &mut st.conv[i],
                     )
                     .map_err(cuda_err("scattering states"))?;
-                self.stream
+                self.gpu
+                    .stream
                     .memcpy_dtod(
                         &ssm[i].slice(b * ssm_len..(b + 1) * ssm_len),
                         &mut st.ssm[i],
@@ -872,7 +737,8 @@ impl Backend for CudaBackend {
         } else {
             &s.hidden
         };
-        self.stream
+        self.gpu
+            .stream
             .memcpy_dtoh(&src.slice(..len * d), hidden.as_mut_slice())
             .map_err(cuda_err("copying results"))?;
         Ok(())
