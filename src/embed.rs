@@ -88,7 +88,7 @@ pub struct EmbedSummary {
 
 /// Window `k` of a span: `[start + k * stride, min(that + size, end))`.
 #[derive(Clone, Copy, Debug)]
-struct Grid {
+pub(crate) struct Grid {
     start: u64,
     end: u64,
     size: u64,
@@ -113,13 +113,13 @@ impl Grid {
 
 /// Sums of the windows that have started but not ended.
 #[derive(Default)]
-struct OpenWindows {
+pub(crate) struct OpenWindows {
     open: BTreeMap<u64, (Vec<f64>, u64)>,
 }
 
 impl OpenWindows {
     /// Adds the hidden state `row` of position `p` (an N when `is_n`).
-    fn add(&mut self, grid: &Grid, p: u64, row: Option<&[f32]>, is_n: bool) {
+    pub(crate) fn add(&mut self, grid: &Grid, p: u64, row: Option<&[f32]>, is_n: bool) {
         for k in grid.containing(p) {
             let (sum, real) = self.open.entry(k).or_default();
             if let Some(row) = row {
@@ -245,40 +245,7 @@ impl<'a, B: Backend> Embedder<'a, B> {
         if end <= start {
             return Ok(());
         }
-        let grid = match self.options.pooling {
-            Pooling::Record => Grid {
-                start,
-                end,
-                size: end - start,
-                stride: end - start,
-            },
-            Pooling::Windows { size, stride } => Grid {
-                start,
-                end,
-                size,
-                stride,
-            },
-            Pooling::PerBase => {
-                if end - start > self.options.per_base_cap {
-                    return Err(Error::format(
-                        path,
-                        format!(
-                            "per-base embeddings of {name}:{}-{end} ({} bases) exceed the cap of \
-                             {} bases: give a shorter --region or raise --max-per-base",
-                            start + 1,
-                            end - start,
-                            self.options.per_base_cap
-                        ),
-                    ));
-                }
-                Grid {
-                    start,
-                    end,
-                    size: 1,
-                    stride: 1,
-                }
-            }
-        };
+        let grid = grid_for(&self.options, path, name, start, end)?;
         let d = self.backend.config().hidden_size;
         let stripe = self.options.stripe_len as u64;
         let n = self.tokenizer.n_token();
@@ -317,13 +284,11 @@ impl<'a, B: Backend> Embedder<'a, B> {
 
         // Forward sweep: the forward strand's own states (unless reverse only), N counts, and
         // each window written once its last base has gone by.
-        let windows = grid.count();
         let mut stream = match self.options.strand {
             Strand::Reverse => None,
             _ => Some(HiddenStream::new(self.backend, layer, bos)?),
         };
         let mut open = OpenWindows::default();
-        let mut reverse_mean = Vec::new();
         let mut lo = start;
         while lo < end {
             let hi = (lo + stripe).min(end);
@@ -337,41 +302,116 @@ impl<'a, B: Backend> Embedder<'a, B> {
                 let row = stream.is_some().then(|| &hidden[i * d..(i + 1) * d]);
                 open.add(&grid, lo + i as u64, row, t == n);
             }
-            for (k, sum, real) in open.take(|k| grid.bounds(k).1 <= hi) {
-                let (ws, we) = grid.bounds(k);
-                if real == 0 {
-                    summary.skipped_n_only += 1;
-                    continue;
-                }
-                let mut values = mean_of(&sum, we - ws);
-                if let Some(spool) = &mut spool {
-                    let at = (windows - 1 - k) * d as u64;
-                    spool.read(at, at + d as u64, &mut reverse_mean)?;
-                    if values.is_empty() {
-                        values.clone_from(&reverse_mean);
-                    } else {
-                        for (v, r) in values.iter_mut().zip(&reverse_mean) {
-                            *v = 0.5 * (*v + r);
-                        }
-                    }
-                }
-                let label = match self.options.pooling {
-                    Pooling::Record => name.to_string(),
-                    _ => format!("{name}:{}-{we}", ws + 1),
-                };
-                sink.write_row(&EmbeddingRow {
-                    chrom: name,
-                    start: ws,
-                    end: we,
-                    name: &label,
-                    values: &values,
-                })?;
-                summary.rows += 1;
-            }
+            emit_done(
+                self.options.pooling,
+                &grid,
+                &mut open,
+                hi,
+                spool.as_mut(),
+                name,
+                d,
+                sink,
+                summary,
+            )?;
             lo = hi;
         }
         Ok(())
     }
+}
+
+/// The windows of span `[start, end)` of record `name` that `options.pooling` asks for.
+pub(crate) fn grid_for(
+    options: &EmbedOptions,
+    path: &Path,
+    name: &str,
+    start: u64,
+    end: u64,
+) -> Result<Grid> {
+    Ok(match options.pooling {
+        Pooling::Record => Grid {
+            start,
+            end,
+            size: end - start,
+            stride: end - start,
+        },
+        Pooling::Windows { size, stride } => Grid {
+            start,
+            end,
+            size,
+            stride,
+        },
+        Pooling::PerBase => {
+            if end - start > options.per_base_cap {
+                return Err(Error::format(
+                    path,
+                    format!(
+                        "per-base embeddings of {name}:{}-{end} ({} bases) exceed the cap of \
+                         {} bases: give a shorter --region or raise --max-per-base",
+                        start + 1,
+                        end - start,
+                        options.per_base_cap
+                    ),
+                ));
+            }
+            Grid {
+                start,
+                end,
+                size: 1,
+                stride: 1,
+            }
+        }
+    })
+}
+
+/// Writes every open window of `grid` that ends at or before `hi`, averaged with its reverse
+/// strand mean from `spool` when there is one (window `k`'s mean is spooled at
+/// `windows - 1 - k`); windows of N only are counted, not written.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn emit_done(
+    pooling: Pooling,
+    grid: &Grid,
+    open: &mut OpenWindows,
+    hi: u64,
+    mut spool: Option<&mut Spool>,
+    name: &str,
+    d: usize,
+    sink: &mut dyn EmbeddingSink,
+    summary: &mut EmbedSummary,
+) -> Result<()> {
+    let windows = grid.count();
+    let mut reverse_mean = Vec::new();
+    for (k, sum, real) in open.take(|k| grid.bounds(k).1 <= hi) {
+        let (ws, we) = grid.bounds(k);
+        if real == 0 {
+            summary.skipped_n_only += 1;
+            continue;
+        }
+        let mut values = mean_of(&sum, we - ws);
+        if let Some(spool) = spool.as_deref_mut() {
+            let at = (windows - 1 - k) * d as u64;
+            spool.read(at, at + d as u64, &mut reverse_mean)?;
+            if values.is_empty() {
+                values.clone_from(&reverse_mean);
+            } else {
+                for (v, r) in values.iter_mut().zip(&reverse_mean) {
+                    *v = 0.5 * (*v + r);
+                }
+            }
+        }
+        let label = match pooling {
+            Pooling::Record => name.to_string(),
+            _ => format!("{name}:{}-{we}", ws + 1),
+        };
+        sink.write_row(&EmbeddingRow {
+            chrom: name,
+            start: ws,
+            end: we,
+            name: &label,
+            values: &values,
+        })?;
+        summary.rows += 1;
+    }
+    Ok(())
 }
 
 /// `sum / count`, as f32.

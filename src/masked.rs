@@ -7,11 +7,13 @@
 
 use std::path::Path;
 
+use crate::embed::{EmbedOptions, EmbedSummary, EmbeddingSink, OpenWindows, emit_done, grid_for};
 use crate::error::{Error, Result};
 use crate::graph::Ops;
 use crate::graph::caduceus::CaduceusGraph;
 use crate::input::span::{self, BaseSource, IndexedRecord};
 use crate::input::{Region, SequenceFile};
+use crate::likelihood::Strand;
 use crate::model::caduceus::{BASE_TOKENS, MASK_TOKEN};
 use crate::output::TrackSink;
 use crate::tokenizer::Tokenizer;
@@ -379,6 +381,203 @@ impl<'a, O: Ops> MaskedScorer<'a, O> {
             (self.progress)(group.len() as u64);
         }
         Ok(results)
+    }
+}
+
+/// Embeddings from a masked model: each base's final hidden state from the window where it is
+/// most central (windows run one at a time, so memory holds one window's states), pooled as
+/// `options.pooling` asks. RCPS models give `d_model` values per base, the two halves averaged
+/// after flipping the RC half's channels (per base; pooled over a sequence this is
+/// PlantCaduceus' averaging), or both halves (`2 · d_model`) with `rc_halves`. With the reverse
+/// strand, the reverse complement's states are mapped back to their bases' forward positions.
+pub struct MaskedEmbedder<'a, O: Ops> {
+    graph: &'a CaduceusGraph<O>,
+    tokenizer: Tokenizer,
+    windows: MaskedOptions,
+    options: EmbedOptions,
+    rc_halves: bool,
+    progress: &'a (dyn Fn(u64) + Sync),
+}
+
+impl<'a, O: Ops> MaskedEmbedder<'a, O> {
+    /// An embedder; `options.layer` must be `None` (final states only).
+    pub fn new(
+        graph: &'a CaduceusGraph<O>,
+        windows: MaskedOptions,
+        options: EmbedOptions,
+        rc_halves: bool,
+        progress: &'a (dyn Fn(u64) + Sync),
+    ) -> Result<Self> {
+        if options.layer.is_some() {
+            return Err(Error::Backend(
+                "--layer is not supported for masked models: their final states only".into(),
+            ));
+        }
+        Ok(MaskedEmbedder {
+            graph,
+            tokenizer: tokenizer(),
+            windows,
+            options,
+            rc_halves,
+            progress,
+        })
+    }
+
+    /// Values per embedding row.
+    pub fn dim(&self) -> usize {
+        let c = self.graph.config();
+        if c.rcps && self.rc_halves {
+            2 * c.d_model
+        } else {
+            c.d_model
+        }
+    }
+
+    /// Embeds `regions` of `file` (every record when empty) into `sink`.
+    pub fn run(
+        &self,
+        file: &mut SequenceFile,
+        regions: &[Region],
+        sink: &mut dyn EmbeddingSink,
+    ) -> Result<EmbedSummary> {
+        let mut summary = EmbedSummary::default();
+        match file {
+            SequenceFile::Indexed(indexed) => {
+                let path = indexed.path().to_path_buf();
+                for (name, start, end) in span::targets(indexed, regions)? {
+                    let mut src = IndexedRecord {
+                        file: indexed,
+                        name: &name,
+                    };
+                    self.embed_span(&path, &name, start, end, &mut src, sink, &mut summary)?;
+                }
+            }
+            SequenceFile::Stream(stream) => {
+                let path = stream.path().to_path_buf();
+                if !regions.is_empty() {
+                    return Err(Error::format(path, "regions need an indexed file"));
+                }
+                stream.for_each_record(|name, chunks| {
+                    let mut bases = Vec::new();
+                    while chunks.read_chunk(1 << 20, &mut bases)? > 0 {}
+                    let len = bases.len() as u64;
+                    self.embed_span(&path, name, 0, len, &mut bases, sink, &mut summary)
+                })?;
+            }
+        }
+        Ok(summary)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn embed_span(
+        &self,
+        path: &Path,
+        name: &str,
+        start: u64,
+        end: u64,
+        src: &mut dyn BaseSource,
+        sink: &mut dyn EmbeddingSink,
+        summary: &mut EmbedSummary,
+    ) -> Result<()> {
+        if end <= start {
+            return Ok(());
+        }
+        let grid = grid_for(&self.options, path, name, start, end)?;
+        let len = (end - start) as usize;
+        let (forward, reverse) = match self.options.strand {
+            Strand::Forward => (true, false),
+            Strand::Reverse => (false, true),
+            Strand::Both => (true, true),
+        };
+        let d = self.dim();
+        let n = self.tokenizer.n_token();
+        let mut open = OpenWindows::default();
+        let (mut bases, mut tokens) = (Vec::new(), Vec::new());
+        for w in plan_windows(len, self.windows.window_len, self.windows.overlap) {
+            src.fetch(start + w.start as u64, start + w.end as u64, &mut bases)?;
+            span::tokenize(
+                &self.tokenizer,
+                path,
+                name,
+                start + w.start as u64,
+                &bases,
+                &mut tokens,
+            )?;
+            let wlen = tokens.len();
+            let fwd = if forward {
+                Some(self.rows(&tokens, false)?)
+            } else {
+                None
+            };
+            let rev = if reverse {
+                let mut rc = tokens.clone();
+                self.tokenizer.reverse_complement(&mut rc);
+                Some(self.rows(&rc, true)?)
+            } else {
+                None
+            };
+            let mut row = vec![0.0f32; d];
+            for i in w.keep_start - w.start..w.keep_end - w.start {
+                let f = fwd.as_ref().map(|h| &h[i * d..(i + 1) * d]);
+                // Row wlen - 1 - i of the reverse complement is this base.
+                let r = rev.as_ref().map(|h| &h[(wlen - 1 - i) * d..(wlen - i) * d]);
+                match (f, r) {
+                    (Some(f), Some(r)) => {
+                        for ((o, a), b) in row.iter_mut().zip(f).zip(r) {
+                            *o = 0.5 * (a + b);
+                        }
+                    }
+                    (Some(x), None) | (None, Some(x)) => row.copy_from_slice(x),
+                    (None, None) => unreachable!("at least one strand runs"),
+                }
+                let pos = start + (w.start + i) as u64;
+                open.add(&grid, pos, Some(&row), tokens[i] == n);
+            }
+            let hi = start + w.keep_end as u64;
+            emit_done(
+                self.options.pooling,
+                &grid,
+                &mut open,
+                hi,
+                None,
+                name,
+                d,
+                sink,
+                summary,
+            )?;
+            (self.progress)((w.keep_end - w.keep_start) as u64);
+        }
+        Ok(())
+    }
+
+    /// Per-base rows (`dim()` values) of one window's tokens; `rc` marks a reverse-complement
+    /// pass, whose full RCPS rows are channel-flipped to line up with the forward strand's.
+    fn rows(&self, tokens: &[u32], rc: bool) -> Result<Vec<f32>> {
+        let c = self.graph.config();
+        let mut hidden = Vec::new();
+        self.graph.hidden_host(tokens, 1, &mut hidden)?;
+        if !c.rcps {
+            return Ok(hidden);
+        }
+        let dm = c.d_model;
+        if self.rc_halves {
+            if rc {
+                for row in hidden.chunks_exact_mut(2 * dm) {
+                    row.reverse();
+                }
+            }
+            return Ok(hidden);
+        }
+        Ok(hidden
+            .chunks_exact(2 * dm)
+            .flat_map(|row| {
+                let (a, b) = row.split_at(dm);
+                a.iter()
+                    .zip(b.iter().rev())
+                    .map(|(x, y)| 0.5 * (x + y))
+                    .collect::<Vec<_>>()
+            })
+            .collect())
     }
 }
 

@@ -202,3 +202,95 @@ fn masked_llrs_equal_the_released_code_and_rcps_strands_agree() {
         assert_eq!(indel[col("skip_reason")], "not_snv");
     }
 }
+
+/// Per-base embedding rows of `ssmgen embed --per-base` on `fasta`, by 0-based position
+/// (`None` for an N, which gets no row).
+fn per_base_rows(model: &str, fasta: &std::path::Path, extra: &[&str]) -> Vec<Option<Vec<f32>>> {
+    let out = ok_stdout(
+        ssmgen()
+            .args([
+                "embed",
+                "-q",
+                "--device",
+                "cpu",
+                "--per-base",
+                "--model",
+                model,
+            ])
+            .arg(fasta)
+            .args(extra)
+            .output()
+            .unwrap(),
+    );
+    let mut rows = vec![None; 300];
+    for l in out.lines().skip(1) {
+        let start: usize = l.split(',').nth(1).unwrap().parse().unwrap();
+        rows[start] = Some(l.split(',').skip(4).map(|v| v.parse().unwrap()).collect());
+    }
+    rows
+}
+
+/// Pairs of rows present in both, with the second taken at the mirrored position.
+fn mirrored_pairs<'a>(
+    a: &'a [Option<Vec<f32>>],
+    b: &'a [Option<Vec<f32>>],
+) -> impl Iterator<Item = (&'a Vec<f32>, &'a Vec<f32>)> {
+    let len = a.len();
+    (0..len).filter_map(move |t| a[t].as_ref().zip(b[len - 1 - t].as_ref()))
+}
+
+#[test]
+fn rcps_embeddings_are_the_averaged_halves_and_mirror_under_reverse_complement() {
+    let fasta = std::path::Path::new("test-data/caduceus.fa");
+    let hidden = floats("caduceus_ps.hidden");
+    let (len, d) = (300, 32);
+    let halves = per_base_rows("test-data/caduceus-ps", fasta, &["--rc-halves"]);
+    let averaged = per_base_rows("test-data/caduceus-ps", fasta, &[]);
+    assert_eq!(
+        halves.iter().flatten().count(),
+        len - 3,
+        "the three N have no row"
+    );
+    let mut worst = 0.0f32;
+    for t in 0..len {
+        let (Some(h), Some(a)) = (&halves[t], &averaged[t]) else {
+            continue;
+        };
+        assert_eq!((h.len(), a.len()), (2 * d, d));
+        let row = &hidden[t * 2 * d..(t + 1) * 2 * d];
+        for c in 0..d {
+            let want = 0.5 * (row[c] + row[2 * d - 1 - c]);
+            worst = worst.max((a[c] - want).abs());
+        }
+        for c in 0..2 * d {
+            worst = worst.max((h[c] - row[c]).abs());
+        }
+    }
+    assert!(
+        worst <= 1e-4,
+        "embeddings vs the released code's hidden states: {worst}"
+    );
+
+    // The reverse complement's embeddings are this sequence's, mirrored.
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(fasta).unwrap();
+    let seq: String = text.lines().skip(1).collect();
+    let rc = common::revcomp(&seq);
+    let rc_path = dir.path().join("rc.fa");
+    std::fs::write(&rc_path, format!(">cad\n{rc}\n")).unwrap();
+    let mirrored = per_base_rows("test-data/caduceus-ps", &rc_path, &[]);
+    let mut worst = 0.0f32;
+    let mut pairs = 0;
+    for (a, b) in mirrored_pairs(&averaged, &mirrored) {
+        pairs += 1;
+        for c in 0..d {
+            worst = worst.max((a[c] - b[c]).abs());
+        }
+    }
+    assert_eq!(pairs, len - 3);
+    assert!(worst <= 1e-5, "RC mirror: {worst}");
+    // A causal-style single strand of a non-RCPS model does not mirror: the check can fail.
+    let ph = per_base_rows("test-data/caduceus-ph", fasta, &[]);
+    let ph_rc = per_base_rows("test-data/caduceus-ph", &rc_path, &[]);
+    assert!(mirrored_pairs(&ph, &ph_rc).any(|(a, b)| (a[0] - b[0]).abs() > 1e-3));
+}
