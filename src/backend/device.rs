@@ -88,7 +88,7 @@ mod tests {
         let config = crate::model::builtin::load().unwrap().config;
         for free in [0, 1 << 30, 80 << 30] {
             let s = gpu_stripe_len(&config, free);
-            assert!(s % 4096 == 0 && (4096..=1 << 21).contains(&s));
+            assert!(s.is_multiple_of(4096) && (4096..=1 << 21).contains(&s));
         }
         assert!((1024..=65536).contains(&cpu_stripe_len(&config)));
     }
