@@ -15,7 +15,7 @@
 //! BiMamba blocks with a tied (or separate) LM head.
 
 use super::mamba::MixerPath;
-use super::{LinearRole, Ops};
+use super::{Consumer, LinearRole, Ops};
 use crate::error::{Error, Result};
 use crate::model::caduceus::{BiStrategy, CaduceusConfig, CaduceusModel};
 
@@ -165,14 +165,14 @@ impl<O: Ops> CaduceusGraph<O> {
                     h
                 }
             };
-            let normed = ops.rms_norm(&r, &block.norm, eps)?;
+            let normed = ops.rms_norm(&r, &block.norm, eps, Consumer::BlockProjection)?;
             h = self.bimamba(block, &normed, batch)?;
             residual = Some(r);
         }
         if let Some(r) = residual {
             ops.add(&mut h, &r)?;
         }
-        ops.rms_norm(&h, &self.norm_f, eps)
+        ops.rms_norm(&h, &self.norm_f, eps, Consumer::Any)
     }
 
     fn hidden_halves(&self, tokens: &[u32], batch: usize) -> Result<(O::Act, O::Act)> {
@@ -203,8 +203,9 @@ impl<O: Ops> CaduceusGraph<O> {
             } else {
                 (r_a, r_b)
             };
-            let n_a = ops.rms_norm(&r_a, &block.norm, eps)?;
-            let n_b = ops.rms_norm(&r_b, &block.norm_flipped, eps)?;
+            let n_a = ops.rms_norm(&r_a, &block.norm, eps, Consumer::BlockProjection)?;
+            // n_b is flipped before the projections read it: it stays f32.
+            let n_b = ops.rms_norm(&r_b, &block.norm_flipped, eps, Consumer::Any)?;
             h_a = self.bimamba(block, &n_a, batch)?;
             h_b = self.bimamba_rc(block, &n_b, batch)?;
             residual = Some((r_a, r_b));
@@ -214,8 +215,8 @@ impl<O: Ops> CaduceusGraph<O> {
             ops.add(&mut h_b, &r_b)?;
         }
         Ok((
-            ops.rms_norm(&h_a, &self.norm_f, eps)?,
-            ops.rms_norm(&h_b, &self.norm_f_flipped, eps)?,
+            ops.rms_norm(&h_a, &self.norm_f, eps, Consumer::Any)?,
+            ops.rms_norm(&h_b, &self.norm_f_flipped, eps, Consumer::Any)?,
         ))
     }
 

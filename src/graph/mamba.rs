@@ -5,8 +5,8 @@
 
 use rayon::prelude::*;
 
-use super::{LinearRole, Ops};
-use crate::backend::{Backend, batch_len, check_layer, check_tokens};
+use super::{Consumer, LinearRole, Ops};
+use crate::backend::{Backend, batch_len, check_checkpoints, check_layer, check_tokens};
 use crate::error::Result;
 use crate::model::{LayerWeights, MambaConfig, Model};
 
@@ -49,6 +49,9 @@ impl<O: Ops> MixerPath<O> {
         ops.linear(&y, &self.out_proj)
     }
 }
+
+/// Per checkpoint, the state of every layer there.
+type Snapshots<O> = Vec<Vec<<O as Ops>::MixerState>>;
 
 struct Block<O: Ops> {
     norm: O::Vector,
@@ -95,24 +98,63 @@ impl<O: Ops> MambaGraph<O> {
         &self.ops
     }
 
-    /// Runs the blocks over `tokens` from `state`, stopping after block `stop_after` (all when
-    /// `None`): the residual stream `[len, d_model]`.
+    /// Runs the blocks over `tokens` (`batch` stacked sequences) from `states` (one per
+    /// layer, each holding the batch), stopping after block `stop_after` (all when `None`):
+    /// the residual stream `[rows, d_model]`. With checkpoints `at` (batch 1), also the
+    /// states before those token indices: `snapshots[j][layer]`.
     fn run_blocks(
         &self,
-        state: &mut [O::MixerState],
+        states: &mut [O::MixerState],
         tokens: &[u32],
         stop_after: Option<usize>,
-    ) -> Result<O::Act> {
+        at: &[usize],
+    ) -> Result<(O::Act, Snapshots<O>)> {
         let ops = &self.ops;
+        let eps = self.config.layer_norm_epsilon;
         let mut hidden = ops.embed(&self.embeddings, tokens)?;
+        let mut snapshots: Snapshots<O> = at.iter().map(|_| Vec::new()).collect();
         let last = stop_after.unwrap_or(self.blocks.len() - 1);
-        for (block, st) in self.blocks.iter().zip(state.iter_mut()).take(last + 1) {
-            let normed = ops.rms_norm(&hidden, &block.norm, self.config.layer_norm_epsilon)?;
+        for (block, st) in self.blocks.iter().zip(states.iter_mut()).take(last + 1) {
+            let normed = ops.rms_norm(&hidden, &block.norm, eps, Consumer::BlockProjection)?;
             let xz = ops.linear(&normed, &block.path.in_proj)?;
-            let y = ops.mixer(&block.path.mixer, &xz, st, false)?;
+            drop(normed);
+            let y = if at.is_empty() {
+                ops.mixer(&block.path.mixer, &xz, st, false)?
+            } else {
+                let (y, copies) = ops.mixer_checkpoints(&block.path.mixer, &xz, st, at)?;
+                for (snap, copy) in snapshots.iter_mut().zip(copies) {
+                    snap.push(copy);
+                }
+                y
+            };
+            drop(xz);
             ops.linear_add(&y, &block.path.out_proj, &mut hidden)?;
         }
-        Ok(hidden)
+        Ok((hidden, snapshots))
+    }
+
+    /// Log-softmax rows of `batch` stacked sequences from per-layer `states` (each holding the
+    /// batch), into `logp`; snapshots as [`MambaGraph::run_blocks`].
+    fn logp_rows(
+        &self,
+        states: &mut [O::MixerState],
+        tokens: &[u32],
+        at: &[usize],
+        logp: &mut Vec<f32>,
+    ) -> Result<Snapshots<O>> {
+        let ops = &self.ops;
+        let (hidden, snapshots) = self.run_blocks(states, tokens, None, at)?;
+        let normed = ops.rms_norm(
+            &hidden,
+            &self.norm_f,
+            self.config.layer_norm_epsilon,
+            Consumer::Any,
+        )?;
+        drop(hidden);
+        let mut logits = ops.linear(&normed, &self.lm_head)?;
+        ops.log_softmax(&mut logits)?;
+        ops.to_host(&logits, logp)?;
+        Ok(snapshots)
     }
 }
 
@@ -143,16 +185,33 @@ where
             logp.clear();
             return Ok(());
         }
-        let ops = &self.ops;
-        let hidden = self.run_blocks(state, tokens, None)?;
-        let normed = ops.rms_norm(&hidden, &self.norm_f, self.config.layer_norm_epsilon)?;
-        let mut logits = ops.linear(&normed, &self.lm_head)?;
-        ops.log_softmax(&mut logits)?;
-        ops.to_host(&logits, logp)
+        self.logp_rows(state, tokens, &[], logp)?;
+        Ok(())
+    }
+
+    fn checkpoint_stride(&self) -> usize {
+        self.ops.checkpoint_stride()
+    }
+
+    fn forward_checkpoints(
+        &self,
+        state: &mut Self::State,
+        tokens: &[u32],
+        logp: &mut Vec<f32>,
+        at: &[usize],
+    ) -> Result<Vec<Self::State>> {
+        check_tokens(&self.config, tokens)?;
+        check_checkpoints(at, tokens.len(), self.ops.checkpoint_stride())?;
+        if tokens.is_empty() {
+            logp.clear();
+            return Ok(Vec::new());
+        }
+        self.logp_rows(state, tokens, at, logp)
     }
 
     /// On a device that runs batches in parallel (the CPU), one rayon task per sequence:
     /// short sequences leave the per-op parallelism inside one pass with too little work.
+    /// Elsewhere (a GPU) the sequences run stacked as one batch.
     fn forward_batch(
         &self,
         states: &mut [Self::State],
@@ -163,25 +222,30 @@ where
         let Some(len) = batch_len(states.len(), tokens.len())? else {
             return Ok(());
         };
-        let rows: Vec<Result<Vec<f32>>> = if self.ops.runs_batches_in_parallel() {
-            states
-                .par_iter_mut()
-                .zip(tokens.par_chunks(len))
-                .map(|(state, seq)| {
-                    let mut rows = Vec::new();
-                    self.forward(state, seq, &mut rows).map(|()| rows)
+        if !self.ops.runs_batches_in_parallel() {
+            check_tokens(&self.config, tokens)?;
+            let mut stacked = (0..self.blocks.len())
+                .map(|i| {
+                    let parts: Vec<&O::MixerState> = states.iter().map(|s| &s[i]).collect();
+                    self.ops.stack_states(&parts)
                 })
-                .collect()
-        } else {
-            states
-                .iter_mut()
-                .zip(tokens.chunks(len))
-                .map(|(state, seq)| {
-                    let mut rows = Vec::new();
-                    self.forward(state, seq, &mut rows).map(|()| rows)
-                })
-                .collect()
-        };
+                .collect::<Result<Vec<_>>>()?;
+            self.logp_rows(&mut stacked, tokens, &[], logp)?;
+            for (i, layer) in stacked.iter().enumerate() {
+                let mut parts: Vec<&mut O::MixerState> =
+                    states.iter_mut().map(|s| &mut s[i]).collect();
+                self.ops.unstack_states(layer, &mut parts)?;
+            }
+            return Ok(());
+        }
+        let rows: Vec<Result<Vec<f32>>> = states
+            .par_iter_mut()
+            .zip(tokens.par_chunks(len))
+            .map(|(state, seq)| {
+                let mut rows = Vec::new();
+                self.forward(state, seq, &mut rows).map(|()| rows)
+            })
+            .collect();
         for r in rows {
             logp.extend_from_slice(&r?);
         }
@@ -201,13 +265,16 @@ where
             hidden.clear();
             return Ok(());
         }
-        let out = self.run_blocks(state, tokens, layer)?;
+        let (out, _) = self.run_blocks(state, tokens, layer, &[])?;
         match layer {
             Some(_) => self.ops.to_host(&out, hidden),
             None => {
-                let normed =
-                    self.ops
-                        .rms_norm(&out, &self.norm_f, self.config.layer_norm_epsilon)?;
+                let normed = self.ops.rms_norm(
+                    &out,
+                    &self.norm_f,
+                    self.config.layer_norm_epsilon,
+                    Consumer::Any,
+                )?;
                 self.ops.to_host(&normed, hidden)
             }
         }

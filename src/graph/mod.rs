@@ -54,8 +54,15 @@ pub trait Ops: Send + Sync {
 
     /// Rows of the embedding table `table` for `tokens`: `[tokens.len(), d]`.
     fn embed(&self, table: &Self::Linear, tokens: &[u32]) -> Result<Self::Act>;
-    /// RMSNorm of every row: `x / sqrt(mean(x²) + eps) * weight`.
-    fn rms_norm(&self, x: &Self::Act, weight: &Self::Vector, eps: f32) -> Result<Self::Act>;
+    /// RMSNorm of every row: `x / sqrt(mean(x²) + eps) * weight`. `consumer` says what reads
+    /// the result: a block projection's input may be stored at the block precision.
+    fn rms_norm(
+        &self,
+        x: &Self::Act,
+        weight: &Self::Vector,
+        eps: f32,
+        consumer: Consumer,
+    ) -> Result<Self::Act>;
     /// `x · wᵀ (+ bias)`.
     fn linear(&self, x: &Self::Act, w: &Self::Linear) -> Result<Self::Act>;
     /// `acc += x · wᵀ (+ bias)`.
@@ -73,6 +80,30 @@ pub trait Ops: Send + Sync {
         state: &mut Self::MixerState,
         reverse: bool,
     ) -> Result<Self::Act>;
+    /// Positions at which [`Ops::mixer_checkpoints`] can copy a state: multiples of this
+    /// from a sequence's start (1 on the CPU; a GPU's scan chunk). Stripes that start at such
+    /// multiples give the same results bit for bit, whatever their lengths.
+    fn checkpoint_stride(&self) -> usize {
+        1
+    }
+    /// [`Ops::mixer`] forward in time for one sequence (`state` of batch 1), also returning
+    /// copies of the state as it stood before each row index in `at` (ascending, below the
+    /// row count, multiples of [`Ops::checkpoint_stride`]).
+    fn mixer_checkpoints(
+        &self,
+        w: &Self::Mixer,
+        xz: &Self::Act,
+        state: &mut Self::MixerState,
+        at: &[usize],
+    ) -> Result<(Self::Act, Vec<Self::MixerState>)>;
+    /// One state for the batch of sequences whose states are `parts`, in order.
+    fn stack_states(&self, parts: &[&Self::MixerState]) -> Result<Self::MixerState>;
+    /// Copies each sequence's part of `stacked` back into `parts`.
+    fn unstack_states(
+        &self,
+        stacked: &Self::MixerState,
+        parts: &mut [&mut Self::MixerState],
+    ) -> Result<()>;
     /// `x += y`.
     fn add(&self, x: &mut Self::Act, y: &Self::Act) -> Result<()>;
     /// `x *= y`, element by element.
@@ -88,6 +119,15 @@ pub trait Ops: Send + Sync {
     fn log_softmax(&self, x: &mut Self::Act) -> Result<()>;
     /// Copies `x` to the host, row-major, replacing `out`.
     fn to_host(&self, x: &Self::Act, out: &mut Vec<f32>) -> Result<()>;
+}
+
+/// What reads an op's output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Consumer {
+    /// Any op: the output stays f32.
+    Any,
+    /// Only block projections (`in_proj`), which may take it at their own precision.
+    BlockProjection,
 }
 
 /// What a projection is for: a backend may store the big per-block projections at a lower

@@ -7,7 +7,7 @@ use ops::ScanInputs;
 
 use crate::error::{Error, Result};
 use crate::graph::mamba::MambaGraph;
-use crate::graph::{LinearRole, Ops};
+use crate::graph::{Consumer, LinearRole, Ops};
 use crate::model::{LayerWeights, Model};
 
 /// The causal Mamba LM on the CPU.
@@ -215,7 +215,13 @@ impl Ops for CpuOps {
         Ok(CpuAct { data, width: d })
     }
 
-    fn rms_norm(&self, x: &CpuAct, weight: &Vec<f32>, eps: f32) -> Result<CpuAct> {
+    fn rms_norm(
+        &self,
+        x: &CpuAct,
+        weight: &Vec<f32>,
+        eps: f32,
+        _consumer: Consumer,
+    ) -> Result<CpuAct> {
         if weight.len() != x.width {
             return Err(shape_err("rms_norm"));
         }
@@ -274,6 +280,68 @@ impl Ops for CpuOps {
             }
         }
         Ok(CpuAct { data: y, width: e })
+    }
+
+    /// Splits the sequence at the checkpoints and copies the state between the pieces: CPU
+    /// results do not depend on where a sequence is split.
+    fn mixer_checkpoints(
+        &self,
+        w: &CpuMixer,
+        xz: &CpuAct,
+        state: &mut CpuMixerState,
+        at: &[usize],
+    ) -> Result<(CpuAct, Vec<CpuMixerState>)> {
+        let e = w.d_inner;
+        if xz.width != 2 * e || state.batch != 1 {
+            return Err(shape_err("mixer_checkpoints"));
+        }
+        let len = xz.rows();
+        let mut y = vec![0.0; len * e];
+        let mut copies = Vec::with_capacity(at.len());
+        let mut from = 0;
+        for &to in at.iter().chain(std::iter::once(&len)) {
+            if to > from {
+                self.mixer_one(
+                    w,
+                    &xz.data[from * 2 * e..to * 2 * e],
+                    &mut state.conv,
+                    &mut state.ssm,
+                    &mut y[from * e..to * e],
+                );
+            }
+            if to < len {
+                copies.push(state.clone());
+            }
+            from = to;
+        }
+        Ok((CpuAct { data: y, width: e }, copies))
+    }
+
+    fn stack_states(&self, parts: &[&CpuMixerState]) -> Result<CpuMixerState> {
+        Ok(CpuMixerState {
+            conv: parts.iter().flat_map(|p| p.conv.iter().copied()).collect(),
+            ssm: parts.iter().flat_map(|p| p.ssm.iter().copied()).collect(),
+            batch: parts.iter().map(|p| p.batch).sum(),
+        })
+    }
+
+    fn unstack_states(
+        &self,
+        stacked: &CpuMixerState,
+        parts: &mut [&mut CpuMixerState],
+    ) -> Result<()> {
+        let (mut c, mut s) = (0, 0);
+        for p in parts.iter_mut() {
+            let (nc, ns) = (p.conv.len(), p.ssm.len());
+            let (Some(conv), Some(ssm)) = (stacked.conv.get(c..c + nc), stacked.ssm.get(s..s + ns))
+            else {
+                return Err(shape_err("unstack_states"));
+            };
+            p.conv.copy_from_slice(conv);
+            p.ssm.copy_from_slice(ssm);
+            (c, s) = (c + nc, s + ns);
+        }
+        Ok(())
     }
 
     fn add(&self, x: &mut CpuAct, y: &CpuAct) -> Result<()> {

@@ -13,7 +13,7 @@ use cudarc::driver::{
 use super::module::Kernels;
 use super::{Precision, SCAN_CHUNK, cuda_available, cuda_err, grid};
 use crate::error::{Error, Result};
-use crate::graph::{LinearRole, Ops};
+use crate::graph::{Consumer, LinearRole, Ops};
 use crate::model::LayerWeights;
 
 /// The GPU handles: stream, cuBLAS, compiled kernels. The causal backend and the graph ops
@@ -24,6 +24,8 @@ pub struct CudaOps {
     pub(super) kernels: Kernels,
     pub(super) precision: Precision,
     name: String,
+    /// A one-float buffer for kernel arguments that a launch does not write.
+    dummy: CudaSlice<f32>,
     /// Held by every op, so calls from several threads never interleave on the stream.
     lock: Mutex<()>,
 }
@@ -34,15 +36,50 @@ pub struct CudaOps {
 unsafe impl Sync for CudaOps {}
 unsafe impl Send for CudaOps {}
 
-/// Activations on the GPU, `[rows, width]`.
+/// Activations on the GPU, `[rows, width]`: f32, or bf16 where only a bf16 block projection
+/// reads them.
 pub struct CudaAct {
-    buf: CudaSlice<f32>,
+    data: ActData,
+    rows: usize,
     width: usize,
 }
 
+enum ActData {
+    F32(CudaSlice<f32>),
+    /// bf16 bits.
+    Bf16(CudaSlice<u16>),
+}
+
 impl CudaAct {
+    fn f32(buf: CudaSlice<f32>, rows: usize, width: usize) -> Self {
+        CudaAct {
+            data: ActData::F32(buf),
+            rows,
+            width,
+        }
+    }
     fn rows(&self) -> usize {
-        self.buf.len() / self.width.max(1)
+        self.rows
+    }
+    fn len(&self) -> usize {
+        self.rows * self.width
+    }
+    /// The f32 values; an error for a bf16 projection input (a graph bug, not a user error).
+    fn values(&self) -> Result<&CudaSlice<f32>> {
+        match &self.data {
+            ActData::F32(b) => Ok(b),
+            ActData::Bf16(_) => Err(Error::Backend(
+                "cuda: a bf16 projection input was used as f32".into(),
+            )),
+        }
+    }
+    fn values_mut(&mut self) -> Result<&mut CudaSlice<f32>> {
+        match &mut self.data {
+            ActData::F32(b) => Ok(b),
+            ActData::Bf16(_) => Err(Error::Backend(
+                "cuda: a bf16 projection input was used as f32".into(),
+            )),
+        }
     }
 }
 
@@ -103,6 +140,24 @@ fn shape_err(what: &str) -> Error {
     Error::Backend(format!("cuda: {what}: operands have mismatched shapes"))
 }
 
+/// Keeps freed memory in the device's pool instead of returning it to the driver at every
+/// synchronisation, so the per-op allocations of the graph are reused stripe after stripe.
+fn keep_pool_memory(ctx: &Arc<CudaContext>) {
+    use cudarc::driver::sys;
+    let mut pool: sys::CUmemoryPool = std::ptr::null_mut();
+    let mut threshold: u64 = u64::MAX;
+    // SAFETY: plain driver calls on a live context's device; a failure only costs speed.
+    unsafe {
+        if sys::cuDeviceGetDefaultMemPool(&mut pool, ctx.cu_device()) == sys::CUresult::CUDA_SUCCESS {
+            let _ = sys::cuMemPoolSetAttribute(
+                pool,
+                sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD,
+                &mut threshold as *mut u64 as *mut std::ffi::c_void,
+            );
+        }
+    }
+}
+
 impl CudaOps {
     /// Opens GPU `ordinal` and compiles the kernels for a model with `d_state` SSM lanes and
     /// a conv of `d_conv` taps.
@@ -125,6 +180,10 @@ impl CudaOps {
             )));
         }
         let ctx = CudaContext::new(ordinal).map_err(cuda_err("cannot open the GPU"))?;
+        // SAFETY: everything runs on the one default stream, in order, so buffers need no
+        // cross-stream events.
+        unsafe { ctx.disable_event_tracking() };
+        keep_pool_memory(&ctx);
         let gpu = ctx.name().unwrap_or_else(|_| "unknown GPU".into());
         let stream = ctx.default_stream();
         let blas = CudaBlas::new(stream.clone())
@@ -135,14 +194,26 @@ impl CudaOps {
         } else {
             "f32"
         };
+        let dummy = stream
+            .alloc_zeros::<f32>(1)
+            .map_err(cuda_err("allocating GPU memory"))?;
         Ok(CudaOps {
             name: format!("cuda:{ordinal} ({gpu}, {p})"),
+            dummy,
             stream,
             blas,
             kernels,
             precision,
             lock: Mutex::new(()),
         })
+    }
+
+    /// Free and total GPU memory, bytes.
+    pub fn memory(&self) -> Result<(usize, usize)> {
+        self.stream
+            .context()
+            .mem_get_info()
+            .map_err(cuda_err("reading GPU memory"))
     }
 
     fn guard(&self) -> Result<MutexGuard<'_, ()>> {
@@ -297,7 +368,8 @@ impl CudaOps {
             .map_err(|e| Error::Backend(format!("cuBLAS gemm failed: {e}")))
     }
 
-    /// `dst (+)= x · wᵀ (+ bias)` for any weight precision.
+    /// `dst (+)= x · wᵀ (+ bias)`: an f32 or bf16 input with an f32 or bf16 weight (an f32
+    /// input of a bf16 weight is rounded to bf16 first).
     fn project(
         &self,
         x: &CudaAct,
@@ -309,19 +381,17 @@ impl CudaOps {
         if x.width != w.inp || dst.width != w.out || dst.rows() != m {
             return Err(shape_err("linear"));
         }
-        match &w.w {
-            Weight::F32(w32) => self.linear(
-                m,
-                w.out,
-                w.inp,
-                &x.buf,
-                w.inp,
-                w32,
-                &mut dst.buf,
-                accumulate,
-            )?,
-            Weight::Bf16(w16) => {
-                let count = x.buf.len();
+        let beta = if accumulate { 1.0 } else { 0.0 };
+        let out = dst.values_mut()?;
+        match (&w.w, &x.data) {
+            (Weight::F32(w32), ActData::F32(x32)) => {
+                self.linear(m, w.out, w.inp, x32, w.inp, w32, out, accumulate)?
+            }
+            (Weight::Bf16(w16), ActData::Bf16(x16)) => {
+                self.gemm_bf16(m, w.out, w.inp, w16, x16, out, beta)?
+            }
+            (Weight::Bf16(w16), ActData::F32(x32)) => {
+                let count = x.len();
                 // SAFETY: to_bf16 writes all `count` values.
                 let mut x16 = unsafe { self.stream.alloc::<u16>(count.max(1)) }
                     .map_err(cuda_err("allocating GPU memory"))?;
@@ -330,18 +400,22 @@ impl CudaOps {
                 unsafe {
                     self.stream
                         .launch_builder(&self.kernels.to_bf16)
-                        .arg(&x.buf)
+                        .arg(x32)
                         .arg(&mut x16)
                         .arg(&n)
                         .launch(grid(count))
                         .map_err(cuda_err("kernel launch failed"))?;
                 }
-                let beta = if accumulate { 1.0 } else { 0.0 };
-                self.gemm_bf16(m, w.out, w.inp, w16, &x16, &mut dst.buf, beta)?
+                self.gemm_bf16(m, w.out, w.inp, w16, &x16, out, beta)?
+            }
+            (Weight::F32(_), ActData::Bf16(_)) => {
+                return Err(Error::Backend(
+                    "cuda: a bf16 input reached an f32 projection".into(),
+                ));
             }
         }
         if let Some(b) = &w.bias {
-            self.add_bias(&mut dst.buf, b, m, w.out)?;
+            self.add_bias(out, b, m, w.out)?;
         }
         Ok(())
     }
@@ -351,7 +425,7 @@ impl CudaOps {
         if batch == 0 || !x.rows().is_multiple_of(batch) {
             return Err(shape_err("flip"));
         }
-        let count = x.buf.len();
+        let count = x.len();
         let mut out = self.alloc(count)?;
         let (len, batch_i, width) = ((x.rows() / batch) as i32, batch as i32, x.width as i32);
         let (fs, fc) = (i32::from(seq), i32::from(ch));
@@ -359,7 +433,7 @@ impl CudaOps {
         unsafe {
             self.stream
                 .launch_builder(&self.kernels.flip_rows)
-                .arg(&x.buf)
+                .arg(x.values()?)
                 .arg(&mut out)
                 .arg(&len)
                 .arg(&batch_i)
@@ -369,10 +443,7 @@ impl CudaOps {
                 .launch(grid(count))
                 .map_err(cuda_err("kernel launch failed"))?;
         }
-        Ok(CudaAct {
-            buf: out,
-            width: x.width,
-        })
+        Ok(CudaAct::f32(out, x.rows, x.width))
     }
 
     /// Copies `cols` columns from `src` (from column `src_c0`) into `dst` (from `dst_c0`).
@@ -393,14 +464,16 @@ impl CudaOps {
             cols as i32,
         );
         let rows_i = rows as i64;
+        let from = src.values()?;
+        let to = dst.values_mut()?;
         // SAFETY: both hold `rows` rows of their widths; the column ranges fit them.
         unsafe {
             self.stream
                 .launch_builder(&self.kernels.copy_cols)
-                .arg(&src.buf)
+                .arg(from)
                 .arg(&sw)
                 .arg(&sc)
-                .arg(&mut dst.buf)
+                .arg(to)
                 .arg(&dw)
                 .arg(&dc)
                 .arg(&c)
@@ -412,17 +485,19 @@ impl CudaOps {
     }
 
     fn combine(&self, x: &mut CudaAct, y: &CudaAct, mode: i32) -> Result<()> {
-        if x.buf.len() != y.buf.len() {
+        if x.len() != y.len() {
             return Err(shape_err("combine"));
         }
         let _g = self.guard()?;
-        let n = x.buf.len() as i64;
+        let n = x.len() as i64;
+        let other = y.values()?;
+        let target = x.values_mut()?;
         // SAFETY: x and y hold n floats each.
         unsafe {
             self.stream
                 .launch_builder(&self.kernels.combine)
-                .arg(&mut x.buf)
-                .arg(&y.buf)
+                .arg(target)
+                .arg(other)
                 .arg(&n)
                 .arg(&mode)
                 .launch(grid(n as usize))
@@ -431,13 +506,17 @@ impl CudaOps {
         Ok(())
     }
 
-    /// The mixer of `batch` stacked sequences, forward in time (no lock: callers hold it).
+    /// The mixer of the sequences `state` holds, forward in time (no lock: callers hold it).
+    /// `y` is bf16 with `bf16_out` (the input of a bf16 `out_proj`). With checkpoints `at`
+    /// (batch 1, multiples of [`SCAN_CHUNK`]), also the states before those rows.
     fn mixer_forward(
         &self,
         w: &CudaMixer,
         xz: &CudaAct,
         state: &mut CudaMixerState,
-    ) -> Result<CudaAct> {
+        bf16_out: bool,
+        at: &[usize],
+    ) -> Result<(CudaAct, Vec<CudaMixerState>)> {
         let (e, n, k, r) = (w.e, w.n, w.k, w.r);
         let batch = state.batch;
         let rows = xz.rows();
@@ -447,14 +526,19 @@ impl CudaOps {
         let (len_i, batch_i, e_i, k_i) = (len as i32, batch as i32, e as i32, k as i32);
         let in_stride = (2 * e) as i32;
         let launch_err = cuda_err("kernel launch failed");
+        let xz_buf = xz.values()?;
         let mut u = self.alloc(rows * e)?;
         let mut conv_next = self.alloc(batch * (k - 1).max(1) * e)?;
+        let mut copies = at
+            .iter()
+            .map(|_| self.zero_state(w, 1))
+            .collect::<Result<Vec<_>>>()?;
         // SAFETY (all launches): arguments match the kernels' signatures in kernels/*.cu and
         // every buffer holds at least the elements the launch grid indexes.
         unsafe {
             self.stream
                 .launch_builder(&self.kernels.conv)
-                .arg(&xz.buf)
+                .arg(xz_buf)
                 .arg(&in_stride)
                 .arg(&len_i)
                 .arg(&batch_i)
@@ -467,7 +551,7 @@ impl CudaOps {
                 .map_err(&launch_err)?;
             self.stream
                 .launch_builder(&self.kernels.conv_state_next)
-                .arg(&xz.buf)
+                .arg(xz_buf)
                 .arg(&in_stride)
                 .arg(&len_i)
                 .arg(&batch_i)
@@ -477,6 +561,22 @@ impl CudaOps {
                 .arg(&mut conv_next)
                 .launch(grid(batch * (k - 1) * e))
                 .map_err(&launch_err)?;
+            // The conv state before row p is the state after the first p rows.
+            for (&p, copy) in at.iter().zip(copies.iter_mut()) {
+                let (p_i, one) = (p as i32, 1i32);
+                self.stream
+                    .launch_builder(&self.kernels.conv_state_next)
+                    .arg(xz_buf)
+                    .arg(&in_stride)
+                    .arg(&p_i)
+                    .arg(&one)
+                    .arg(&e_i)
+                    .arg(&k_i)
+                    .arg(&state.conv)
+                    .arg(&mut copy.conv)
+                    .launch(grid((k - 1) * e))
+                    .map_err(&launch_err)?;
+            }
         }
         if k > 1 {
             state.conv = conv_next;
@@ -489,7 +589,6 @@ impl CudaOps {
         let mut h_end = self.alloc(batch * chunks * en)?;
         let mut decay = self.alloc(batch * chunks * en)?;
         let mut h_start = self.alloc(batch * chunks * en)?;
-        let mut y = self.alloc(rows * e)?;
         let (bc_stride, b_off, z_stride) = (xw as i32, r as i32, (2 * e) as i32);
         let (chunk_i, chunks_i, en_i) = (SCAN_CHUNK as i32, chunks as i32, en as i32);
         let scan_grid = LaunchConfig {
@@ -497,8 +596,6 @@ impl CudaOps {
             block_dim: (128, 1, 1),
             shared_mem_bytes: 0,
         };
-        let z = xz.buf.slice(e..);
-        let y16: u64 = 0;
         // SAFETY: as above.
         unsafe {
             self.stream
@@ -528,28 +625,77 @@ impl CudaOps {
                 .arg(&batch_i)
                 .launch(grid(batch * en))
                 .map_err(&launch_err)?;
-            self.stream
-                .launch_builder(&self.kernels.scan_output)
-                .arg(&u)
-                .arg(&delta)
-                .arg(&w.dt_bias)
-                .arg(&x_dbl)
-                .arg(&bc_stride)
-                .arg(&b_off)
-                .arg(&w.a)
-                .arg(&w.d)
-                .arg(&z)
-                .arg(&z_stride)
-                .arg(&len_i)
-                .arg(&e_i)
-                .arg(&chunk_i)
-                .arg(&h_start)
-                .arg(&mut y)
-                .arg(&y16)
-                .launch(scan_grid)
-                .map_err(&launch_err)?;
         }
-        Ok(CudaAct { buf: y, width: e })
+        // The SSM state before row p (a chunk boundary) is chunk p / SCAN_CHUNK's start.
+        for (&p, copy) in at.iter().zip(copies.iter_mut()) {
+            let slot = p / SCAN_CHUNK * en;
+            self.stream
+                .memcpy_dtod(&h_start.slice(slot..slot + en), &mut copy.ssm)
+                .map_err(cuda_err("copying a checkpoint"))?;
+        }
+        let z = xz_buf.slice(e..);
+        let mut y = self.alloc(if bf16_out { 1 } else { rows * e })?;
+        // SAFETY: y16 is written in place of y when bf16 output is asked for.
+        let mut y16 = if bf16_out {
+            Some(
+                unsafe { self.stream.alloc::<u16>((rows * e).max(1)) }
+                    .map_err(cuda_err("allocating GPU memory"))?,
+            )
+        } else {
+            None
+        };
+        {
+            let y16_ptr: u64 = match &mut y16 {
+                Some(b) => b.device_ptr_mut(&self.stream).0,
+                None => 0,
+            };
+            // SAFETY: as above; y16_ptr is null or a buffer of rows * e halves.
+            unsafe {
+                self.stream
+                    .launch_builder(&self.kernels.scan_output)
+                    .arg(&u)
+                    .arg(&delta)
+                    .arg(&w.dt_bias)
+                    .arg(&x_dbl)
+                    .arg(&bc_stride)
+                    .arg(&b_off)
+                    .arg(&w.a)
+                    .arg(&w.d)
+                    .arg(&z)
+                    .arg(&z_stride)
+                    .arg(&len_i)
+                    .arg(&e_i)
+                    .arg(&chunk_i)
+                    .arg(&h_start)
+                    .arg(&mut y)
+                    .arg(&y16_ptr)
+                    .launch(scan_grid)
+                    .map_err(&launch_err)?;
+            }
+        }
+        let out = match y16 {
+            Some(b) => CudaAct {
+                data: ActData::Bf16(b),
+                rows,
+                width: e,
+            },
+            None => CudaAct::f32(y, rows, e),
+        };
+        Ok((out, copies))
+    }
+
+    /// A zeroed state of `batch` sequences.
+    fn zero_state(&self, w: &CudaMixer, batch: usize) -> Result<CudaMixerState> {
+        let z = |n: usize| {
+            self.stream
+                .alloc_zeros::<f32>(n.max(1))
+                .map_err(cuda_err("allocating state"))
+        };
+        Ok(CudaMixerState {
+            conv: z(batch * (w.k - 1).max(1) * w.e)?,
+            ssm: z(batch * w.e * w.n)?,
+            batch,
+        })
     }
 }
 
@@ -574,6 +720,8 @@ impl Ops for CudaOps {
             w.dt_proj.len() / e.max(1),
         );
         let _g = self.guard()?;
+        // The step size goes through softplus and exp: x_proj and dt_proj stay f32 at either
+        // precision.
         Ok(CudaMixer {
             e,
             n,
@@ -612,16 +760,7 @@ impl Ops for CudaOps {
 
     fn new_mixer_state(&self, w: &CudaMixer, batch: usize) -> Result<CudaMixerState> {
         let _g = self.guard()?;
-        let z = |n: usize| {
-            self.stream
-                .alloc_zeros::<f32>(n.max(1))
-                .map_err(cuda_err("allocating state"))
-        };
-        Ok(CudaMixerState {
-            conv: z(batch * (w.k - 1).max(1) * w.e)?,
-            ssm: z(batch * w.e * w.n)?,
-            batch,
-        })
+        self.zero_state(w, batch)
     }
 
     fn embed(&self, table: &CudaLinear, tokens: &[u32]) -> Result<CudaAct> {
@@ -648,45 +787,71 @@ impl Ops for CudaOps {
                 .launch(grid(tokens.len() * d))
                 .map_err(cuda_err("kernel launch failed"))?;
         }
-        Ok(CudaAct { buf: out, width: d })
+        Ok(CudaAct::f32(out, tokens.len(), d))
     }
 
-    fn rms_norm(&self, x: &CudaAct, weight: &CudaSlice<f32>, eps: f32) -> Result<CudaAct> {
+    fn rms_norm(
+        &self,
+        x: &CudaAct,
+        weight: &CudaSlice<f32>,
+        eps: f32,
+        consumer: Consumer,
+    ) -> Result<CudaAct> {
         if weight.len() != x.width {
             return Err(shape_err("rms_norm"));
         }
         let _g = self.guard()?;
-        let mut out = self.alloc(x.buf.len())?;
-        let (d_i, null) = (x.width as i32, 0u64);
-        // SAFETY: one block per row of `width` floats; out16 is null.
-        unsafe {
-            self.stream
-                .launch_builder(&self.kernels.rms_norm)
-                .arg(&x.buf)
-                .arg(weight)
-                .arg(&mut out)
-                .arg(&null)
-                .arg(&d_i)
-                .arg(&eps)
-                .launch(LaunchConfig {
-                    grid_dim: (x.rows() as u32, 1, 1),
-                    block_dim: (128, 1, 1),
-                    shared_mem_bytes: 0,
-                })
-                .map_err(cuda_err("kernel launch failed"))?;
+        let bf16 = consumer == Consumer::BlockProjection && self.precision == Precision::Bf16;
+        let count = x.len();
+        let (mut out, mut out16) = if bf16 {
+            // SAFETY: the kernel writes all `count` halves.
+            let half = unsafe { self.stream.alloc::<u16>(count.max(1)) }
+                .map_err(cuda_err("allocating GPU memory"))?;
+            (None, Some(half))
+        } else {
+            (Some(self.alloc(count)?), None)
+        };
+        {
+            let out16_ptr: u64 = match &mut out16 {
+                Some(b) => b.device_ptr_mut(&self.stream).0,
+                None => 0,
+            };
+            let d_i = x.width as i32;
+            let mut launch = self.stream.launch_builder(&self.kernels.rms_norm);
+            launch.arg(x.values()?).arg(weight);
+            // The kernel writes either `out` (rows * width floats) or, given out16_ptr, that
+            // many halves there instead; the dummy stands in for the f32 output it skips.
+            match &mut out {
+                Some(b) => launch.arg(b),
+                None => launch.arg(&self.dummy),
+            };
+            launch.arg(&out16_ptr).arg(&d_i).arg(&eps);
+            // SAFETY: one block per row of `width` floats; the outputs are sized as above.
+            unsafe {
+                launch
+                    .launch(LaunchConfig {
+                        grid_dim: (x.rows() as u32, 1, 1),
+                        block_dim: (128, 1, 1),
+                        shared_mem_bytes: 0,
+                    })
+                    .map_err(cuda_err("kernel launch failed"))?;
+            }
         }
+        let data = match (out, out16) {
+            (_, Some(half)) => ActData::Bf16(half),
+            (Some(full), None) => ActData::F32(full),
+            (None, None) => unreachable!("one output is allocated"),
+        };
         Ok(CudaAct {
-            buf: out,
+            data,
+            rows: x.rows,
             width: x.width,
         })
     }
 
     fn linear(&self, x: &CudaAct, w: &CudaLinear) -> Result<CudaAct> {
         let _g = self.guard()?;
-        let mut out = CudaAct {
-            buf: self.alloc(x.rows() * w.out)?,
-            width: w.out,
-        };
+        let mut out = CudaAct::f32(self.alloc(x.rows() * w.out)?, x.rows(), w.out);
         self.project(x, w, &mut out, false)?;
         Ok(out)
     }
@@ -710,11 +875,77 @@ impl Ops for CudaOps {
         let _g = self.guard()?;
         if reverse {
             let flipped = self.flip_unlocked(xz, batch, true, false)?;
-            let y = self.mixer_forward(w, &flipped, state)?;
+            let (y, _) = self.mixer_forward(w, &flipped, state, false, &[])?;
             self.flip_unlocked(&y, batch, true, false)
         } else {
-            self.mixer_forward(w, xz, state)
+            let bf16 = self.precision == Precision::Bf16;
+            Ok(self.mixer_forward(w, xz, state, bf16, &[])?.0)
         }
+    }
+
+    fn checkpoint_stride(&self) -> usize {
+        SCAN_CHUNK
+    }
+
+    fn mixer_checkpoints(
+        &self,
+        w: &CudaMixer,
+        xz: &CudaAct,
+        state: &mut CudaMixerState,
+        at: &[usize],
+    ) -> Result<(CudaAct, Vec<CudaMixerState>)> {
+        if xz.width != 2 * w.e || state.batch != 1 {
+            return Err(shape_err("mixer_checkpoints"));
+        }
+        let _g = self.guard()?;
+        let bf16 = self.precision == Precision::Bf16;
+        self.mixer_forward(w, xz, state, bf16, at)
+    }
+
+    fn stack_states(&self, parts: &[&CudaMixerState]) -> Result<CudaMixerState> {
+        let _g = self.guard()?;
+        let total = |f: fn(&CudaMixerState) -> usize| parts.iter().map(|p| f(p)).sum::<usize>();
+        let (nc, ns) = (total(|p| p.conv.len()), total(|p| p.ssm.len()));
+        let (mut conv, mut ssm) = (self.alloc(nc)?, self.alloc(ns)?);
+        let (mut c, mut s) = (0, 0);
+        for p in parts {
+            let (pc, ps) = (p.conv.len(), p.ssm.len());
+            self.stream
+                .memcpy_dtod(&p.conv, &mut conv.slice_mut(c..c + pc))
+                .map_err(cuda_err("gathering states"))?;
+            self.stream
+                .memcpy_dtod(&p.ssm, &mut ssm.slice_mut(s..s + ps))
+                .map_err(cuda_err("gathering states"))?;
+            (c, s) = (c + pc, s + ps);
+        }
+        Ok(CudaMixerState {
+            conv,
+            ssm,
+            batch: parts.iter().map(|p| p.batch).sum(),
+        })
+    }
+
+    fn unstack_states(
+        &self,
+        stacked: &CudaMixerState,
+        parts: &mut [&mut CudaMixerState],
+    ) -> Result<()> {
+        let _g = self.guard()?;
+        let (mut c, mut s) = (0, 0);
+        for p in parts.iter_mut() {
+            let (pc, ps) = (p.conv.len(), p.ssm.len());
+            if c + pc > stacked.conv.len() || s + ps > stacked.ssm.len() {
+                return Err(shape_err("unstack_states"));
+            }
+            self.stream
+                .memcpy_dtod(&stacked.conv.slice(c..c + pc), &mut p.conv)
+                .map_err(cuda_err("scattering states"))?;
+            self.stream
+                .memcpy_dtod(&stacked.ssm.slice(s..s + ps), &mut p.ssm)
+                .map_err(cuda_err("scattering states"))?;
+            (c, s) = (c + pc, s + ps);
+        }
+        Ok(())
     }
 
     fn add(&self, x: &mut CudaAct, y: &CudaAct) -> Result<()> {
@@ -737,28 +968,19 @@ impl Ops for CudaOps {
         let _g = self.guard()?;
         let h = x.width / 2;
         let rows = x.rows();
-        let mut a = CudaAct {
-            buf: self.alloc(rows * h)?,
-            width: h,
-        };
-        let mut b = CudaAct {
-            buf: self.alloc(rows * h)?,
-            width: h,
-        };
+        let mut a = CudaAct::f32(self.alloc(rows * h)?, rows, h);
+        let mut b = CudaAct::f32(self.alloc(rows * h)?, rows, h);
         self.copy_cols(x, 0, &mut a, 0, h)?;
         self.copy_cols(x, h, &mut b, 0, h)?;
         Ok((a, b))
     }
 
     fn concat_halves(&self, a: &CudaAct, b: &CudaAct) -> Result<CudaAct> {
-        if a.width != b.width || a.buf.len() != b.buf.len() {
+        if a.width != b.width || a.rows != b.rows {
             return Err(shape_err("concat_halves"));
         }
         let _g = self.guard()?;
-        let mut out = CudaAct {
-            buf: self.alloc(2 * a.buf.len())?,
-            width: 2 * a.width,
-        };
+        let mut out = CudaAct::f32(self.alloc(2 * a.len())?, a.rows, 2 * a.width);
         self.copy_cols(a, 0, &mut out, 0, a.width)?;
         self.copy_cols(b, 0, &mut out, a.width, a.width)?;
         Ok(out)
@@ -768,11 +990,12 @@ impl Ops for CudaOps {
         let _g = self.guard()?;
         let rows_n = x.rows();
         let (rows, v) = (rows_n as i32, x.width as i32);
+        let values = x.values_mut()?;
         // SAFETY: x holds rows * v floats.
         unsafe {
             self.stream
                 .launch_builder(&self.kernels.log_softmax)
-                .arg(&mut x.buf)
+                .arg(values)
                 .arg(&rows)
                 .arg(&v)
                 .launch(grid(rows_n))
@@ -783,9 +1006,9 @@ impl Ops for CudaOps {
 
     fn to_host(&self, x: &CudaAct, out: &mut Vec<f32>) -> Result<()> {
         let _g = self.guard()?;
-        out.resize(x.buf.len(), 0.0);
+        out.resize(x.len(), 0.0);
         self.stream
-            .memcpy_dtoh(&x.buf, out.as_mut_slice())
+            .memcpy_dtoh(&x.values()?.slice(..x.len()), out.as_mut_slice())
             .map_err(cuda_err("copying results"))
     }
 }
