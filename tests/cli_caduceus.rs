@@ -294,3 +294,50 @@ fn rcps_embeddings_are_the_averaged_halves_and_mirror_under_reverse_complement()
     let ph_rc = per_base_rows("test-data/caduceus-ph", &rc_path, &[]);
     assert!(mirrored_pairs(&ph, &ph_rc).any(|(a, b)| (a[0] - b[0]).abs() > 1e-3));
 }
+
+#[test]
+fn variant_windows_shift_at_record_ends_and_are_centred_elsewhere() {
+    use ssmgen::backend::cpu::CpuOps;
+    use ssmgen::graph::caduceus::CaduceusGraph;
+    use ssmgen::model::caduceus::{CaduceusModel, MASK_TOKEN};
+    let tokens = ints("tokens");
+    let dir = tempfile::tempdir().unwrap();
+    let vcf = dir.path().join("v.vcf");
+    // First base, a middle base, the last base (0-based 0, 150, 299); ALT = next base id.
+    let sites = [0usize, 150, 299];
+    let alt = |t: u32| 7 + (t - 7 + 1) % 4;
+    let mut text =
+        String::from("##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n");
+    for &p in &sites {
+        let (r, a) = (tokens[p], alt(tokens[p]));
+        text += &format!("cad\t{}\t.\t{}\t{}\t.\t.\t.\n", p + 1, letter(r), letter(a));
+    }
+    std::fs::write(&vcf, text).unwrap();
+    let out = ok_stdout(
+        ssmgen()
+            .args(["score-variants", "-q", "--device", "cpu", "-f", "csv"])
+            .args(["--model", "test-data/caduceus-ph", "--window-len", "64"])
+            .args(["--ref", "test-data/caduceus.fa", "--vcf"])
+            .arg(&vcf)
+            .output()
+            .unwrap(),
+    );
+    let got: Vec<f32> = out
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(5).unwrap().parse().unwrap())
+        .collect();
+    // The windows the documentation promises: [0, 64), [118, 182), [236, 300).
+    let model = CaduceusModel::load(std::path::Path::new("test-data/caduceus-ph")).unwrap();
+    let g = CaduceusGraph::build(CpuOps, &model).unwrap();
+    for (&p, (&start, llr)) in sites.iter().zip([0usize, 118, 236].iter().zip(got)) {
+        let mut window = tokens[start..start + 64].to_vec();
+        let q = p - start;
+        window[q] = MASK_TOKEN;
+        let mut logits = Vec::new();
+        g.logits_host(&window, 1, &mut logits).unwrap();
+        let row = &logits[q * 16..(q + 1) * 16];
+        let want = row[alt(tokens[p]) as usize] - row[tokens[p] as usize];
+        assert!((llr - want).abs() <= 1e-5, "site {p}: {llr} vs {want}");
+    }
+}

@@ -148,7 +148,8 @@ fn keep_pool_memory(ctx: &Arc<CudaContext>) {
     let mut threshold: u64 = u64::MAX;
     // SAFETY: plain driver calls on a live context's device; a failure only costs speed.
     unsafe {
-        if sys::cuDeviceGetDefaultMemPool(&mut pool, ctx.cu_device()) == sys::CUresult::CUDA_SUCCESS {
+        if sys::cuDeviceGetDefaultMemPool(&mut pool, ctx.cu_device()) == sys::CUresult::CUDA_SUCCESS
+        {
             let _ = sys::cuMemPoolSetAttribute(
                 pool,
                 sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD,
