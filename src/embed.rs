@@ -14,7 +14,7 @@ use std::path::Path;
 
 use crate::backend::Backend;
 use crate::error::{Error, Result};
-use crate::input::span::{self, BaseSource, IndexedRecord};
+use crate::input::span::{self, BaseSource};
 use crate::input::{Region, SequenceFile};
 use crate::likelihood::Strand;
 use crate::spool::Spool;
@@ -202,31 +202,9 @@ impl<'a, B: Backend> Embedder<'a, B> {
         sink: &mut dyn EmbeddingSink,
     ) -> Result<EmbedSummary> {
         let mut summary = EmbedSummary::default();
-        match file {
-            SequenceFile::Indexed(indexed) => {
-                let path = indexed.path().to_path_buf();
-                for (name, start, end) in span::targets(indexed, regions)? {
-                    let mut src = IndexedRecord {
-                        file: indexed,
-                        name: &name,
-                    };
-                    self.embed_span(&path, &name, start, end, &mut src, sink, &mut summary)?;
-                }
-            }
-            SequenceFile::Stream(stream) => {
-                let path = stream.path().to_path_buf();
-                if !regions.is_empty() {
-                    return Err(Error::format(path, "regions need an indexed file"));
-                }
-                stream.for_each_record(|name, chunks| {
-                    // Without an index the record is held in memory (1 byte per base).
-                    let mut bases = Vec::new();
-                    while chunks.read_chunk(1 << 20, &mut bases)? > 0 {}
-                    let len = bases.len() as u64;
-                    self.embed_span(&path, name, 0, len, &mut bases, sink, &mut summary)
-                })?;
-            }
-        }
+        span::for_each_span(file, regions, |path, name, start, end, src| {
+            self.embed_span(path, name, start, end, src, sink, &mut summary)
+        })?;
         Ok(summary)
     }
 

@@ -11,7 +11,7 @@ use crate::embed::{EmbedOptions, EmbedSummary, EmbeddingSink, OpenWindows, emit_
 use crate::error::{Error, Result};
 use crate::graph::Ops;
 use crate::graph::caduceus::CaduceusGraph;
-use crate::input::span::{self, BaseSource, IndexedRecord};
+use crate::input::span::{self, BaseSource};
 use crate::input::{Region, SequenceFile};
 use crate::likelihood::Strand;
 use crate::model::caduceus::{BASE_TOKENS, MASK_TOKEN};
@@ -142,32 +142,10 @@ impl<'a, O: Ops> MaskedScorer<'a, O> {
         regions: &[Region],
         sink: &mut dyn TrackSink,
     ) -> Result<()> {
-        match file {
-            SequenceFile::Indexed(indexed) => {
-                let path = indexed.path().to_path_buf();
-                for (name, start, end) in span::targets(indexed, regions)? {
-                    let mut src = IndexedRecord {
-                        file: indexed,
-                        name: &name,
-                    };
-                    self.score_span(&path, &name, start, end, &mut src, sink)?;
-                }
-                Ok(())
-            }
-            SequenceFile::Stream(stream) => {
-                let path = stream.path().to_path_buf();
-                if !regions.is_empty() {
-                    return Err(Error::format(path, "regions need an indexed file"));
-                }
-                stream.for_each_record(|name, chunks| {
-                    // Windows need random access: the record is held (1 byte per base).
-                    let mut bases = Vec::new();
-                    while chunks.read_chunk(1 << 20, &mut bases)? > 0 {}
-                    let len = bases.len() as u64;
-                    self.score_span(&path, name, 0, len, &mut bases, sink)
-                })
-            }
-        }
+        // Windows need random access: a streamed record is held (1 byte per base).
+        span::for_each_span(file, regions, |path, name, start, end, src| {
+            self.score_span(path, name, start, end, src, sink)
+        })
     }
 
     fn score_span(
@@ -441,30 +419,9 @@ impl<'a, O: Ops> MaskedEmbedder<'a, O> {
         sink: &mut dyn EmbeddingSink,
     ) -> Result<EmbedSummary> {
         let mut summary = EmbedSummary::default();
-        match file {
-            SequenceFile::Indexed(indexed) => {
-                let path = indexed.path().to_path_buf();
-                for (name, start, end) in span::targets(indexed, regions)? {
-                    let mut src = IndexedRecord {
-                        file: indexed,
-                        name: &name,
-                    };
-                    self.embed_span(&path, &name, start, end, &mut src, sink, &mut summary)?;
-                }
-            }
-            SequenceFile::Stream(stream) => {
-                let path = stream.path().to_path_buf();
-                if !regions.is_empty() {
-                    return Err(Error::format(path, "regions need an indexed file"));
-                }
-                stream.for_each_record(|name, chunks| {
-                    let mut bases = Vec::new();
-                    while chunks.read_chunk(1 << 20, &mut bases)? > 0 {}
-                    let len = bases.len() as u64;
-                    self.embed_span(&path, name, 0, len, &mut bases, sink, &mut summary)
-                })?;
-            }
-        }
+        span::for_each_span(file, regions, |path, name, start, end, src| {
+            self.embed_span(path, name, start, end, src, sink, &mut summary)
+        })?;
         Ok(summary)
     }
 

@@ -1,6 +1,5 @@
 //! Choosing the device a model runs on, and how long its stripes are there.
 
-use crate::error::{Error, Result};
 use crate::model::MambaConfig;
 
 /// A device resolved against the machine.
@@ -15,8 +14,9 @@ pub enum Device {
 impl Device {
     /// Resolves a device name: `cpu`, `cuda` (or `gpu`), `cuda:N`, or `auto` (CUDA when a
     /// usable GPU, driver, NVRTC and cuBLAS are present, else the CPU). Asking for CUDA where
-    /// it cannot run is an error that says why.
-    pub fn resolve(name: &str) -> Result<Self> {
+    /// it cannot run is an error that says why (a message for the caller to prefix with where
+    /// the name came from).
+    pub fn resolve(name: &str) -> std::result::Result<Self, String> {
         use super::cuda::cuda_available;
         let text = name.trim().to_ascii_lowercase();
         let device = match text.as_str() {
@@ -28,15 +28,11 @@ impl Device {
             "cuda" | "gpu" => Device::Cuda(0),
             other => match other.strip_prefix("cuda:").map(str::parse::<usize>) {
                 Some(Ok(n)) => Device::Cuda(n),
-                _ => {
-                    return Err(Error::Backend(format!(
-                        "device '{name}': expected auto, cpu, cuda or cuda:N"
-                    )));
-                }
+                _ => return Err("expected auto, cpu, cuda or cuda:N".into()),
             },
         };
         if let Device::Cuda(_) = device {
-            cuda_available().map_err(|why| Error::Backend(format!("device '{name}': {why}")))?;
+            cuda_available()?;
         }
         Ok(device)
     }
@@ -71,7 +67,7 @@ mod tests {
     #[test]
     fn names_resolve_and_bad_ones_say_what_is_expected() {
         assert_eq!(Device::resolve(" CPU ").unwrap(), Device::Cpu(None));
-        let err = Device::resolve("tpu").unwrap_err().to_string();
+        let err = Device::resolve("tpu").unwrap_err();
         assert!(err.contains("expected auto, cpu, cuda or cuda:N"), "{err}");
         // Without a GPU, auto falls back to the CPU and says why.
         if super::super::cuda::cuda_available().is_err() {

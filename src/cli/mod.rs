@@ -142,7 +142,8 @@ impl EngineArgs {
 
     /// Resolves `--device` against the machine.
     pub fn device(&self) -> anyhow::Result<Device> {
-        Ok(Device::resolve(&self.device)?)
+        Device::resolve(&self.device)
+            .map_err(|why| anyhow::anyhow!("--device {}: {why}", self.device))
     }
 
     /// Prints the one stderr line that says which device runs (unless `--quiet`).

@@ -100,19 +100,25 @@ impl<'a> Loader<'a> {
         self.tensors.tensor(name).is_ok()
     }
 
-    /// Reads an integer tensor `name` of exactly `shape` (I64 or I32) as i64 values.
-    pub(crate) fn get_int(&self, name: &str, shape: &[usize]) -> Result<Vec<i64>> {
+    /// Tensor `name`, checked to have exactly `shape`.
+    fn view(&self, name: &str, shape: &[usize]) -> Result<safetensors::tensor::TensorView<'_>> {
         let view = self
             .tensors
             .tensor(name)
             .map_err(|_| self.err(format!("tensor '{name}' is missing")))?;
         if view.shape() != shape {
             return Err(self.err(format!(
-                "tensor '{name}' has shape {:?}, expected {:?}",
+                "tensor '{name}' has shape {:?}, the config implies {:?}",
                 view.shape(),
                 shape
             )));
         }
+        Ok(view)
+    }
+
+    /// Reads an integer tensor `name` of exactly `shape` (I64 or I32) as i64 values.
+    pub(crate) fn get_int(&self, name: &str, shape: &[usize]) -> Result<Vec<i64>> {
+        let view = self.view(name, shape)?;
         let bytes = view.data();
         match view.dtype() {
             Dtype::I64 => Ok(bytes
@@ -131,17 +137,7 @@ impl<'a> Loader<'a> {
 
     /// Reads tensor `name`, checks it has exactly `shape`, and widens it to f32.
     pub(crate) fn get(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
-        let view = self
-            .tensors
-            .tensor(name)
-            .map_err(|_| self.err(format!("tensor '{name}' is missing")))?;
-        if view.shape() != shape {
-            return Err(self.err(format!(
-                "tensor '{name}' has shape {:?}, the config implies {:?}",
-                view.shape(),
-                shape
-            )));
-        }
+        let view = self.view(name, shape)?;
         let bytes = view.data();
         let values = match view.dtype() {
             Dtype::F32 => bytes
