@@ -1,7 +1,6 @@
 //! The command-line side of masked (Caduceus) models: window options and the device choice.
 
 use ssmgen::backend::cpu::CpuOps;
-use ssmgen::backend::cuda::CudaOps;
 use ssmgen::graph::Ops;
 use ssmgen::graph::caduceus::CaduceusGraph;
 use ssmgen::masked::{DEFAULT_WINDOW, MaskedOptions};
@@ -79,10 +78,12 @@ pub fn run_masked<T: GraphTask>(
         }
         Device::Cuda(n) => {
             let c = &model.config;
-            let ops = CudaOps::new(n, engine.precision(), c.d_state, c.d_conv)?;
-            let graph = CaduceusGraph::build(ops, model)?;
+            let graph = CaduceusGraph::build(engine.cuda_ops(n, c.d_state, c.d_conv)?, model)?;
             engine.announce(&graph.ops().describe(), &device);
-            task.run(&graph)
+            let started = std::time::Instant::now();
+            task.run(&graph)?;
+            engine.report_profile(graph.ops(), started.elapsed());
+            Ok(())
         }
     }
 }

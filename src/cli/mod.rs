@@ -98,6 +98,10 @@ pub struct EngineArgs {
     /// docs/performance.md). The CPU always computes in f32.
     #[arg(long, value_enum, default_value_t = PrecisionArg::F32)]
     pub precision: PrecisionArg,
+    /// GPU: time every op with CUDA events and print the device time per stage, and its share
+    /// of the wall time, on stderr at the end (costs a little speed).
+    #[arg(long)]
+    pub profile: bool,
 }
 
 /// Values of `--precision`.
@@ -176,17 +180,50 @@ impl EngineArgs {
                 task.run(&backend, stripe)
             }
             Device::Cuda(n) => {
-                let backend = ssmgen::backend::cuda::CudaBackend::new(model, n, self.precision())?;
+                let c = &model.config;
+                let ops = self.cuda_ops(n, c.state_size, c.conv_kernel)?;
+                let backend = ssmgen::graph::mamba::MambaGraph::build(ops, model)?;
                 self.announce(&backend.describe(), &device);
                 let stripe = match fixed {
                     Some(s) => s,
-                    None => {
-                        ssmgen::backend::device::gpu_stripe_len(&model.config, backend.memory()?.0)
-                    }
+                    None => ssmgen::backend::device::gpu_stripe_len(c, backend.memory()?.0),
                 };
-                task.run(&backend, stripe)
+                let started = std::time::Instant::now();
+                task.run(&backend, stripe)?;
+                self.report_profile(backend.ops(), started.elapsed());
+                Ok(())
             }
         }
+    }
+
+    /// The GPU ops for a model with `d_state` and `d_conv`, at `--precision`, timed with
+    /// `--profile`.
+    pub fn cuda_ops(
+        &self,
+        ordinal: usize,
+        d_state: usize,
+        d_conv: usize,
+    ) -> anyhow::Result<ssmgen::backend::cuda::CudaOps> {
+        let ops = ssmgen::backend::cuda::CudaOps::new(ordinal, self.precision(), d_state, d_conv)?;
+        Ok(if self.profile { ops.profiled() } else { ops })
+    }
+
+    /// With `--profile`, prints the device time per stage and its share of `wall`.
+    pub fn report_profile<O: ssmgen::graph::Ops>(&self, ops: &O, wall: std::time::Duration) {
+        let Some(stages) = ops.profile() else {
+            return;
+        };
+        let busy: f64 = stages.iter().map(|(_, ms)| ms).sum();
+        let list: Vec<String> = stages
+            .iter()
+            .map(|(stage, ms)| format!("{stage} {ms:.1} ms"))
+            .collect();
+        let wall_ms = wall.as_secs_f64() * 1e3;
+        eprintln!(
+            "ssmgen: profile: device {busy:.1} ms of {wall_ms:.1} ms wall ({:.0}%): {}",
+            100.0 * busy / wall_ms.max(1e-9),
+            list.join(", ")
+        );
     }
 
     /// The GPU arithmetic `--precision` asks for.

@@ -31,6 +31,11 @@ pub trait Ops: Send + Sync {
 
     /// A short name for logs, e.g. `cpu (8 threads)`.
     fn describe(&self) -> String;
+    /// With profiling on, the device time (milliseconds) spent in each stage of ops so far,
+    /// longest first; `None` when the backend does not profile.
+    fn profile(&self) -> Option<Vec<(&'static str, f64)>> {
+        None
+    }
     /// Whether the sequences of a batch are best run one by one in parallel (a CPU) rather
     /// than stacked into one pass (a GPU).
     fn runs_batches_in_parallel(&self) -> bool {

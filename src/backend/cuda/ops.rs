@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use cudarc::cublas::{CudaBlas, Gemm, GemmConfig, sys::cublasOperation_t};
 use cudarc::driver::{
-    CudaContext, CudaSlice, CudaStream, DevicePtr, DevicePtrMut, LaunchConfig, PushKernelArg,
+    CudaContext, CudaEvent, CudaSlice, CudaStream, DevicePtr, DevicePtrMut, LaunchConfig,
+    PushKernelArg,
 };
 
 use super::module::Kernels;
@@ -26,6 +27,8 @@ pub struct CudaOps {
     name: String,
     /// A one-float buffer for kernel arguments that a launch does not write.
     dummy: CudaSlice<f32>,
+    /// Device time per stage, when profiling.
+    profile: Option<Mutex<Profile>>,
     /// Held by every op, so calls from several threads never interleave on the stream.
     lock: Mutex<()>,
 }
@@ -35,6 +38,54 @@ pub struct CudaOps {
 // user of its `CudaOps`).
 unsafe impl Sync for CudaOps {}
 unsafe impl Send for CudaOps {}
+
+/// Device time per stage: events not yet read, and the milliseconds summed so far.
+#[derive(Default)]
+struct Profile {
+    pending: Vec<(&'static str, CudaEvent, CudaEvent)>,
+    totals: Vec<(&'static str, f64)>,
+}
+
+impl Profile {
+    /// Reads the pending events (waiting for the GPU to reach them) into the totals.
+    fn settle(&mut self) {
+        for (stage, start, end) in self.pending.drain(..) {
+            let ms = start.elapsed_ms(&end).unwrap_or(0.0) as f64;
+            match self.totals.iter_mut().find(|(s, _)| *s == stage) {
+                Some((_, total)) => *total += ms,
+                None => self.totals.push((stage, ms)),
+            }
+        }
+    }
+}
+
+/// The op lock, held for one op; records the op's end event when profiling.
+struct OpGuard<'a> {
+    ops: &'a CudaOps,
+    stage: &'static str,
+    start: Option<CudaEvent>,
+    _lock: MutexGuard<'a, ()>,
+}
+
+impl Drop for OpGuard<'_> {
+    fn drop(&mut self) {
+        let (Some(start), Some(profile)) = (self.start.take(), &self.ops.profile) else {
+            return;
+        };
+        // A timing that cannot be recorded is left out of the profile; it never fails an op.
+        let Ok(end) = self.ops.timing_event() else {
+            return;
+        };
+        if end.record(&self.ops.stream).is_ok() {
+            if let Ok(mut p) = profile.lock() {
+                p.pending.push((self.stage, start, end));
+                if p.pending.len() >= 4096 {
+                    p.settle();
+                }
+            }
+        }
+    }
+}
 
 /// Activations on the GPU, `[rows, width]`: f32, or bf16 where only a bf16 block projection
 /// reads them.
@@ -201,6 +252,7 @@ impl CudaOps {
         Ok(CudaOps {
             name: format!("cuda:{ordinal} ({gpu}, {p})"),
             dummy,
+            profile: None,
             stream,
             blas,
             kernels,
@@ -217,10 +269,42 @@ impl CudaOps {
             .map_err(cuda_err("reading GPU memory"))
     }
 
-    fn guard(&self) -> Result<MutexGuard<'_, ()>> {
-        self.lock
+    /// Takes the op lock for one op of `stage`; with profiling on, the op's device time is
+    /// recorded between two events when the guard drops.
+    fn guard(&self, stage: &'static str) -> Result<OpGuard<'_>> {
+        let lock = self
+            .lock
             .lock()
-            .map_err(|_| Error::Backend("a previous GPU call panicked".into()))
+            .map_err(|_| Error::Backend("a previous GPU call panicked".into()))?;
+        let start = match &self.profile {
+            Some(_) => {
+                let event = self.timing_event()?;
+                event
+                    .record(&self.stream)
+                    .map_err(cuda_err("recording an event"))?;
+                Some(event)
+            }
+            None => None,
+        };
+        Ok(OpGuard {
+            ops: self,
+            stage,
+            start,
+            _lock: lock,
+        })
+    }
+
+    fn timing_event(&self) -> Result<CudaEvent> {
+        self.stream
+            .context()
+            .new_event(Some(cudarc::driver::sys::CUevent_flags::CU_EVENT_DEFAULT))
+            .map_err(cuda_err("creating an event"))
+    }
+
+    /// Turns on per-op device timing (CUDA events around every op); see [`Ops::profile`].
+    pub fn profiled(mut self) -> Self {
+        self.profile = Some(Mutex::new(Profile::default()));
+        self
     }
 
     /// Uploads f32 values.
@@ -489,7 +573,7 @@ impl CudaOps {
         if x.len() != y.len() {
             return Err(shape_err("combine"));
         }
-        let _g = self.guard()?;
+        let _g = self.guard("add_mul")?;
         let n = x.len() as i64;
         let other = y.values()?;
         let target = x.values_mut()?;
@@ -711,6 +795,15 @@ impl Ops for CudaOps {
         self.name.clone()
     }
 
+    fn profile(&self) -> Option<Vec<(&'static str, f64)>> {
+        let profile = self.profile.as_ref()?;
+        let mut p = profile.lock().ok()?;
+        p.settle();
+        let mut totals = p.totals.clone();
+        totals.sort_by(|a, b| b.1.total_cmp(&a.1));
+        Some(totals)
+    }
+
     fn prepare_mixer(&self, w: &LayerWeights) -> Result<CudaMixer> {
         let e = w.d.len();
         let zeros = vec![0.0; e];
@@ -720,7 +813,7 @@ impl Ops for CudaOps {
             w.conv_weight.len() / e.max(1),
             w.dt_proj.len() / e.max(1),
         );
-        let _g = self.guard()?;
+        let _g = self.guard("upload")?;
         // The step size goes through softplus and exp: x_proj and dt_proj stay f32 at either
         // precision.
         Ok(CudaMixer {
@@ -745,7 +838,7 @@ impl Ops for CudaOps {
         bias: Option<&[f32]>,
         role: LinearRole,
     ) -> Result<CudaLinear> {
-        let _g = self.guard()?;
+        let _g = self.guard("upload")?;
         Ok(CudaLinear {
             w: self.upload_weight(weight, role)?,
             out,
@@ -755,12 +848,12 @@ impl Ops for CudaOps {
     }
 
     fn prepare_vector(&self, v: &[f32]) -> Result<CudaSlice<f32>> {
-        let _g = self.guard()?;
+        let _g = self.guard("upload")?;
         self.upload(v)
     }
 
     fn new_mixer_state(&self, w: &CudaMixer, batch: usize) -> Result<CudaMixerState> {
-        let _g = self.guard()?;
+        let _g = self.guard("state")?;
         self.zero_state(w, batch)
     }
 
@@ -768,7 +861,7 @@ impl Ops for CudaOps {
         let Weight::F32(t) = &table.w else {
             return Err(Error::Backend("an embedding table must be f32".into()));
         };
-        let _g = self.guard()?;
+        let _g = self.guard("embed")?;
         let d = table.inp;
         let ids = self
             .stream
@@ -801,7 +894,7 @@ impl Ops for CudaOps {
         if weight.len() != x.width {
             return Err(shape_err("rms_norm"));
         }
-        let _g = self.guard()?;
+        let _g = self.guard("rms_norm")?;
         let bf16 = consumer == Consumer::BlockProjection && self.precision == Precision::Bf16;
         let count = x.len();
         let (mut out, mut out16) = if bf16 {
@@ -851,14 +944,14 @@ impl Ops for CudaOps {
     }
 
     fn linear(&self, x: &CudaAct, w: &CudaLinear) -> Result<CudaAct> {
-        let _g = self.guard()?;
+        let _g = self.guard("linear")?;
         let mut out = CudaAct::f32(self.alloc(x.rows() * w.out)?, x.rows(), w.out);
         self.project(x, w, &mut out, false)?;
         Ok(out)
     }
 
     fn linear_add(&self, x: &CudaAct, w: &CudaLinear, acc: &mut CudaAct) -> Result<()> {
-        let _g = self.guard()?;
+        let _g = self.guard("linear_add")?;
         self.project(x, w, acc, true)
     }
 
@@ -873,7 +966,7 @@ impl Ops for CudaOps {
         if xz.width != 2 * w.e || batch == 0 || !xz.rows().is_multiple_of(batch) {
             return Err(shape_err("mixer"));
         }
-        let _g = self.guard()?;
+        let _g = self.guard("mixer")?;
         if reverse {
             let flipped = self.flip_unlocked(xz, batch, true, false)?;
             let (y, _) = self.mixer_forward(w, &flipped, state, false, &[])?;
@@ -898,13 +991,13 @@ impl Ops for CudaOps {
         if xz.width != 2 * w.e || state.batch != 1 {
             return Err(shape_err("mixer_checkpoints"));
         }
-        let _g = self.guard()?;
+        let _g = self.guard("mixer")?;
         let bf16 = self.precision == Precision::Bf16;
         self.mixer_forward(w, xz, state, bf16, at)
     }
 
     fn stack_states(&self, parts: &[&CudaMixerState]) -> Result<CudaMixerState> {
-        let _g = self.guard()?;
+        let _g = self.guard("state")?;
         let total = |f: fn(&CudaMixerState) -> usize| parts.iter().map(|p| f(p)).sum::<usize>();
         let (nc, ns) = (total(|p| p.conv.len()), total(|p| p.ssm.len()));
         let (mut conv, mut ssm) = (self.alloc(nc)?, self.alloc(ns)?);
@@ -931,7 +1024,7 @@ impl Ops for CudaOps {
         stacked: &CudaMixerState,
         parts: &mut [&mut CudaMixerState],
     ) -> Result<()> {
-        let _g = self.guard()?;
+        let _g = self.guard("state")?;
         let (mut c, mut s) = (0, 0);
         for p in parts.iter_mut() {
             let (pc, ps) = (p.conv.len(), p.ssm.len());
@@ -958,7 +1051,7 @@ impl Ops for CudaOps {
     }
 
     fn flip(&self, x: &CudaAct, batch: usize, seq: bool, channels: bool) -> Result<CudaAct> {
-        let _g = self.guard()?;
+        let _g = self.guard("layout")?;
         self.flip_unlocked(x, batch, seq, channels)
     }
 
@@ -966,7 +1059,7 @@ impl Ops for CudaOps {
         if !x.width.is_multiple_of(2) {
             return Err(shape_err("split_halves"));
         }
-        let _g = self.guard()?;
+        let _g = self.guard("layout")?;
         let h = x.width / 2;
         let rows = x.rows();
         let mut a = CudaAct::f32(self.alloc(rows * h)?, rows, h);
@@ -980,7 +1073,7 @@ impl Ops for CudaOps {
         if a.width != b.width || a.rows != b.rows {
             return Err(shape_err("concat_halves"));
         }
-        let _g = self.guard()?;
+        let _g = self.guard("layout")?;
         let mut out = CudaAct::f32(self.alloc(2 * a.len())?, a.rows, 2 * a.width);
         self.copy_cols(a, 0, &mut out, 0, a.width)?;
         self.copy_cols(b, 0, &mut out, a.width, a.width)?;
@@ -988,7 +1081,7 @@ impl Ops for CudaOps {
     }
 
     fn log_softmax(&self, x: &mut CudaAct) -> Result<()> {
-        let _g = self.guard()?;
+        let _g = self.guard("log_softmax")?;
         let rows_n = x.rows();
         let (rows, v) = (rows_n as i32, x.width as i32);
         let values = x.values_mut()?;
@@ -1006,7 +1099,7 @@ impl Ops for CudaOps {
     }
 
     fn to_host(&self, x: &CudaAct, out: &mut Vec<f32>) -> Result<()> {
-        let _g = self.guard()?;
+        let _g = self.guard("to_host")?;
         out.resize(x.len(), 0.0);
         self.stream
             .memcpy_dtoh(&x.values()?.slice(..x.len()), out.as_mut_slice())
