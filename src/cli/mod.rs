@@ -92,10 +92,11 @@ pub struct EngineArgs {
     /// present, else CPU).
     #[arg(long, value_name = "DEVICE", default_value = "auto")]
     pub device: String,
-    /// GPU arithmetic for the projections: `f32`, or `bf16` (in_proj and out_proj with bf16
+    /// GPU arithmetic for the projections: `f32`; `bf16` (in_proj and out_proj with bf16
     /// weights and inputs and f32 accumulation; the step-size projections, the LM head and all
-    /// states stay f32): about 60% faster on a d256 model but measurably less accurate (see
-    /// docs/performance.md). The CPU always computes in f32.
+    /// states stay f32): about 60% faster on a d256 model but measurably less accurate; or
+    /// `tf32` (in_proj and out_proj on the tensor cores in TF32, f32 elsewhere). Errors of each
+    /// are measured in docs/performance.md. The CPU always computes in f32.
     #[arg(long, value_enum, default_value_t = PrecisionArg::F32)]
     pub precision: PrecisionArg,
     /// GPU: time every op with CUDA events and print the device time per stage, and its share
@@ -111,6 +112,8 @@ pub enum PrecisionArg {
     F32,
     /// bf16 projections with f32 accumulation.
     Bf16,
+    /// TF32 tensor-core projections with f32 accumulation.
+    Tf32,
 }
 
 /// Work that runs on whichever backend `--device` selects.
@@ -231,6 +234,7 @@ impl EngineArgs {
         match self.precision {
             PrecisionArg::F32 => ssmgen::backend::cuda::Precision::F32,
             PrecisionArg::Bf16 => ssmgen::backend::cuda::Precision::Bf16,
+            PrecisionArg::Tf32 => ssmgen::backend::cuda::Precision::Tf32,
         }
     }
 

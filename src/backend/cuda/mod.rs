@@ -56,6 +56,20 @@ pub enum Precision {
     /// step-size projections, the LM head, states, `A`, `D`, norms, the conv and the scan
     /// stay f32.
     Bf16,
+    /// f32 weights and activations, with in_proj and out_proj computed on the tensor cores
+    /// in TF32 (10-bit mantissa inputs, f32 accumulation); everything else as `F32`.
+    Tf32,
+}
+
+impl Precision {
+    /// The name `--precision` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::Bf16 => "bf16",
+            Precision::Tf32 => "tf32",
+        }
+    }
 }
 
 /// Threads per block of the element-wise kernels.

@@ -76,12 +76,12 @@ impl Drop for OpGuard<'_> {
         let Ok(end) = self.ops.timing_event() else {
             return;
         };
-        if end.record(&self.ops.stream).is_ok() {
-            if let Ok(mut p) = profile.lock() {
-                p.pending.push((self.stage, start, end));
-                if p.pending.len() >= 4096 {
-                    p.settle();
-                }
+        if end.record(&self.ops.stream).is_ok()
+            && let Ok(mut p) = profile.lock()
+        {
+            p.pending.push((self.stage, start, end));
+            if p.pending.len() >= 4096 {
+                p.settle();
             }
         }
     }
@@ -137,6 +137,8 @@ impl CudaAct {
 /// A projection weight on the GPU.
 pub(super) enum Weight {
     F32(CudaSlice<f32>),
+    /// f32 values multiplied in TF32 on the tensor cores.
+    Tf32(CudaSlice<f32>),
     /// bf16 bits.
     Bf16(CudaSlice<u16>),
 }
@@ -241,11 +243,7 @@ impl CudaOps {
         let blas = CudaBlas::new(stream.clone())
             .map_err(|e| Error::Backend(format!("cannot start cuBLAS: {e}")))?;
         let kernels = Kernels::load(&ctx, d_state, d_conv)?;
-        let p = if precision == Precision::Bf16 {
-            "bf16"
-        } else {
-            "f32"
-        };
+        let p = precision.name();
         let dummy = stream
             .alloc_zeros::<f32>(1)
             .map_err(cuda_err("allocating GPU memory"))?;
@@ -328,8 +326,54 @@ impl CudaOps {
                         .map_err(cuda_err("uploading weights"))?,
                 )
             }
+            (Precision::Tf32, LinearRole::Block) => Weight::Tf32(self.upload(v)?),
             _ => Weight::F32(self.upload(v)?),
         })
+    }
+
+    /// `dst[m, n] = src[m, k] · w[n, k]ᵀ (+ dst)` in f32 with TF32 tensor-core products.
+    #[allow(clippy::too_many_arguments)]
+    fn linear_tf32(
+        &self,
+        m: usize,
+        n: usize,
+        k: usize,
+        src: &CudaSlice<f32>,
+        w: &CudaSlice<f32>,
+        dst: &mut CudaSlice<f32>,
+        beta: f32,
+    ) -> Result<()> {
+        use cudarc::cublas::sys::{cublasComputeType_t, cublasGemmAlgo_t, cudaDataType};
+        let alpha = 1.0f32;
+        let (w_ptr, _w) = w.device_ptr(&self.stream);
+        let (a_ptr, _a) = src.device_ptr(&self.stream);
+        let (c_ptr, _c) = dst.device_ptr_mut(&self.stream);
+        // SAFETY: f32 weight [n, k], activations [m, k], output [m, n] as allocated; alpha
+        // and beta are host f32 as compute type 32F_FAST_TF32 needs.
+        unsafe {
+            cudarc::cublas::result::gemm_ex(
+                *self.blas.handle(),
+                cublasOperation_t::CUBLAS_OP_T,
+                cublasOperation_t::CUBLAS_OP_N,
+                n as i32,
+                m as i32,
+                k as i32,
+                &alpha as *const f32 as *const std::ffi::c_void,
+                w_ptr as *const std::ffi::c_void,
+                cudaDataType::CUDA_R_32F,
+                k as i32,
+                a_ptr as *const std::ffi::c_void,
+                cudaDataType::CUDA_R_32F,
+                k as i32,
+                &beta as *const f32 as *const std::ffi::c_void,
+                c_ptr as *mut std::ffi::c_void,
+                cudaDataType::CUDA_R_32F,
+                n as i32,
+                cublasComputeType_t::CUBLAS_COMPUTE_32F_FAST_TF32,
+                cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
+            )
+        }
+        .map_err(|e| Error::Backend(format!("cuBLAS gemm failed: {e}")))
     }
 
     /// `n` uninitialised floats, every one of which the caller's kernels write.
@@ -493,7 +537,10 @@ impl CudaOps {
                 }
                 self.gemm_bf16(m, w.out, w.inp, w16, &x16, out, beta)?
             }
-            (Weight::F32(_), ActData::Bf16(_)) => {
+            (Weight::Tf32(w32), ActData::F32(x32)) => {
+                self.linear_tf32(m, w.out, w.inp, x32, w32, out, beta)?
+            }
+            (Weight::F32(_) | Weight::Tf32(_), ActData::Bf16(_)) => {
                 return Err(Error::Backend(
                     "cuda: a bf16 input reached an f32 projection".into(),
                 ));
