@@ -216,7 +216,12 @@ impl EngineArgs {
         let Some(stages) = ops.profile() else {
             return;
         };
-        let busy: f64 = stages.iter().map(|(_, ms)| ms).sum();
+        // `op/part` stages time parts of an op already counted under the op.
+        let busy: f64 = stages
+            .iter()
+            .filter(|(stage, _)| !stage.contains('/'))
+            .map(|(_, ms)| ms)
+            .sum();
         let list: Vec<String> = stages
             .iter()
             .map(|(stage, ms)| format!("{stage} {ms:.1} ms"))

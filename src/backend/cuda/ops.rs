@@ -299,6 +299,27 @@ impl CudaOps {
             .map_err(cuda_err("creating an event"))
     }
 
+    /// A recorded timing event when profiling.
+    fn mark(&self) -> Option<CudaEvent> {
+        self.profile.as_ref()?;
+        let event = self.timing_event().ok()?;
+        event.record(&self.stream).ok()?;
+        Some(event)
+    }
+
+    /// Times the part of an op since the last `sub_stage` call (or `from`) as `stage`
+    /// (named `op/part`, reported beside the ops rather than added to them).
+    fn sub_stage(&self, stage: &'static str, from: &mut Option<CudaEvent>) {
+        let (Some(start), Some(end), Some(profile)) = (from.take(), self.mark(), &self.profile)
+        else {
+            return;
+        };
+        if let Ok(mut p) = profile.lock() {
+            p.pending.push((stage, start, end));
+        }
+        *from = self.mark();
+    }
+
     /// Turns on per-op device timing (CUDA events around every op); see [`Ops::profile`].
     pub fn profiled(mut self) -> Self {
         self.profile = Some(Mutex::new(Profile::default()));
@@ -665,6 +686,7 @@ impl CudaOps {
             .iter()
             .map(|_| self.zero_state(w, 1))
             .collect::<Result<Vec<_>>>()?;
+        let mut since = self.mark();
         // SAFETY (all launches): arguments match the kernels' signatures in kernels/*.cu and
         // every buffer holds at least the elements the launch grid indexes.
         unsafe {
@@ -713,10 +735,12 @@ impl CudaOps {
         if k > 1 {
             state.conv = conv_next;
         }
+        self.sub_stage("mixer/conv", &mut since);
         let mut x_dbl = self.alloc(rows * xw)?;
         let mut delta = self.alloc(rows * e)?;
         self.linear(rows, xw, e, &u, e, &w.x_proj, &mut x_dbl, false)?;
         self.linear(rows, e, r, &x_dbl, xw, &w.dt_proj, &mut delta, false)?;
+        self.sub_stage("mixer/x_dt_proj", &mut since);
         let en = e * n;
         let mut h_end = self.alloc(batch * chunks * en)?;
         let mut decay = self.alloc(batch * chunks * en)?;
@@ -746,6 +770,10 @@ impl CudaOps {
                 .arg(&mut decay)
                 .launch(scan_grid)
                 .map_err(&launch_err)?;
+        }
+        self.sub_stage("mixer/scan_local", &mut since);
+        // SAFETY: as above.
+        unsafe {
             self.stream
                 .launch_builder(&self.kernels.scan_carry)
                 .arg(&mut state.ssm)
@@ -758,6 +786,7 @@ impl CudaOps {
                 .launch(grid(batch * en))
                 .map_err(&launch_err)?;
         }
+        self.sub_stage("mixer/scan_carry", &mut since);
         // The SSM state before row p (a chunk boundary) is chunk p / SCAN_CHUNK's start.
         for (&p, copy) in at.iter().zip(copies.iter_mut()) {
             let slot = p / SCAN_CHUNK * en;
@@ -805,6 +834,7 @@ impl CudaOps {
                     .map_err(&launch_err)?;
             }
         }
+        self.sub_stage("mixer/scan_output", &mut since);
         let out = match y16 {
             Some(b) => CudaAct {
                 data: ActData::Bf16(b),
