@@ -10,6 +10,7 @@ use ssmgen::output::embedding::{DelimitedEmbeddings, MatrixEmbeddings, MatrixFor
 use ssmgen::output::{Output, format_extension};
 
 use super::progress::bases_bar;
+use super::shards::{WarmupArgs, check_shard_regions};
 use super::{BackendTask, EngineArgs, StrandArg, read_regions};
 
 /// Arguments of `ssmgen embed`.
@@ -52,6 +53,8 @@ pub struct EmbedArgs {
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
     #[command(flatten)]
+    warmup: WarmupArgs,
+    #[command(flatten)]
     engine: EngineArgs,
 }
 
@@ -81,6 +84,24 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
         .or_else(|| args.output.as_deref().and_then(format_from_name))
         .unwrap_or(EmbedFormat::Csv);
     let regions = read_regions(&args.regions, args.regions_bed.as_deref())?;
+    check_shard_regions(&args.input, &regions, &args.warmup)?;
+    if args.warmup.warmup.is_some() && !args.per_base && args.window.is_none() {
+        // One row per record cannot be split: refuse partial shards before any work.
+        let records = super::shards::index_records(&args.input)?;
+        for r in &regions {
+            let length = records
+                .iter()
+                .find(|(n, _)| *n == r.name)
+                .map_or(0, |(_, l)| *l);
+            if r.resolve(length)? != (0, length) {
+                anyhow::bail!(
+                    "region '{}': one embedding per record cannot be split into shards; use \
+                     --window or --per-base, or whole-record shards",
+                    r.label
+                );
+            }
+        }
+    }
     let model = args.engine.load_model()?;
     let bos = args.engine.bos(&model)?;
     let engine = args.engine.clone();
@@ -125,6 +146,7 @@ impl BackendTask for Embed {
             stripe_len,
             bos,
             per_base_cap: args.max_per_base,
+            warmup: args.warmup.warmup,
         };
         let dim = backend.config().hidden_size;
         let output = args.output.as_deref().filter(|p| *p != Path::new("-"));

@@ -11,6 +11,7 @@ use ssmgen::output::{
 };
 
 use super::progress::bases_bar;
+use super::shards::{WarmupArgs, check_shard_regions};
 use super::{BackendTask, EngineArgs, StrandArg, read_regions};
 
 /// Arguments of `ssmgen likelihood`.
@@ -39,6 +40,8 @@ pub struct LikelihoodArgs {
     /// bedGraph and bigWig: mean over bins of N bases instead of one value per base.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     bin: Option<u64>,
+    #[command(flatten)]
+    warmup: WarmupArgs,
     #[command(flatten)]
     engine: EngineArgs,
 }
@@ -71,6 +74,7 @@ pub fn run(args: LikelihoodArgs) -> anyhow::Result<()> {
         anyhow::bail!("--bin applies to bedGraph and bigWig output only");
     }
     let regions = read_regions(&args.regions, args.regions_bed.as_deref())?;
+    check_shard_regions(&args.input, &regions, &args.warmup)?;
 
     let model = args.engine.load_model()?;
     let bos = args.engine.bos(&model)?;
@@ -150,6 +154,7 @@ fn score<B: Backend>(
         strand,
         stripe_len,
         bos,
+        warmup: args.warmup.warmup,
     };
     let scorer = Scorer::new(backend, options, &progress);
     scorer.run(&mut file, &regions, sink.as_mut())?;

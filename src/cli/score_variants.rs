@@ -9,10 +9,12 @@ use ssmgen::input::SequenceFile;
 use ssmgen::output::format_extension;
 use ssmgen::variants::engine::EngineOptions;
 use ssmgen::variants::output::{ScoreKind, VariantFormat, write};
-use ssmgen::variants::{Skip, VariantFile, read_aliases, score_all};
+use ssmgen::input::shards::check_sorted_disjoint;
+use ssmgen::variants::{Skip, VariantFile, read_aliases, score_all, shard};
 
 use super::progress::bases_bar;
-use super::{BackendTask, EngineArgs};
+use super::shards::{WarmupArgs, index_records};
+use super::{BackendTask, EngineArgs, read_regions};
 
 /// Arguments of `ssmgen score-variants`.
 #[derive(clap::Args, Debug)]
@@ -44,6 +46,17 @@ pub struct ScoreVariantsArgs {
     /// Two-column file `alias fasta_name` mapping variant chromosome names to the FASTA's.
     #[arg(long, value_name = "FILE")]
     chrom_alias: Option<PathBuf>,
+    /// Score only the variants whose first REF base lies in this region, `chr:start-end`,
+    /// 1-based inclusive (repeatable); needs the reference's `.fai`.
+    #[arg(short, long = "region", value_name = "REGION")]
+    regions: Vec<String>,
+    /// Score only the variants whose first REF base lies in these BED regions (0-based
+    /// half-open); needs the reference's `.fai`. Without --warmup each region is scored as a
+    /// sequence of its own.
+    #[arg(long = "regions", value_name = "BED")]
+    regions_bed: Option<PathBuf>,
+    #[command(flatten)]
+    warmup: WarmupArgs,
     #[command(flatten)]
     engine: EngineArgs,
 }
@@ -75,20 +88,75 @@ fn format_from_name(path: &Path) -> Option<VariantFormat> {
 /// Runs the command.
 pub fn run(args: ScoreVariantsArgs) -> anyhow::Result<()> {
     args.engine.init_threads()?;
+    let aliases = match &args.chrom_alias {
+        Some(p) => read_aliases(p)?,
+        None => HashMap::new(),
+    };
+    let mut file = VariantFile::read(&args.vcf)?;
+    // Regions (shards): checked against the FASTA and the VCF before any work.
+    let regions = read_regions(&args.regions, args.regions_bed.as_deref())?;
+    let spans = if regions.is_empty() {
+        None
+    } else {
+        let records = index_records(&args.reference)?;
+        let spans = if args.warmup.warmup.is_some() {
+            check_sorted_disjoint(&regions, &records, &args.reference)?
+        } else {
+            let lengths: HashMap<&str, u64> =
+                records.iter().map(|(n, l)| (n.as_str(), *l)).collect();
+            let mut spans = Vec::with_capacity(regions.len());
+            for r in &regions {
+                let Some(&length) = lengths.get(r.name.as_str()) else {
+                    anyhow::bail!(
+                        "region '{}': no record named '{}' in {}",
+                        r.label,
+                        r.name,
+                        args.reference.display()
+                    );
+                };
+                let (s, e) = r.resolve(length)?;
+                spans.push((r.name.clone(), s, e));
+            }
+            spans
+        };
+        if args.warmup.warmup.is_some() {
+            shard::check_against_fasta(&args.vcf, &file, &aliases, &records, &args.reference)?;
+        }
+        file = shard::subset(&file, &aliases, &spans);
+        Some(spans)
+    };
     let model = args.engine.load_model()?;
     let bos = args.engine.bos(&model)?;
     let engine = args.engine.clone();
-    engine.run_on(&model, Task { args, bos })
+    engine.run_on(
+        &model,
+        Task {
+            args,
+            bos,
+            aliases,
+            file,
+            spans,
+        },
+    )
 }
 
 struct Task {
     args: ScoreVariantsArgs,
     bos: Option<u32>,
+    aliases: HashMap<String, String>,
+    file: VariantFile,
+    spans: Option<Vec<(String, u64, u64)>>,
 }
 
 impl BackendTask for Task {
     fn run<B: Backend>(self, backend: &B, stripe_len: usize) -> anyhow::Result<()> {
-        let Task { args, bos } = self;
+        let Task {
+            args,
+            bos,
+            aliases,
+            file,
+            spans,
+        } = self;
         let format = match args.format {
             Some(FormatArg::Tsv) => VariantFormat::Tsv,
             Some(FormatArg::Csv) => VariantFormat::Csv,
@@ -104,12 +172,7 @@ impl BackendTask for Task {
             ScoreArg::DeltaLl => ScoreKind::DeltaLl,
             ScoreArg::Llr => ScoreKind::Llr,
         };
-        let aliases = match &args.chrom_alias {
-            Some(p) => read_aliases(p)?,
-            None => HashMap::new(),
-        };
-        let file = VariantFile::read(&args.vcf)?;
-        let mut reference = SequenceFile::open(&args.reference, false)?;
+        let mut reference = SequenceFile::open(&args.reference, spans.is_some())?;
         let opts = EngineOptions {
             window: args.window,
             context: args.context,
@@ -118,7 +181,19 @@ impl BackendTask for Task {
         };
         let bar = bases_bar(Some(file.variants.len() as u64), args.engine.quiet);
         let progress = |n: u64| bar.inc(n);
-        let results = score_all(backend, &mut reference, &file, &aliases, &opts, &progress)?;
+        let results = match (&spans, &mut reference) {
+            (Some(spans), SequenceFile::Indexed(indexed)) => shard::score_spans(
+                backend,
+                indexed,
+                &file,
+                &aliases,
+                spans,
+                args.warmup.warmup,
+                &opts,
+                &progress,
+            )?,
+            _ => score_all(backend, &mut reference, &file, &aliases, &opts, &progress)?,
+        };
         bar.finish_and_clear();
 
         let mut counts: HashMap<&str, usize> = HashMap::new();
