@@ -229,9 +229,24 @@ pub(crate) fn score_chromosome<B: Backend>(
     for v in &mut rev {
         v.pos = top - v.pos;
     }
-    let fwd_scores = score_strand(backend, tokenizer, &fwd_tokens[from..], &fwd, opts)?;
+    // Each strand stops where the last variant's window does: nothing past it is read.
+    let len = fwd_tokens.len();
+    let fwd_end = fwd
+        .iter()
+        .map(|v| from + v.pos + v.ref_len + opts.window)
+        .max()
+        .unwrap_or(from)
+        .min(len);
+    let rev_end = rev
+        .iter()
+        .map(|v| v.pos + v.ref_len + opts.window)
+        .max()
+        .unwrap_or(0)
+        .min(top);
+    let fwd_scores = score_strand(backend, tokenizer, &fwd_tokens[from..fwd_end], &fwd, opts)?;
     let mut rev_tokens = fwd_tokens;
     rev_tokens.truncate(top);
+    rev_tokens.drain(..top - rev_end);
     tokenizer.reverse_complement(&mut rev_tokens);
     let rev_scores = score_strand(backend, tokenizer, &rev_tokens, &rev, opts)?;
     for ((slot, f), r) in slots.into_iter().zip(fwd_scores).zip(rev_scores) {
