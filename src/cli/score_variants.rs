@@ -25,10 +25,11 @@ pub struct ScoreVariantsArgs {
     /// Variants: VCF (plain, gzip or bgzip) or a table with columns chrom,pos,ref,alt (1-based).
     #[arg(long, value_name = "FILE")]
     vcf: PathBuf,
-    /// Output file (`.gz` compresses); stdout when absent or `-`.
+    /// Output file (`.gz` compresses); stdout when absent or `-`. Repeatable: one scoring pass
+    /// written to several files (e.g. `-o s.tsv -o s.vcf`), each in its extension's format.
     #[arg(short, long, value_name = "FILE")]
-    output: Option<PathBuf>,
-    /// Output format (default: from the output's extension, else tsv).
+    output: Vec<PathBuf>,
+    /// Output format (default: from each output's extension, else tsv).
     #[arg(short, long, value_enum)]
     format: Option<FormatArg>,
     /// Downstream bases after the allele included in delta_ll.
@@ -157,14 +158,12 @@ impl BackendTask for Task {
             file,
             spans,
         } = self;
-        let format = match args.format {
+        let format_of = |output: Option<&Path>| match args.format {
             Some(FormatArg::Tsv) => VariantFormat::Tsv,
             Some(FormatArg::Csv) => VariantFormat::Csv,
             Some(FormatArg::Bed) => VariantFormat::Bed,
             Some(FormatArg::Vcf) => VariantFormat::Vcf,
-            None => args
-                .output
-                .as_deref()
+            None => output
                 .and_then(format_from_name)
                 .unwrap_or(VariantFormat::Tsv),
         };
@@ -217,8 +216,15 @@ impl BackendTask for Task {
         for (reason, n) in counts {
             eprintln!("ssmgen: {n} variant(s) not scored: {reason}");
         }
-        let out = ssmgen::output::Output::create(args.output.as_deref())?;
-        write(out, format, kind, &file, &results)?;
+        let outputs: Vec<Option<&Path>> = if args.output.is_empty() {
+            vec![None]
+        } else {
+            args.output.iter().map(|p| Some(p.as_path())).collect()
+        };
+        for output in outputs {
+            let out = ssmgen::output::Output::create(output)?;
+            write(out, format_of(output), kind, &file, &results)?;
+        }
         Ok(())
     }
 }
