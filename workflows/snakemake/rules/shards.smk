@@ -1,0 +1,22 @@
+# The genome cut into shards: one BED per shard, named so that they sort in genome order.
+
+
+checkpoint shards:
+    input:
+        genome=GENOME,
+        fai=FAI,
+    output:
+        bed=f"{OUT}/shards/shards.bed",
+        split=directory(f"{OUT}/shards/split"),
+    params:
+        size=(
+            f"--size {config['shards']['size']}"
+            if str(config["shards"]["size"]) != ""
+            else ""
+        ),
+        by=config["shards"]["by"],
+    log:
+        f"{OUT}/logs/shards.log",
+    shell:
+        "{SSMGEN} shards {input.genome} {params.size} --by {params.by} "
+        "-o {output.bed} --split-dir {output.split} 2> {log}"
