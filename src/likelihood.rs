@@ -57,7 +57,10 @@ pub struct LikelihoodOptions {
 pub fn scan_range(start: u64, end: u64, length: u64, warmup: Option<u64>) -> (u64, u64) {
     match warmup {
         None => (start, end),
-        Some(n) => (start.saturating_sub(n), end.saturating_add(n).min(length.max(end))),
+        Some(n) => (
+            start.saturating_sub(n),
+            end.saturating_add(n).min(length.max(end)),
+        ),
     }
 }
 
@@ -142,8 +145,7 @@ impl<'a, B: Backend> Scorer<'a, B> {
                         let mut bases = head;
                         while chunks.read_chunk(1 << 20, &mut bases)? > 0 {}
                         let len = bases.len() as u64;
-                        return self
-                            .score_span(&path, name, 0, len, (0, len), &mut bases, sink);
+                        return self.score_span(&path, name, 0, len, (0, len), &mut bases, sink);
                     }
                     sink.begin(name, 0)?;
                     let mut fwd =

@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use clap::ValueEnum;
 use ssmgen::backend::Backend;
 use ssmgen::input::SequenceFile;
+use ssmgen::input::shards::check_sorted_disjoint;
 use ssmgen::output::format_extension;
 use ssmgen::variants::engine::EngineOptions;
 use ssmgen::variants::output::{ScoreKind, VariantFormat, write};
-use ssmgen::input::shards::check_sorted_disjoint;
 use ssmgen::variants::{Skip, VariantFile, read_aliases, score_all, shard};
 
 use super::progress::bases_bar;

@@ -112,7 +112,8 @@ pub fn run(args: ShardsArgs) -> anyhow::Result<()> {
         }
     }
     let mut out = Output::create(args.output.as_deref())?;
-    out.write_all(all.as_bytes()).context("writing the shard BED")?;
+    out.write_all(all.as_bytes())
+        .context("writing the shard BED")?;
     out.commit()?;
     Ok(())
 }

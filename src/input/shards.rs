@@ -231,7 +231,10 @@ mod tests {
         assert_eq!(s.len(), 2);
         assert_eq!(s[0].regions, vec![region("a", 0, 25)]);
         let s = plan(&recs(), Some(10), ShardBy::Chrom).unwrap();
-        let spans: Vec<(u64, u64)> = s.iter().map(|x| (x.regions[0].start, x.regions[0].end)).collect();
+        let spans: Vec<(u64, u64)> = s
+            .iter()
+            .map(|x| (x.regions[0].start, x.regions[0].end))
+            .collect();
         assert_eq!(spans, [(0, 9), (9, 18), (18, 25), (0, 4)]);
         assert_eq!(s[3].name, "shard0004");
     }
@@ -241,7 +244,12 @@ mod tests {
         let s = plan(&recs(), Some(10), ShardBy::Size).unwrap();
         let all: Vec<Vec<(String, u64, u64)>> = s
             .iter()
-            .map(|x| x.regions.iter().map(|r| (r.chrom.clone(), r.start, r.end)).collect())
+            .map(|x| {
+                x.regions
+                    .iter()
+                    .map(|r| (r.chrom.clone(), r.start, r.end))
+                    .collect()
+            })
             .collect();
         assert_eq!(
             all,
