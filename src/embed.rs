@@ -116,10 +116,8 @@ impl Grid {
         let off = p - self.start;
         let lo = (off + 1).saturating_sub(self.size).div_ceil(self.stride);
         let hi = (off / self.stride).min(self.count() - 1);
-        match self.stop {
-            0 => 1..=0,
-            stop => lo.max(self.first)..=hi.min(stop - 1),
-        }
+        // Every grid that is embedded reports at least one window (`stop > first`).
+        lo.max(self.first)..=hi.min(self.stop.saturating_sub(1))
     }
     /// The bases the reported windows cover.
     fn needed(&self) -> (u64, u64) {
