@@ -10,7 +10,7 @@ validate(config, "../schemas/config.schema.yaml")
 
 OUT = config["outdir"].rstrip("/")
 GENOME = config["genome"]
-FAI = GENOME + ".fai"
+FAI = f"{GENOME}.fai"
 VCF = config.get("vcf") or ""
 SSMGEN = config["ssmgen"]
 RES = config["resources"]
@@ -68,3 +68,12 @@ def final_outputs():
     if VCF:
         out += [f"{OUT}/variants.vcf.gz", f"{OUT}/variants.vcf.gz.tbi", f"{OUT}/variants.tsv"]
     return out
+
+
+def embed_window_options():
+    """`--window` and `--stride` of the embed rule."""
+    e = config["embed"]
+    opts = f"--window {e['window']}"
+    if e["stride"]:
+        opts += f" --stride {e['stride']}"
+    return opts

@@ -2,14 +2,6 @@
 # Windows are laid out from each chromosome's first base; a shard reports those starting in it.
 
 
-def embed_window_options():
-    e = config["embed"]
-    opts = f"--window {e['window']}"
-    if e["stride"]:
-        opts += f" --stride {e['stride']}"
-    return opts
-
-
 rule embed_shard:
     input:
         genome=GENOME,
@@ -23,17 +15,22 @@ rule embed_shard:
             else []
         ),
     params:
+        ssmgen=SSMGEN,
+        engine=ENGINE,
+        warmup=WARMUP,
         window=embed_window_options(),
         strand=config["embed"]["strand"],
         extra=config["embed"]["extra"],
     threads: RES["threads"]
     resources:
         **gpu_resources(),
+    conda:
+        "../envs/ssmgen.yaml"
     log:
         f"{OUT}/logs/embed/{{shard}}.log",
     shell:
-        "{SSMGEN} embed {input.genome} --regions {input.bed} --warmup {WARMUP} "
-        "{params.window} -s {params.strand} -t {threads} {ENGINE} {params.extra} "
+        "{params.ssmgen} embed {input.genome} --regions {input.bed} --warmup {params.warmup} "
+        "{params.window} -s {params.strand} -t {threads} {params.engine} {params.extra} "
         "-o {output.matrix} 2> {log}"
 
 
@@ -50,13 +47,16 @@ rule embed_gather:
         matrix=f"{OUT}/embed.{embed_ext()}",
         rows=f"{OUT}/embed.{embed_ext()}.rows.bed" if embed_ext() != "csv" else [],
     params:
+        gather=GATHER,
         command=(
             f"matrix --format {embed_ext()}"
             if embed_ext() != "csv"
             else "text --header line --sorted start"
         ),
+    conda:
+        "../envs/gather.yaml"
     log:
         f"{OUT}/logs/embed_gather.log",
     shell:
-        "python {GATHER} {params.command} --fai {input.fai} -o {output.matrix} "
+        "python {params.gather} {params.command} --fai {input.fai} -o {output.matrix} "
         "{input.parts} 2> {log}"

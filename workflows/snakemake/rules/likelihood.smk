@@ -9,16 +9,21 @@ rule likelihood_shard:
     output:
         temp(f"{OUT}/parts/likelihood/{{shard}}.bedgraph"),
     params:
+        ssmgen=SSMGEN,
+        engine=ENGINE,
+        warmup=WARMUP,
         strand=config["likelihood"]["strand"],
         extra=config["likelihood"]["extra"],
     threads: RES["threads"]
     resources:
         **gpu_resources(),
+    conda:
+        "../envs/ssmgen.yaml"
     log:
         f"{OUT}/logs/likelihood/{{shard}}.log",
     shell:
-        "{SSMGEN} likelihood {input.genome} --regions {input.bed} --warmup {WARMUP} "
-        "-s {params.strand} -t {threads} {ENGINE} {params.extra} -o {output} 2> {log}"
+        "{params.ssmgen} likelihood {input.genome} --regions {input.bed} --warmup {params.warmup} "
+        "-s {params.strand} -t {threads} {params.engine} {params.extra} -o {output} 2> {log}"
 
 
 rule likelihood_bedgraph:
@@ -27,10 +32,14 @@ rule likelihood_bedgraph:
         fai=FAI,
     output:
         f"{OUT}/likelihood.bedgraph.gz",
+    params:
+        gather=GATHER,
+    conda:
+        "../envs/gather.yaml"
     log:
         f"{OUT}/logs/likelihood_bedgraph.log",
     shell:
-        "python {GATHER} text --header none --sorted bed --fai {input.fai} "
+        "python {params.gather} text --header none --sorted bed --fai {input.fai} "
         "-o {output} {input.parts} 2> {log}"
 
 
@@ -42,8 +51,12 @@ rule likelihood_bigwig:
         f"{OUT}/likelihood.bw",
     resources:
         mem_mb=4000,
+    params:
+        gather=GATHER,
+    conda:
+        "../envs/gather.yaml"
     log:
         f"{OUT}/logs/likelihood_bigwig.log",
     shell:
-        "python {GATHER} bigwig --fai {input.fai} --bedgraph {input.bedgraph} "
+        "python {params.gather} bigwig --fai {input.fai} --bedgraph {input.bedgraph} "
         "-o {output} 2> {log}"

@@ -9,14 +9,17 @@ checkpoint shards:
         bed=f"{OUT}/shards/shards.bed",
         split=directory(f"{OUT}/shards/split"),
     params:
+        ssmgen=SSMGEN,
         size=(
             f"--size {config['shards']['size']}"
             if str(config["shards"]["size"]) != ""
             else ""
         ),
         by=config["shards"]["by"],
+    conda:
+        "../envs/ssmgen.yaml"
     log:
         f"{OUT}/logs/shards.log",
     shell:
-        "{SSMGEN} shards {input.genome} {params.size} --by {params.by} "
+        "{params.ssmgen} shards {input.genome} {params.size} --by {params.by} "
         "-o {output.bed} --split-dir {output.split} 2> {log}"

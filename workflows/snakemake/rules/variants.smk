@@ -6,23 +6,28 @@ rule score_variants_shard:
     input:
         genome=GENOME,
         fai=FAI,
-        vcf=VCF,
+        vcf=VCF or [],
         bed=f"{OUT}/shards/split/{{shard}}.bed",
     output:
         tsv=temp(f"{OUT}/parts/variants/{{shard}}.tsv"),
         vcf=temp(f"{OUT}/parts/variants/{{shard}}.vcf"),
     params:
+        ssmgen=SSMGEN,
+        engine=ENGINE,
+        warmup=WARMUP,
         window=config["score_variants"]["window"],
         extra=config["score_variants"]["extra"],
     threads: RES["threads"]
     resources:
         **gpu_resources(),
+    conda:
+        "../envs/ssmgen.yaml"
     log:
         f"{OUT}/logs/variants/{{shard}}.log",
     shell:
-        "{SSMGEN} score-variants --ref {input.genome} --vcf {input.vcf} "
-        "--regions {input.bed} --warmup {WARMUP} --window {params.window} -t {threads} "
-        "{ENGINE} {params.extra} -o {output.tsv} -o {output.vcf} 2> {log}"
+        "{params.ssmgen} score-variants --ref {input.genome} --vcf {input.vcf} "
+        "--regions {input.bed} --warmup {params.warmup} --window {params.window} -t {threads} "
+        "{params.engine} {params.extra} -o {output.tsv} -o {output.vcf} 2> {log}"
 
 
 rule variants_tsv:
@@ -31,10 +36,14 @@ rule variants_tsv:
         fai=FAI,
     output:
         f"{OUT}/variants.tsv",
+    params:
+        gather=GATHER,
+    conda:
+        "../envs/gather.yaml"
     log:
         f"{OUT}/logs/variants_tsv.log",
     shell:
-        "python {GATHER} text --header line --sorted pos --fai {input.fai} "
+        "python {params.gather} text --header line --sorted pos --fai {input.fai} "
         "-o {output} {input.parts} 2> {log}"
 
 
@@ -45,7 +54,11 @@ rule variants_vcf:
     output:
         vcf=f"{OUT}/variants.vcf.gz",
         tbi=f"{OUT}/variants.vcf.gz.tbi",
+    params:
+        gather=GATHER,
+    conda:
+        "../envs/gather.yaml"
     log:
         f"{OUT}/logs/variants_vcf.log",
     shell:
-        "python {GATHER} vcf --fai {input.fai} -o {output.vcf} {input.parts} 2> {log}"
+        "python {params.gather} vcf --fai {input.fai} -o {output.vcf} {input.parts} 2> {log}"

@@ -52,6 +52,15 @@ YAML
     > "$name.log" 2>&1
 }
 
+echo "== snakemake --lint"
+cat > lint.yaml <<YAML
+genome: $GENOME
+vcf: $VCF
+ssmgen: $SSMGEN
+YAML
+snakemake -s "$SNAKEFILE" --configfile lint.yaml --lint > lint.log 2>&1 || { cat lint.log; exit 1; }
+tail -n 1 lint.log | sed 's/^/   /'
+
 for spec in "split 700 chrom npy 100k" "whole '' chrom csv 100k" "packed 1000 size safetensors 3k"; do
   eval "set -- $spec"
   echo "== workflow: shards '$2' --by $3, embed $4, warm-up $5"
