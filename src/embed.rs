@@ -14,7 +14,7 @@ use std::path::Path;
 
 use crate::backend::Backend;
 use crate::error::{Error, Result};
-use crate::input::span::{self, BaseSource, IndexedRecord};
+use crate::input::span::{self, BaseSource};
 use crate::input::{Region, SequenceFile};
 use crate::likelihood::Strand;
 use crate::spool::Spool;
@@ -94,7 +94,7 @@ pub struct EmbedSummary {
 /// Window `k` of a span: `[start + k * stride, min(that + size, end))`; only windows
 /// `first..stop` are reported.
 #[derive(Clone, Copy, Debug)]
-struct Grid {
+pub(crate) struct Grid {
     start: u64,
     end: u64,
     size: u64,
@@ -127,13 +127,13 @@ impl Grid {
 
 /// Sums of the windows that have started but not ended.
 #[derive(Default)]
-struct OpenWindows {
+pub(crate) struct OpenWindows {
     open: BTreeMap<u64, (Vec<f64>, u64)>,
 }
 
 impl OpenWindows {
     /// Adds the hidden state `row` of position `p` (an N when `is_n`).
-    fn add(&mut self, grid: &Grid, p: u64, row: Option<&[f32]>, is_n: bool) {
+    pub(crate) fn add(&mut self, grid: &Grid, p: u64, row: Option<&[f32]>, is_n: bool) {
         for k in grid.containing(p) {
             let (sum, real) = self.open.entry(k).or_default();
             if let Some(row) = row {
@@ -216,33 +216,15 @@ impl<'a, B: Backend> Embedder<'a, B> {
         sink: &mut dyn EmbeddingSink,
     ) -> Result<EmbedSummary> {
         let mut summary = EmbedSummary::default();
-        match file {
-            SequenceFile::Indexed(indexed) => {
-                let path = indexed.path().to_path_buf();
-                for (name, start, end) in span::targets(indexed, regions)? {
-                    let length = indexed.length_of(&name).unwrap_or(end);
-                    let mut src = IndexedRecord {
-                        file: indexed,
-                        name: &name,
-                    };
-                    let span = (start, end, length);
-                    self.embed_span(&path, &name, span, &mut src, sink, &mut summary)?;
-                }
-            }
-            SequenceFile::Stream(stream) => {
-                let path = stream.path().to_path_buf();
-                if !regions.is_empty() {
-                    return Err(Error::format(path, "regions need an indexed file"));
-                }
-                stream.for_each_record(|name, chunks| {
-                    // Without an index the record is held in memory (1 byte per base).
-                    let mut bases = Vec::new();
-                    while chunks.read_chunk(1 << 20, &mut bases)? > 0 {}
-                    let len = bases.len() as u64;
-                    self.embed_span(&path, name, (0, len, len), &mut bases, sink, &mut summary)
-                })?;
-            }
-        }
+        // Record lengths, for shards (windows laid out from the record's start).
+        let lengths: std::collections::HashMap<String, u64> = match &*file {
+            SequenceFile::Indexed(indexed) => indexed.records().into_iter().collect(),
+            SequenceFile::Stream(_) => Default::default(),
+        };
+        span::for_each_span(file, regions, |path, name, start, end, src| {
+            let length = lengths.get(name).copied().unwrap_or(end);
+            self.embed_span(path, name, (start, end, length), src, sink, &mut summary)
+        })?;
         Ok(summary)
     }
 
@@ -261,7 +243,7 @@ impl<'a, B: Backend> Embedder<'a, B> {
         if end <= start {
             return Ok(());
         }
-        let mut grid = self.grid(path, name, start, end)?;
+        let mut grid = grid_for(&self.options, path, name, start, end)?;
         if self.options.warmup.is_some() {
             // A shard: windows laid out from the record's start, those starting in the shard.
             if self.options.pooling == Pooling::Record && (start, end) != (0, length) {
@@ -286,50 +268,6 @@ impl<'a, B: Backend> Embedder<'a, B> {
             }
         }
         self.embed_grid(path, name, length, grid, src, sink, summary)
-    }
-
-    /// The window grid of a span `[start, end)` embedded as a sequence of its own.
-    fn grid(&self, path: &Path, name: &str, start: u64, end: u64) -> Result<Grid> {
-        Ok(match self.options.pooling {
-            Pooling::Record => Grid {
-                start,
-                end,
-                size: end - start,
-                stride: end - start,
-                first: 0,
-                stop: 1,
-            },
-            Pooling::Windows { size, stride } => Grid {
-                start,
-                end,
-                size,
-                stride,
-                first: 0,
-                stop: (end - start).div_ceil(stride),
-            },
-            Pooling::PerBase => {
-                if end - start > self.options.per_base_cap {
-                    return Err(Error::format(
-                        path,
-                        format!(
-                            "per-base embeddings of {name}:{}-{end} ({} bases) exceed the cap of \
-                             {} bases: give a shorter --region or raise --max-per-base",
-                            start + 1,
-                            end - start,
-                            self.options.per_base_cap
-                        ),
-                    ));
-                }
-                Grid {
-                    start,
-                    end,
-                    size: 1,
-                    stride: 1,
-                    first: 0,
-                    stop: end - start,
-                }
-            }
-        })
     }
 
     /// Embeds the reported windows of `grid` on record `name` of `length` bases, running the
@@ -399,7 +337,6 @@ impl<'a, B: Backend> Embedder<'a, B> {
             _ => Some(HiddenStream::new(self.backend, layer, bos)?),
         };
         let mut open = OpenWindows::default();
-        let mut reverse_mean = Vec::new();
         // Without a forward pass there is nothing to warm up.
         let mut lo = if stream.is_some() { scan_lo } else { need_lo };
         while lo < need_hi {
@@ -417,41 +354,122 @@ impl<'a, B: Backend> Embedder<'a, B> {
                     open.add(&grid, p, row, t == n);
                 }
             }
-            for (k, sum, real) in open.take(|k| grid.bounds(k).1 <= hi) {
-                let (ws, we) = grid.bounds(k);
-                if real == 0 {
-                    summary.skipped_n_only += 1;
-                    continue;
-                }
-                let mut values = mean_of(&sum, we - ws);
-                if let Some(spool) = &mut spool {
-                    let at = (grid.stop - 1 - k) * d as u64;
-                    spool.read(at, at + d as u64, &mut reverse_mean)?;
-                    if values.is_empty() {
-                        values.clone_from(&reverse_mean);
-                    } else {
-                        for (v, r) in values.iter_mut().zip(&reverse_mean) {
-                            *v = 0.5 * (*v + r);
-                        }
-                    }
-                }
-                let label = match self.options.pooling {
-                    Pooling::Record => name.to_string(),
-                    _ => format!("{name}:{}-{we}", ws + 1),
-                };
-                sink.write_row(&EmbeddingRow {
-                    chrom: name,
-                    start: ws,
-                    end: we,
-                    name: &label,
-                    values: &values,
-                })?;
-                summary.rows += 1;
-            }
+            emit_done(
+                self.options.pooling,
+                &grid,
+                &mut open,
+                hi,
+                spool.as_mut(),
+                name,
+                d,
+                sink,
+                summary,
+            )?;
             lo = hi;
         }
         Ok(())
     }
+}
+
+/// The windows of span `[start, end)` of record `name` that `options.pooling` asks for.
+pub(crate) fn grid_for(
+    options: &EmbedOptions,
+    path: &Path,
+    name: &str,
+    start: u64,
+    end: u64,
+) -> Result<Grid> {
+    Ok(match options.pooling {
+        Pooling::Record => Grid {
+            start,
+            end,
+            size: end - start,
+            stride: end - start,
+            first: 0,
+            stop: 1,
+        },
+        Pooling::Windows { size, stride } => Grid {
+            start,
+            end,
+            size,
+            stride,
+            first: 0,
+            stop: (end - start).div_ceil(stride),
+        },
+        Pooling::PerBase => {
+            if end - start > options.per_base_cap {
+                return Err(Error::format(
+                    path,
+                    format!(
+                        "per-base embeddings of {name}:{}-{end} ({} bases) exceed the cap of \
+                         {} bases: give a shorter --region or raise --max-per-base",
+                        start + 1,
+                        end - start,
+                        options.per_base_cap
+                    ),
+                ));
+            }
+            Grid {
+                start,
+                end,
+                size: 1,
+                stride: 1,
+                first: 0,
+                stop: end - start,
+            }
+        }
+    })
+}
+
+/// Writes every open window of `grid` that ends at or before `hi`, averaged with its reverse
+/// strand mean from `spool` when there is one (window `k`'s mean is spooled at
+/// `stop - 1 - k`, the last reported window first); windows of N only are counted, not
+/// written.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn emit_done(
+    pooling: Pooling,
+    grid: &Grid,
+    open: &mut OpenWindows,
+    hi: u64,
+    mut spool: Option<&mut Spool>,
+    name: &str,
+    d: usize,
+    sink: &mut dyn EmbeddingSink,
+    summary: &mut EmbedSummary,
+) -> Result<()> {
+    let mut reverse_mean = Vec::new();
+    for (k, sum, real) in open.take(|k| grid.bounds(k).1 <= hi) {
+        let (ws, we) = grid.bounds(k);
+        if real == 0 {
+            summary.skipped_n_only += 1;
+            continue;
+        }
+        let mut values = mean_of(&sum, we - ws);
+        if let Some(spool) = spool.as_deref_mut() {
+            let at = (grid.stop - 1 - k) * d as u64;
+            spool.read(at, at + d as u64, &mut reverse_mean)?;
+            if values.is_empty() {
+                values.clone_from(&reverse_mean);
+            } else {
+                for (v, r) in values.iter_mut().zip(&reverse_mean) {
+                    *v = 0.5 * (*v + r);
+                }
+            }
+        }
+        let label = match pooling {
+            Pooling::Record => name.to_string(),
+            _ => format!("{name}:{}-{we}", ws + 1),
+        };
+        sink.write_row(&EmbeddingRow {
+            chrom: name,
+            start: ws,
+            end: we,
+            name: &label,
+            values: &values,
+        })?;
+        summary.rows += 1;
+    }
+    Ok(())
 }
 
 /// `sum / count`, as f32.

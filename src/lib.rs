@@ -7,8 +7,10 @@
 pub mod backend;
 pub mod embed;
 pub mod error;
+pub mod graph;
 pub mod input;
 pub mod likelihood;
+pub mod masked;
 pub mod model;
 pub mod output;
 pub mod runner;

@@ -273,17 +273,6 @@ pub fn observed_scores(
     }
 }
 
-/// Default stripe length for a model: as many tokens as fit activation buffers of about
-/// 256 MiB, between 1,024 and 65,536.
-pub fn default_stripe_len(config: &crate::model::MambaConfig) -> usize {
-    let floats_per_token = 3 * config.hidden_size
-        + 6 * config.intermediate_size
-        + config.x_proj_width()
-        + config.vocab_size;
-    let budget = 256usize << 20;
-    (budget / (4 * floats_per_token)).clamp(1024, 65536)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

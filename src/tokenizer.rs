@@ -23,7 +23,11 @@ impl Tokenizer {
     /// The tokenizer of a model (ids from its config).
     pub fn new(config: &MambaConfig) -> Self {
         let id = |b: char| config.tokens[&b];
-        let ids = [id('A'), id('C'), id('G'), id('T'), id('N')];
+        Self::from_ids([id('A'), id('C'), id('G'), id('T'), id('N')])
+    }
+
+    /// A tokenizer with these token ids for A, C, G, T and N.
+    pub fn from_ids(ids: [u32; 5]) -> Self {
         let mut table = [INVALID; 256];
         for (i, base) in "ACGT".bytes().enumerate() {
             table[base as usize] = ids[i];

@@ -272,4 +272,17 @@ fn bad_shard_inputs_are_refused_before_any_work_and_leave_no_output() {
     let lengths = vcf.replace("ID=chrB,length=1200", "ID=chrB,length=1300");
     let lengths = write("lengths.vcf", &lengths);
     fails(score(&lengths), "line 3: contig 'chrB' has length 1300");
+
+    // A masked model's context is on both sides: the causal warm-up is refused for it.
+    let masked = [
+        "-m",
+        "test-data/caduceus-ps",
+        "--regions",
+        whole.to_str().unwrap(),
+    ];
+    for command in ["likelihood", "embed"] {
+        let mut a = vec![command, GENOME, "--warmup"];
+        a.extend_from_slice(&masked);
+        fails(ssmgen(&a), "--warmup applies to causal models");
+    }
 }

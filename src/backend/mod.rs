@@ -5,6 +5,9 @@
 
 pub mod cpu;
 pub mod cuda;
+pub mod device;
+
+pub use device::Device;
 
 use crate::error::{Error, Result};
 use crate::model::MambaConfig;

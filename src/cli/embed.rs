@@ -9,9 +9,15 @@ use ssmgen::input::{Region, SequenceFile};
 use ssmgen::output::embedding::{DelimitedEmbeddings, MatrixEmbeddings, MatrixFormat};
 use ssmgen::output::{Output, format_extension};
 
+use super::masked::{GraphTask, MaskedArgs, run_masked};
 use super::progress::bases_bar;
-use super::shards::{WarmupArgs, check_shard_regions};
+use super::shards::{WarmupArgs, check_shard_regions, refuse_warmup_for_masked};
 use super::{BackendTask, EngineArgs, StrandArg, read_regions};
+use ssmgen::embed::EmbedSummary;
+use ssmgen::graph::Ops;
+use ssmgen::graph::caduceus::CaduceusGraph;
+use ssmgen::masked::{MaskedEmbedder, MaskedOptions};
+use ssmgen::model::AnyModel;
 
 /// Arguments of `ssmgen embed`.
 #[derive(clap::Args, Debug)]
@@ -52,6 +58,12 @@ pub struct EmbedArgs {
     /// safetensors also write FILE.rows.bed with each row's coordinates.
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
+    /// RCPS models (Caduceus-PS, PlantCaduceus): keep both halves of the hidden state
+    /// (2 x d_model values) instead of averaging them.
+    #[arg(long)]
+    rc_halves: bool,
+    #[command(flatten)]
+    masked: MaskedArgs,
     #[command(flatten)]
     warmup: WarmupArgs,
     #[command(flatten)]
@@ -102,7 +114,21 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
             }
         }
     }
-    let model = args.engine.load_model()?;
+    let model = match args.engine.load_any()? {
+        AnyModel::Causal(m) => m,
+        AnyModel::Caduceus(m) => {
+            refuse_warmup_for_masked(&args.warmup, &m.source)?;
+            let windows = args.masked.options(&m, true, true)?;
+            let engine = args.engine.clone();
+            let task = MaskedEmbed {
+                args,
+                regions,
+                format,
+                windows,
+            };
+            return run_masked(&engine, &m, task);
+        }
+    };
     let bos = args.engine.bos(&model)?;
     let engine = args.engine.clone();
     engine.run_on(
@@ -114,6 +140,96 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
             bos,
         },
     )
+}
+
+struct MaskedEmbed {
+    args: EmbedArgs,
+    regions: Vec<Region>,
+    format: EmbedFormat,
+    windows: MaskedOptions,
+}
+
+impl GraphTask for MaskedEmbed {
+    fn run<O: Ops>(self, graph: &CaduceusGraph<O>) -> anyhow::Result<()> {
+        let args = &self.args;
+        let options = embed_options(args, 0, None);
+        let bar = bases_bar(None, args.engine.quiet);
+        let progress = |n: u64| bar.inc(n);
+        let embedder =
+            MaskedEmbedder::new(graph, self.windows, options, args.rc_halves, &progress)?;
+        let mut sink = open_sink(args, self.format, embedder.dim())?;
+        let mut file = SequenceFile::open(&args.input, !self.regions.is_empty())?;
+        let summary = embedder.run(&mut file, &self.regions, sink.as_mut())?;
+        bar.finish_and_clear();
+        finish(sink, summary)
+    }
+}
+
+/// The pooling and strands `args` ask for.
+fn embed_options(args: &EmbedArgs, stripe_len: usize, bos: Option<u32>) -> EmbedOptions {
+    let pooling = match (args.per_base, args.window) {
+        (true, _) => Pooling::PerBase,
+        (false, Some(size)) => Pooling::Windows {
+            size,
+            stride: args.stride.unwrap_or(size),
+        },
+        (false, None) => Pooling::Record,
+    };
+    EmbedOptions {
+        layer: args.layer,
+        pooling,
+        strand: args.strand.into(),
+        stripe_len,
+        bos,
+        per_base_cap: args.max_per_base,
+        warmup: args.warmup.warmup,
+    }
+}
+
+/// The writer for `format`, rows of `dim` values.
+fn open_sink(
+    args: &EmbedArgs,
+    format: EmbedFormat,
+    dim: usize,
+) -> anyhow::Result<Box<dyn EmbeddingSink>> {
+    let output = args.output.as_deref().filter(|p| *p != Path::new("-"));
+    Ok(match format {
+        EmbedFormat::Csv | EmbedFormat::Tsv => {
+            let delimiter = if format == EmbedFormat::Csv {
+                b','
+            } else {
+                b'\t'
+            };
+            Box::new(DelimitedEmbeddings::new(
+                Output::create(output)?,
+                delimiter,
+                dim,
+            )?)
+        }
+        EmbedFormat::Npy | EmbedFormat::Safetensors => {
+            let Some(path) = output else {
+                anyhow::bail!("NPY and safetensors output need a file name (-o FILE)");
+            };
+            let matrix = if format == EmbedFormat::Npy {
+                MatrixFormat::Npy
+            } else {
+                MatrixFormat::Safetensors
+            };
+            Box::new(MatrixEmbeddings::create(path, matrix, dim)?)
+        }
+    })
+}
+
+/// Puts the output into place and reports the windows left out.
+fn finish(sink: Box<dyn EmbeddingSink>, summary: EmbedSummary) -> anyhow::Result<()> {
+    sink.finish()?;
+    if summary.skipped_n_only > 0 {
+        eprintln!(
+            "ssmgen: {} window(s) skipped: every base is N",
+            summary.skipped_n_only
+        );
+    }
+    Ok(())
 }
 
 struct Embed {
@@ -131,50 +247,11 @@ impl BackendTask for Embed {
             format,
             bos,
         } = self;
-        let pooling = match (args.per_base, args.window) {
-            (true, _) => Pooling::PerBase,
-            (false, Some(size)) => Pooling::Windows {
-                size,
-                stride: args.stride.unwrap_or(size),
-            },
-            (false, None) => Pooling::Record,
-        };
-        let options = EmbedOptions {
-            layer: args.layer,
-            pooling,
-            strand: args.strand.into(),
-            stripe_len,
-            bos,
-            per_base_cap: args.max_per_base,
-            warmup: args.warmup.warmup,
-        };
-        let dim = backend.config().hidden_size;
-        let output = args.output.as_deref().filter(|p| *p != Path::new("-"));
-        let mut sink: Box<dyn EmbeddingSink> = match format {
-            EmbedFormat::Csv | EmbedFormat::Tsv => {
-                let delimiter = if format == EmbedFormat::Csv {
-                    b','
-                } else {
-                    b'\t'
-                };
-                Box::new(DelimitedEmbeddings::new(
-                    Output::create(output)?,
-                    delimiter,
-                    dim,
-                )?)
-            }
-            EmbedFormat::Npy | EmbedFormat::Safetensors => {
-                let Some(path) = output else {
-                    anyhow::bail!("NPY and safetensors output need a file name (-o FILE)");
-                };
-                let matrix = if format == EmbedFormat::Npy {
-                    MatrixFormat::Npy
-                } else {
-                    MatrixFormat::Safetensors
-                };
-                Box::new(MatrixEmbeddings::create(path, matrix, dim)?)
-            }
-        };
+        if args.rc_halves {
+            anyhow::bail!("--rc-halves applies to RCPS (Caduceus) models only");
+        }
+        let options = embed_options(&args, stripe_len, bos);
+        let mut sink = open_sink(&args, format, backend.config().hidden_size)?;
         let embedder = {
             let mut file = SequenceFile::open(&args.input, !regions.is_empty())?;
             let bar = bases_bar(None, args.engine.quiet);
@@ -184,13 +261,6 @@ impl BackendTask for Embed {
             bar.finish_and_clear();
             summary
         };
-        sink.finish()?;
-        if embedder.skipped_n_only > 0 {
-            eprintln!(
-                "ssmgen: {} window(s) skipped: every base is N",
-                embedder.skipped_n_only
-            );
-        }
-        Ok(())
+        finish(sink, embedder)
     }
 }

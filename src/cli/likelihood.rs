@@ -10,9 +10,14 @@ use ssmgen::output::{
     BedGraphSink, BigWigWriter, CsvSink, IntervalSink, Output, TrackSink, format_extension,
 };
 
+use super::masked::{GraphTask, MaskedArgs, run_masked};
 use super::progress::bases_bar;
-use super::shards::{WarmupArgs, check_shard_regions};
+use super::shards::{WarmupArgs, check_shard_regions, refuse_warmup_for_masked};
 use super::{BackendTask, EngineArgs, StrandArg, read_regions};
+use ssmgen::graph::Ops;
+use ssmgen::graph::caduceus::CaduceusGraph;
+use ssmgen::masked::MaskedScorer;
+use ssmgen::model::AnyModel;
 
 /// Arguments of `ssmgen likelihood`.
 #[derive(clap::Args, Debug)]
@@ -40,6 +45,8 @@ pub struct LikelihoodArgs {
     /// bedGraph and bigWig: mean over bins of N bases instead of one value per base.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     bin: Option<u64>,
+    #[command(flatten)]
+    masked: MaskedArgs,
     #[command(flatten)]
     warmup: WarmupArgs,
     #[command(flatten)]
@@ -76,7 +83,30 @@ pub fn run(args: LikelihoodArgs) -> anyhow::Result<()> {
     let regions = read_regions(&args.regions, args.regions_bed.as_deref())?;
     check_shard_regions(&args.input, &regions, &args.warmup)?;
 
-    let model = args.engine.load_model()?;
+    let model = match args.engine.load_any()? {
+        AnyModel::Causal(m) => m,
+        AnyModel::Caduceus(m) => {
+            refuse_warmup_for_masked(&args.warmup, &m.source)?;
+            let strand = Strand::from(args.strand);
+            let options =
+                args.masked
+                    .options(&m, strand != Strand::Reverse, strand != Strand::Forward)?;
+            let engine = args.engine.clone();
+            let task = MaskedLikelihood {
+                args,
+                regions,
+                format,
+                options,
+            };
+            return run_masked(&engine, &m, task);
+        }
+    };
+    if args.masked.masked {
+        anyhow::bail!(
+            "--masked needs a masked model (Caduceus); {} is causal",
+            model.source
+        );
+    }
     let bos = args.engine.bos(&model)?;
     let engine = args.engine.clone();
     engine.run_on(
@@ -109,6 +139,68 @@ impl BackendTask for Likelihood {
     }
 }
 
+struct MaskedLikelihood {
+    args: LikelihoodArgs,
+    regions: Vec<Region>,
+    format: TrackFormat,
+    options: ssmgen::masked::MaskedOptions,
+}
+
+impl GraphTask for MaskedLikelihood {
+    fn run<O: Ops>(self, graph: &CaduceusGraph<O>) -> anyhow::Result<()> {
+        let args = &self.args;
+        let mut file = SequenceFile::open(&args.input, !self.regions.is_empty())?;
+        let passes = u64::from(self.options.forward) + u64::from(self.options.reverse);
+        let bar = bases_bar(total_bases(&file, &self.regions, passes), args.engine.quiet);
+        let progress = |n: u64| bar.inc(n * passes);
+        let mut sink = open_sink(args, self.format, &file)?;
+        let scorer = MaskedScorer::new(graph, self.options, &progress);
+        scorer.likelihood(&mut file, &self.regions, sink.as_mut())?;
+        sink.finish()?;
+        bar.finish_and_clear();
+        Ok(())
+    }
+}
+
+/// Bases to score (times `passes`) when the file's index tells, for the progress bar.
+fn total_bases(file: &SequenceFile, regions: &[Region], passes: u64) -> Option<u64> {
+    match file {
+        SequenceFile::Indexed(f) if regions.is_empty() => {
+            Some(f.records().iter().map(|(_, l)| l).sum::<u64>() * passes)
+        }
+        _ => None,
+    }
+}
+
+/// The track writer for `format`.
+fn open_sink(
+    args: &LikelihoodArgs,
+    format: TrackFormat,
+    file: &SequenceFile,
+) -> anyhow::Result<Box<dyn TrackSink>> {
+    Ok(match format {
+        TrackFormat::Bedgraph => Box::new(BedGraphSink::new(
+            Output::create(args.output.as_deref())?,
+            args.bin,
+        )),
+        TrackFormat::Csv => Box::new(CsvSink::new(Output::create(args.output.as_deref())?)?),
+        TrackFormat::Bigwig => {
+            let Some(path) = args.output.as_deref().filter(|p| *p != Path::new("-")) else {
+                anyhow::bail!("bigWig output needs a file name (-o track.bw), not stdout");
+            };
+            let SequenceFile::Indexed(indexed) = file else {
+                anyhow::bail!(
+                    "bigWig output needs chromosome sizes from a FASTA index: make {}.fai with \
+                     `samtools faidx`",
+                    args.input.display()
+                );
+            };
+            let writer = BigWigWriter::create(path, &indexed.records())?;
+            Box::new(IntervalSink::with_writer(writer, args.bin))
+        }
+    })
+}
+
 fn score<B: Backend>(
     args: &LikelihoodArgs,
     regions: Vec<Region>,
@@ -120,36 +212,9 @@ fn score<B: Backend>(
     let mut file = SequenceFile::open(&args.input, !regions.is_empty())?;
     let strand = Strand::from(args.strand);
     let passes = if strand == Strand::Both { 2 } else { 1 };
-    let total = match &file {
-        SequenceFile::Indexed(f) if regions.is_empty() => {
-            Some(f.records().iter().map(|(_, l)| l).sum::<u64>() * passes)
-        }
-        _ => None,
-    };
-    let bar = bases_bar(total, args.engine.quiet);
+    let bar = bases_bar(total_bases(&file, &regions, passes), args.engine.quiet);
     let progress = |n: u64| bar.inc(n);
-
-    let mut sink: Box<dyn TrackSink> = match format {
-        TrackFormat::Bedgraph => Box::new(BedGraphSink::new(
-            Output::create(args.output.as_deref())?,
-            args.bin,
-        )),
-        TrackFormat::Csv => Box::new(CsvSink::new(Output::create(args.output.as_deref())?)?),
-        TrackFormat::Bigwig => {
-            let Some(path) = args.output.as_deref().filter(|p| *p != Path::new("-")) else {
-                anyhow::bail!("bigWig output needs a file name (-o track.bw), not stdout");
-            };
-            let SequenceFile::Indexed(indexed) = &file else {
-                anyhow::bail!(
-                    "bigWig output needs chromosome sizes from a FASTA index: make {}.fai with \
-                     `samtools faidx`",
-                    args.input.display()
-                );
-            };
-            let writer = BigWigWriter::create(path, &indexed.records())?;
-            Box::new(IntervalSink::with_writer(writer, args.bin))
-        }
-    };
+    let mut sink = open_sink(args, format, &file)?;
     let options = LikelihoodOptions {
         strand,
         stripe_len,

@@ -3,6 +3,7 @@
 pub mod embed;
 pub mod info;
 pub mod likelihood;
+pub mod masked;
 pub mod progress;
 pub mod score_variants;
 pub mod shards;
@@ -118,57 +119,34 @@ pub trait BackendTask {
     -> anyhow::Result<()>;
 }
 
-/// Stripe length on a GPU: activations take at most a quarter of the free memory, between
-/// 4,096 and 2,097,152 tokens, a multiple of 4,096 (so of the scan chunk: results do not
-/// depend on the stripe length).
-fn gpu_stripe_len(config: &ssmgen::model::MambaConfig, free_bytes: usize) -> usize {
-    let floats = 3 * config.hidden_size
-        + 6 * config.intermediate_size
-        + config.x_proj_width()
-        + config.vocab_size;
-    (free_bytes / 4 / (4 * floats)).clamp(4096, 1 << 21) / 4096 * 4096
-}
-
-/// A device choice resolved against the machine.
-pub enum Device {
-    /// The rayon CPU backend; with `auto`, why CUDA was not used.
-    Cpu(Option<String>),
-    /// GPU with this ordinal.
-    Cuda(usize),
-}
+pub use ssmgen::backend::Device;
 
 impl EngineArgs {
-    /// Loads the model named by `--model`, or the built-in one.
+    /// Loads the causal model named by `--model`, or the built-in one; a masked model is an
+    /// error (the commands that run masked models call [`EngineArgs::load_any`]).
     pub fn load_model(&self) -> anyhow::Result<ssmgen::model::Model> {
+        match self.load_any()? {
+            ssmgen::model::AnyModel::Causal(m) => Ok(m),
+            ssmgen::model::AnyModel::Caduceus(m) => anyhow::bail!(
+                "model {} is a masked (Caduceus) model: this command supports causal Mamba \
+                 models only in this version (likelihood and score-variants run both)",
+                m.source
+            ),
+        }
+    }
+
+    /// Loads the model named by `--model` whatever its architecture, or the built-in one.
+    pub fn load_any(&self) -> anyhow::Result<ssmgen::model::AnyModel> {
         Ok(match &self.model {
-            Some(dir) => ssmgen::model::Model::load(dir)?,
-            None => ssmgen::model::builtin::load()?,
+            Some(dir) => ssmgen::model::AnyModel::load(dir)?,
+            None => ssmgen::model::AnyModel::Causal(ssmgen::model::builtin::load()?),
         })
     }
 
     /// Resolves `--device` against the machine.
     pub fn device(&self) -> anyhow::Result<Device> {
-        use ssmgen::backend::cuda::cuda_available;
-        let text = self.device.trim().to_ascii_lowercase();
-        let device = match text.as_str() {
-            "cpu" => Device::Cpu(None),
-            "auto" => match cuda_available() {
-                Ok(_) => Device::Cuda(0),
-                Err(why) => return Ok(Device::Cpu(Some(why))),
-            },
-            "cuda" | "gpu" => Device::Cuda(0),
-            other => match other.strip_prefix("cuda:").map(str::parse::<usize>) {
-                Some(Ok(n)) => Device::Cuda(n),
-                _ => anyhow::bail!(
-                    "--device {}: expected auto, cpu, cuda or cuda:N",
-                    self.device
-                ),
-            },
-        };
-        if let Device::Cuda(_) = device {
-            cuda_available().map_err(|why| anyhow::anyhow!("--device {}: {why}", self.device))?;
-        }
-        Ok(device)
+        Device::resolve(&self.device)
+            .map_err(|why| anyhow::anyhow!("--device {}: {why}", self.device))
     }
 
     /// Prints the one stderr line that says which device runs (unless `--quiet`).
@@ -197,23 +175,28 @@ impl EngineArgs {
                 let backend = ssmgen::backend::cpu::CpuBackend::new(model);
                 self.announce(&backend.describe(), &device);
                 let stripe =
-                    fixed.unwrap_or_else(|| ssmgen::runner::default_stripe_len(&model.config));
+                    fixed.unwrap_or_else(|| ssmgen::backend::device::cpu_stripe_len(&model.config));
                 task.run(&backend, stripe)
             }
             Device::Cuda(n) => {
-                use ssmgen::backend::cuda::Precision;
-                let precision = match self.precision {
-                    PrecisionArg::F32 => Precision::F32,
-                    PrecisionArg::Bf16 => Precision::Bf16,
-                };
-                let backend = ssmgen::backend::cuda::CudaBackend::new(model, n, precision)?;
+                let backend = ssmgen::backend::cuda::CudaBackend::new(model, n, self.precision())?;
                 self.announce(&backend.describe(), &device);
                 let stripe = match fixed {
                     Some(s) => s,
-                    None => gpu_stripe_len(&model.config, backend.memory()?.0),
+                    None => {
+                        ssmgen::backend::device::gpu_stripe_len(&model.config, backend.memory()?.0)
+                    }
                 };
                 task.run(&backend, stripe)
             }
+        }
+    }
+
+    /// The GPU arithmetic `--precision` asks for.
+    pub fn precision(&self) -> ssmgen::backend::cuda::Precision {
+        match self.precision {
+            PrecisionArg::F32 => ssmgen::backend::cuda::Precision::F32,
+            PrecisionArg::Bf16 => ssmgen::backend::cuda::Precision::Bf16,
         }
     }
 

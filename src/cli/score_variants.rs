@@ -12,9 +12,15 @@ use ssmgen::variants::engine::EngineOptions;
 use ssmgen::variants::output::{ScoreKind, VariantFormat, write};
 use ssmgen::variants::{Skip, VariantFile, read_aliases, score_all, shard};
 
+use super::masked::{GraphTask, MaskedArgs, run_masked};
 use super::progress::bases_bar;
-use super::shards::{WarmupArgs, index_records};
+use super::shards::{WarmupArgs, index_records, refuse_warmup_for_masked};
 use super::{BackendTask, EngineArgs, read_regions};
+use ssmgen::graph::Ops;
+use ssmgen::graph::caduceus::CaduceusGraph;
+use ssmgen::masked::MaskedScorer;
+use ssmgen::model::AnyModel;
+use ssmgen::variants::{VariantResult, score_by_chromosome};
 
 /// Arguments of `ssmgen score-variants`.
 #[derive(clap::Args, Debug)]
@@ -38,9 +44,10 @@ pub struct ScoreVariantsArgs {
     /// Upstream context in bases (default: the whole chromosome upstream of the variant).
     #[arg(long, value_name = "N")]
     context: Option<usize>,
-    /// The value reported in the `score` column.
-    #[arg(long, value_enum, default_value_t = ScoreArg::DeltaLl)]
-    score: ScoreArg,
+    /// The value reported in the `score` column (default: delta-ll for causal models, llr for
+    /// masked ones, which have no delta-ll).
+    #[arg(long, value_enum)]
+    score: Option<ScoreArg>,
     /// Fail on the first REF that does not match the reference (default: flag it and go on).
     #[arg(long)]
     strict: bool,
@@ -58,6 +65,8 @@ pub struct ScoreVariantsArgs {
     regions_bed: Option<PathBuf>,
     #[command(flatten)]
     warmup: WarmupArgs,
+    #[command(flatten)]
+    masked: MaskedArgs,
     #[command(flatten)]
     engine: EngineArgs,
 }
@@ -89,6 +98,27 @@ fn format_from_name(path: &Path) -> Option<VariantFormat> {
 /// Runs the command.
 pub fn run(args: ScoreVariantsArgs) -> anyhow::Result<()> {
     args.engine.init_threads()?;
+    let model = match args.engine.load_any()? {
+        AnyModel::Causal(m) => m,
+        AnyModel::Caduceus(m) => {
+            refuse_warmup_for_masked(&args.warmup, &m.source)?;
+            if !args.regions.is_empty() || args.regions_bed.is_some() {
+                anyhow::bail!(
+                    "--region and --regions apply to causal models; {} is masked",
+                    m.source
+                );
+            }
+            if matches!(args.score, Some(ScoreArg::DeltaLl)) {
+                anyhow::bail!(
+                    "--score delta-ll needs a causal model; {} is masked",
+                    m.source
+                );
+            }
+            let options = args.masked.options(&m, true, true)?;
+            let engine = args.engine.clone();
+            return run_masked(&engine, &m, MaskedTask { args, options });
+        }
+    };
     let aliases = match &args.chrom_alias {
         Some(p) => read_aliases(p)?,
         None => HashMap::new(),
@@ -126,7 +156,6 @@ pub fn run(args: ScoreVariantsArgs) -> anyhow::Result<()> {
         file = shard::subset(&file, &aliases, &spans);
         Some(spans)
     };
-    let model = args.engine.load_model()?;
     let bos = args.engine.bos(&model)?;
     let engine = args.engine.clone();
     engine.run_on(
@@ -139,6 +168,36 @@ pub fn run(args: ScoreVariantsArgs) -> anyhow::Result<()> {
             spans,
         },
     )
+}
+
+struct MaskedTask {
+    args: ScoreVariantsArgs,
+    options: ssmgen::masked::MaskedOptions,
+}
+
+impl GraphTask for MaskedTask {
+    fn run<O: Ops>(self, graph: &CaduceusGraph<O>) -> anyhow::Result<()> {
+        let args = &self.args;
+        let aliases = match &args.chrom_alias {
+            Some(p) => read_aliases(p)?,
+            None => HashMap::new(),
+        };
+        let file = VariantFile::read(&args.vcf)?;
+        let mut reference = SequenceFile::open(&args.reference, false)?;
+        let path = reference.path().to_path_buf();
+        let bar = bases_bar(Some(file.variants.len() as u64), args.engine.quiet);
+        let progress = |n: u64| bar.inc(n);
+        let scorer = MaskedScorer::new(graph, self.options, &progress);
+        let results = score_by_chromosome(
+            &mut reference,
+            &file,
+            &aliases,
+            &|_| {},
+            |name, bases, idx| scorer.score_variants(&path, name, bases, &file, idx),
+        )?;
+        bar.finish_and_clear();
+        report_and_write(args, &file, &results, ScoreKind::Llr)
+    }
 }
 
 struct Task {
@@ -158,19 +217,6 @@ impl BackendTask for Task {
             file,
             spans,
         } = self;
-        let format_of = |output: Option<&Path>| match args.format {
-            Some(FormatArg::Tsv) => VariantFormat::Tsv,
-            Some(FormatArg::Csv) => VariantFormat::Csv,
-            Some(FormatArg::Bed) => VariantFormat::Bed,
-            Some(FormatArg::Vcf) => VariantFormat::Vcf,
-            None => output
-                .and_then(format_from_name)
-                .unwrap_or(VariantFormat::Tsv),
-        };
-        let kind = match args.score {
-            ScoreArg::DeltaLl => ScoreKind::DeltaLl,
-            ScoreArg::Llr => ScoreKind::Llr,
-        };
         let mut reference = SequenceFile::open(&args.reference, spans.is_some())?;
         let opts = EngineOptions {
             window: args.window,
@@ -195,36 +241,61 @@ impl BackendTask for Task {
         };
         bar.finish_and_clear();
 
-        let mut counts: HashMap<&str, usize> = HashMap::new();
-        for (v, r) in file.variants.iter().zip(&results) {
-            if let Some(skip) = r.skip {
-                if args.strict && skip == Skip::RefMismatch {
-                    anyhow::bail!(
-                        "{}: {}:{} REF {} does not match the reference {} (--strict)",
-                        args.vcf.display(),
-                        v.chrom,
-                        v.pos,
-                        v.reference,
-                        args.reference.display()
-                    );
-                }
-                *counts.entry(skip.as_str()).or_default() += 1;
-            }
-        }
-        let mut counts: Vec<_> = counts.into_iter().collect();
-        counts.sort();
-        for (reason, n) in counts {
-            eprintln!("ssmgen: {n} variant(s) not scored: {reason}");
-        }
-        let outputs: Vec<Option<&Path>> = if args.output.is_empty() {
-            vec![None]
-        } else {
-            args.output.iter().map(|p| Some(p.as_path())).collect()
-        };
-        for output in outputs {
-            let out = ssmgen::output::Output::create(output)?;
-            write(out, format_of(output), kind, &file, &results)?;
-        }
-        Ok(())
+        report_and_write(&args, &file, &results, ScoreKind::DeltaLl)
     }
+}
+
+/// Reports the skipped variants on stderr (failing on a REF mismatch with `--strict`) and
+/// writes the results in the format asked for.
+fn report_and_write(
+    args: &ScoreVariantsArgs,
+    file: &VariantFile,
+    results: &[VariantResult],
+    default_kind: ScoreKind,
+) -> anyhow::Result<()> {
+    let kind = match args.score {
+        Some(ScoreArg::DeltaLl) => ScoreKind::DeltaLl,
+        Some(ScoreArg::Llr) => ScoreKind::Llr,
+        None => default_kind,
+    };
+    let format_of = |output: Option<&Path>| match args.format {
+        Some(FormatArg::Tsv) => VariantFormat::Tsv,
+        Some(FormatArg::Csv) => VariantFormat::Csv,
+        Some(FormatArg::Bed) => VariantFormat::Bed,
+        Some(FormatArg::Vcf) => VariantFormat::Vcf,
+        None => output
+            .and_then(format_from_name)
+            .unwrap_or(VariantFormat::Tsv),
+    };
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for (v, r) in file.variants.iter().zip(results) {
+        if let Some(skip) = r.skip {
+            if args.strict && skip == Skip::RefMismatch {
+                anyhow::bail!(
+                    "{}: {}:{} REF {} does not match the reference {} (--strict)",
+                    args.vcf.display(),
+                    v.chrom,
+                    v.pos,
+                    v.reference,
+                    args.reference.display()
+                );
+            }
+            *counts.entry(skip.as_str()).or_default() += 1;
+        }
+    }
+    let mut counts: Vec<_> = counts.into_iter().collect();
+    counts.sort();
+    for (reason, n) in counts {
+        eprintln!("ssmgen: {n} variant(s) not scored: {reason}");
+    }
+    let outputs: Vec<Option<&Path>> = if args.output.is_empty() {
+        vec![None]
+    } else {
+        args.output.iter().map(|p| Some(p.as_path())).collect()
+    };
+    for output in outputs {
+        let out = ssmgen::output::Output::create(output)?;
+        write(out, format_of(output), kind, file, results)?;
+    }
+    Ok(())
 }

@@ -73,6 +73,21 @@ pub fn check_shard_regions(
     Ok(())
 }
 
+/// Refuses `--warmup` for a masked (bidirectional) model: its context is on both sides, so
+/// the causal warm-up does not make its shards exact.
+pub fn refuse_warmup_for_masked(
+    warmup: &WarmupArgs,
+    model: &impl std::fmt::Display,
+) -> anyhow::Result<()> {
+    if warmup.warmup.is_some() {
+        anyhow::bail!(
+            "--warmup applies to causal models; {model} is masked (shard it by whole \
+             chromosomes without --warmup)"
+        );
+    }
+    Ok(())
+}
+
 /// The `(name, length)` records of an indexed FASTA.
 pub fn index_records(input: &Path) -> anyhow::Result<Vec<(String, u64)>> {
     match SequenceFile::open(input, true)? {

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::input::{IndexedFasta, Region};
+use crate::input::{IndexedFasta, Region, SequenceFile};
 use crate::tokenizer::Tokenizer;
 
 /// Random access to the bases of one record.
@@ -61,6 +61,41 @@ pub fn targets(indexed: &IndexedFasta, regions: &[Region]) -> Result<Vec<(String
         t
     };
     Ok(targets)
+}
+
+/// Calls `f(path, name, start, end, source)` for every span a run covers: each of `regions`
+/// (or every record) of an indexed file, read on demand; or every record of a streamed file,
+/// held in memory (1 byte per base), where regions are an error.
+pub fn for_each_span(
+    file: &mut SequenceFile,
+    regions: &[Region],
+    mut f: impl FnMut(&Path, &str, u64, u64, &mut dyn BaseSource) -> Result<()>,
+) -> Result<()> {
+    match file {
+        SequenceFile::Indexed(indexed) => {
+            let path = indexed.path().to_path_buf();
+            for (name, start, end) in targets(indexed, regions)? {
+                let mut src = IndexedRecord {
+                    file: indexed,
+                    name: &name,
+                };
+                f(&path, &name, start, end, &mut src)?;
+            }
+            Ok(())
+        }
+        SequenceFile::Stream(stream) => {
+            let path = stream.path().to_path_buf();
+            if !regions.is_empty() {
+                return Err(Error::format(path, "regions need an indexed file"));
+            }
+            stream.for_each_record(|name, chunks| {
+                let mut bases = Vec::new();
+                while chunks.read_chunk(1 << 20, &mut bases)? > 0 {}
+                let len = bases.len() as u64;
+                f(&path, name, 0, len, &mut bases)
+            })
+        }
+    }
 }
 
 /// Replaces `tokens` with the tokens of `bases`, which start at 0-based `start` of record

@@ -1,6 +1,7 @@
 //! A Mamba-1 language model: its config and its weights.
 
 pub mod builtin;
+pub mod caduceus;
 pub mod config;
 pub mod weights;
 
@@ -57,6 +58,48 @@ impl Model {
             weights: std::sync::Arc::new(weights),
             source,
         })
+    }
+}
+
+/// A model of any architecture ssmgen runs.
+#[derive(Clone, Debug)]
+pub enum AnyModel {
+    /// A causal `MambaForCausalLM`, run as one unbroken scan per record.
+    Causal(Model),
+    /// A Caduceus masked LM, run over windows.
+    Caduceus(caduceus::CaduceusModel),
+}
+
+impl AnyModel {
+    /// Loads a model folder, choosing the architecture from `config.json`'s `model_type`
+    /// (`mamba`, or absent, for causal Mamba; `caduceus`).
+    pub fn load(dir: &Path) -> Result<Self> {
+        if !dir.is_dir() {
+            return Err(Error::model(
+                dir,
+                "not a directory holding config.json and model.safetensors",
+            ));
+        }
+        let config_path = dir.join("config.json");
+        let text = std::fs::read_to_string(&config_path).map_err(|e| Error::io(&config_path, e))?;
+        let kind: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| Error::model(&config_path, format!("config.json: {e}")))?;
+        match kind.get("model_type").and_then(|v| v.as_str()) {
+            None | Some("mamba") => Ok(AnyModel::Causal(Model::load(dir)?)),
+            Some("caduceus") => Ok(AnyModel::Caduceus(caduceus::CaduceusModel::load(dir)?)),
+            Some(other) => Err(Error::model(
+                &config_path,
+                format!("model_type {other:?} is not supported (mamba, caduceus)"),
+            )),
+        }
+    }
+
+    /// Where the model came from, for messages.
+    pub fn source(&self) -> &str {
+        match self {
+            AnyModel::Causal(m) => &m.source,
+            AnyModel::Caduceus(m) => &m.source,
+        }
     }
 }
 

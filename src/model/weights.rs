@@ -73,22 +73,35 @@ pub struct ModelWeights {
     pub dtype: WeightDtype,
 }
 
-struct Loader<'a> {
+/// Reads named tensors out of a safetensors file, checking shapes, naming the file in errors.
+pub(crate) struct Loader<'a> {
     tensors: SafeTensors<'a>,
     origin: PathBuf,
 }
 
-impl Loader<'_> {
-    fn err(&self, message: String) -> Error {
+impl<'a> Loader<'a> {
+    /// Parses the safetensors header of `bytes`; `origin` names the file in errors.
+    pub(crate) fn new(bytes: &'a [u8], origin: &Path) -> Result<Self> {
+        let tensors = SafeTensors::deserialize(bytes)
+            .map_err(|e| Error::model(origin, format!("not a valid safetensors file: {e}")))?;
+        Ok(Loader {
+            tensors,
+            origin: origin.to_path_buf(),
+        })
+    }
+
+    /// An error about this file.
+    pub(crate) fn err(&self, message: String) -> Error {
         Error::model(&self.origin, message)
     }
 
-    fn has(&self, name: &str) -> bool {
+    /// Whether tensor `name` is present.
+    pub(crate) fn has(&self, name: &str) -> bool {
         self.tensors.tensor(name).is_ok()
     }
 
-    /// Reads tensor `name`, checks it has exactly `shape`, and widens it to f32.
-    fn get(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+    /// Tensor `name`, checked to have exactly `shape`.
+    fn view(&self, name: &str, shape: &[usize]) -> Result<safetensors::tensor::TensorView<'_>> {
         let view = self
             .tensors
             .tensor(name)
@@ -100,6 +113,31 @@ impl Loader<'_> {
                 shape
             )));
         }
+        Ok(view)
+    }
+
+    /// Reads an integer tensor `name` of exactly `shape` (I64 or I32) as i64 values.
+    pub(crate) fn get_int(&self, name: &str, shape: &[usize]) -> Result<Vec<i64>> {
+        let view = self.view(name, shape)?;
+        let bytes = view.data();
+        match view.dtype() {
+            Dtype::I64 => Ok(bytes
+                .chunks_exact(8)
+                .map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")))
+                .collect()),
+            Dtype::I32 => Ok(bytes
+                .chunks_exact(4)
+                .map(|b| i32::from_le_bytes(b.try_into().expect("4 bytes")) as i64)
+                .collect()),
+            other => Err(self.err(format!(
+                "tensor '{name}' has dtype {other:?}; expected I64 or I32"
+            ))),
+        }
+    }
+
+    /// Reads tensor `name`, checks it has exactly `shape`, and widens it to f32.
+    pub(crate) fn get(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        let view = self.view(name, shape)?;
         let bytes = view.data();
         let values = match view.dtype() {
             Dtype::F32 => bytes
@@ -123,7 +161,13 @@ impl Loader<'_> {
         Ok(values)
     }
 
-    fn get_opt(&self, name: &str, shape: &[usize], wanted: bool) -> Result<Option<Vec<f32>>> {
+    /// Reads an optional tensor (a bias) that must be present exactly when `wanted`.
+    pub(crate) fn get_opt(
+        &self,
+        name: &str,
+        shape: &[usize],
+        wanted: bool,
+    ) -> Result<Option<Vec<f32>>> {
         if wanted {
             self.get(name, shape).map(Some)
         } else if self.has(name) {
@@ -135,7 +179,8 @@ impl Loader<'_> {
         }
     }
 
-    fn dtype_of(&self, name: &str) -> Result<WeightDtype> {
+    /// The storage dtype of tensor `name`.
+    pub(crate) fn dtype_of(&self, name: &str) -> Result<WeightDtype> {
         let view = self
             .tensors
             .tensor(name)
@@ -149,16 +194,74 @@ impl Loader<'_> {
     }
 }
 
+/// Sizes of one Mamba-1 mixer, to check its tensors against.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct MixerDims {
+    pub d_model: usize,
+    pub d_inner: usize,
+    pub d_state: usize,
+    pub d_conv: usize,
+    pub dt_rank: usize,
+    pub use_bias: bool,
+    pub use_conv_bias: bool,
+}
+
+/// Reads the Mamba-1 mixer whose tensors are named `{m}.in_proj.weight`, `{m}.A_log`, ...;
+/// `norm` is its block's norm scale. When `tied` is given, `in_proj` and `out_proj` (with
+/// their biases) may be absent from the file and are taken from it (weight-tied checkpoints).
+pub(crate) fn read_mixer(
+    l: &Loader<'_>,
+    m: &str,
+    norm: Vec<f32>,
+    dims: MixerDims,
+    tied: Option<&LayerWeights>,
+) -> Result<LayerWeights> {
+    let MixerDims {
+        d_model: d,
+        d_inner: e,
+        d_state: n,
+        d_conv: k,
+        dt_rank: r,
+        use_bias,
+        use_conv_bias,
+    } = dims;
+    let in_name = format!("{m}.in_proj.weight");
+    let out_name = format!("{m}.out_proj.weight");
+    let (in_proj, in_proj_bias, out_proj, out_proj_bias) = match tied {
+        Some(t) if !l.has(&in_name) && !l.has(&out_name) => (
+            t.in_proj.clone(),
+            t.in_proj_bias.clone(),
+            t.out_proj.clone(),
+            t.out_proj_bias.clone(),
+        ),
+        _ => (
+            l.get(&in_name, &[2 * e, d])?,
+            l.get_opt(&format!("{m}.in_proj.bias"), &[2 * e], use_bias)?,
+            l.get(&out_name, &[d, e])?,
+            l.get_opt(&format!("{m}.out_proj.bias"), &[d], use_bias)?,
+        ),
+    };
+    Ok(LayerWeights {
+        norm,
+        in_proj,
+        in_proj_bias,
+        conv_weight: l.get(&format!("{m}.conv1d.weight"), &[e, 1, k])?,
+        conv_bias: l.get_opt(&format!("{m}.conv1d.bias"), &[e], use_conv_bias)?,
+        x_proj: l.get(&format!("{m}.x_proj.weight"), &[r + 2 * n, e])?,
+        dt_proj: l.get(&format!("{m}.dt_proj.weight"), &[e, r])?,
+        dt_bias: l.get(&format!("{m}.dt_proj.bias"), &[e])?,
+        a_log: l.get(&format!("{m}.A_log"), &[e, n])?,
+        d: l.get(&format!("{m}.D"), &[e])?,
+        out_proj,
+        out_proj_bias,
+    })
+}
+
 impl ModelWeights {
     /// Parses safetensors `bytes` and checks every tensor against `config`.
     /// `origin` names the file in error messages.
     pub fn from_bytes(config: &MambaConfig, bytes: &[u8], origin: &Path) -> Result<Self> {
-        let tensors = SafeTensors::deserialize(bytes)
-            .map_err(|e| Error::model(origin, format!("not a valid safetensors file: {e}")))?;
-        let l = Loader {
-            tensors,
-            origin: origin.to_path_buf(),
-        };
+        let l = Loader::new(bytes, origin)?;
         let (v, d, e, n, k, r) = (
             config.vocab_size,
             config.hidden_size,
@@ -169,23 +272,19 @@ impl ModelWeights {
         );
         let embeddings = l.get("backbone.embeddings.weight", &[v, d])?;
         let mut layers = Vec::with_capacity(config.num_hidden_layers);
+        let dims = MixerDims {
+            d_model: d,
+            d_inner: e,
+            d_state: n,
+            d_conv: k,
+            dt_rank: r,
+            use_bias: config.use_bias,
+            use_conv_bias: config.use_conv_bias,
+        };
         for i in 0..config.num_hidden_layers {
             let p = format!("backbone.layers.{i}");
-            let m = format!("{p}.mixer");
-            layers.push(LayerWeights {
-                norm: l.get(&format!("{p}.norm.weight"), &[d])?,
-                in_proj: l.get(&format!("{m}.in_proj.weight"), &[2 * e, d])?,
-                in_proj_bias: l.get_opt(&format!("{m}.in_proj.bias"), &[2 * e], config.use_bias)?,
-                conv_weight: l.get(&format!("{m}.conv1d.weight"), &[e, 1, k])?,
-                conv_bias: l.get_opt(&format!("{m}.conv1d.bias"), &[e], config.use_conv_bias)?,
-                x_proj: l.get(&format!("{m}.x_proj.weight"), &[r + 2 * n, e])?,
-                dt_proj: l.get(&format!("{m}.dt_proj.weight"), &[e, r])?,
-                dt_bias: l.get(&format!("{m}.dt_proj.bias"), &[e])?,
-                a_log: l.get(&format!("{m}.A_log"), &[e, n])?,
-                d: l.get(&format!("{m}.D"), &[e])?,
-                out_proj: l.get(&format!("{m}.out_proj.weight"), &[d, e])?,
-                out_proj_bias: l.get_opt(&format!("{m}.out_proj.bias"), &[d], config.use_bias)?,
-            });
+            let norm = l.get(&format!("{p}.norm.weight"), &[d])?;
+            layers.push(read_mixer(&l, &format!("{p}.mixer"), norm, dims, None)?);
         }
         if l.has(&format!(
             "backbone.layers.{}.norm.weight",

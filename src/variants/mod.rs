@@ -29,6 +29,8 @@ pub enum Skip {
     PastContigEnd,
     /// REF does not match the reference genome.
     RefMismatch,
+    /// Not a single-base substitution, which is all a masked model scores.
+    NotSnv,
 }
 
 impl Skip {
@@ -40,6 +42,7 @@ impl Skip {
             Skip::NonAcgtAllele => "non_acgt_allele",
             Skip::PastContigEnd => "past_contig_end",
             Skip::RefMismatch => "ref_mismatch",
+            Skip::NotSnv => "not_snv",
         }
     }
 }
@@ -81,7 +84,7 @@ fn is_acgt(s: &str) -> bool {
 }
 
 /// Checks a variant against its chromosome's bases.
-fn check(v: &Variant, bases: &[u8]) -> Option<Skip> {
+pub(crate) fn check(v: &Variant, bases: &[u8]) -> Option<Skip> {
     if v.alt == "*" || v.alt == "." || v.alt.starts_with('<') || v.alt.contains(['[', ']']) {
         return Some(Skip::SymbolicOrMissingAlt);
     }
@@ -110,6 +113,32 @@ pub fn score_all<B: Backend>(
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Vec<VariantResult>> {
     let tokenizer = Tokenizer::new(backend.config());
+    let path = reference.path().to_path_buf();
+    score_by_chromosome(
+        reference,
+        file,
+        aliases,
+        progress,
+        |name, bases, indices| {
+            let whole = (0, bases.len());
+            score_chromosome(
+                backend, &tokenizer, &path, name, bases, file, indices, whole, opts,
+            )
+        },
+    )
+}
+
+/// Reads each chromosome of `reference` that has variants in `file` (names through
+/// `aliases`) and has `score` compute the results of its variants (`indices` into
+/// `file.variants`, results in that order). Variants on chromosomes the reference lacks are
+/// skipped as unknown contigs. Results are in the order of `file.variants`.
+pub fn score_by_chromosome(
+    reference: &mut SequenceFile,
+    file: &VariantFile,
+    aliases: &HashMap<String, String>,
+    progress: &(dyn Fn(u64) + Sync),
+    mut score: impl FnMut(&str, &[u8], &[usize]) -> Result<Vec<VariantResult>>,
+) -> Result<Vec<VariantResult>> {
     let mut results = vec![VariantResult::default(); file.variants.len()];
     let mut by_chrom: HashMap<&str, Vec<usize>> = HashMap::new();
     for (i, v) in file.variants.iter().enumerate() {
@@ -118,17 +147,13 @@ pub fn score_all<B: Backend>(
             .map_or(v.chrom.as_str(), String::as_str);
         by_chrom.entry(name).or_default().push(i);
     }
-    let path = reference.path().to_path_buf();
     let mut seen: Vec<String> = Vec::new();
     let mut score_chrom = |name: &str, bases: &[u8]| -> Result<()> {
         let Some(indices) = by_chrom.get(name) else {
             return Ok(());
         };
         seen.push(name.to_string());
-        let whole = (0, bases.len());
-        let result = score_chromosome(
-            backend, &tokenizer, &path, name, bases, file, indices, whole, opts,
-        )?;
+        let result = score(name, bases, indices)?;
         for (i, r) in indices.iter().zip(result) {
             results[*i] = r;
         }

@@ -46,8 +46,10 @@ pub const COLUMNS: [&str; 14] = [
     "skip_reason",
 ];
 
+/// A score as written: empty when there is none (a masked model has no `delta_ll`: `NaN`).
 fn num(v: Option<f64>) -> String {
-    v.map_or(String::new(), |x| format!("{x:.6}"))
+    v.filter(|x| !x.is_nan())
+        .map_or(String::new(), |x| format!("{x:.6}"))
 }
 
 fn io(out: &Output) -> impl Fn(std::io::Error) -> Error + '_ {
@@ -177,7 +179,10 @@ fn write_vcf(
         let alts = &results[start..i];
         let join =
             |f: &dyn Fn(&VariantResult) -> String| alts.iter().map(f).collect::<Vec<_>>().join(",");
-        let fmt = |x: Option<f64>| x.map_or(".".to_string(), |v| format!("{v:.6}"));
+        let fmt = |x: Option<f64>| {
+            x.filter(|v| !v.is_nan())
+                .map_or(".".to_string(), |v| format!("{v:.6}"))
+        };
         let added = format!(
             "SSM_LLR={};SSM_DLL={};SSM_SCORE={};SSM_SKIP={}",
             join(&|r| fmt(r.llr())),

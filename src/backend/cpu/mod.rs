@@ -1,233 +1,453 @@
-//! The CPU backend: the Mamba-1 forward pass on the host, parallel with rayon.
+//! The CPU backend: the graph [`Ops`] on the host, parallel with rayon.
 
 pub mod ops;
 mod simd;
 
 use ops::ScanInputs;
 
-use super::{Backend, batch_len, check_layer, check_tokens};
-use crate::error::Result;
-use crate::model::{MambaConfig, Model, ModelWeights};
-use rayon::prelude::*;
+use crate::error::{Error, Result};
+use crate::graph::mamba::MambaGraph;
+use crate::graph::{Consumer, LinearRole, Ops};
+use crate::model::{LayerWeights, Model};
 
-/// Carried state of one sequence on the CPU.
-#[derive(Clone, Debug, PartialEq)]
-pub struct CpuState {
-    /// Per layer: the last `d_conv - 1` conv inputs, `[d_conv - 1, d_inner]`, oldest first.
-    pub conv: Vec<Vec<f32>>,
-    /// Per layer: the SSM state, `[d_inner, d_state]`.
-    pub ssm: Vec<Vec<f32>>,
-}
+/// The causal Mamba LM on the CPU.
+pub type CpuBackend = MambaGraph<CpuOps>;
 
-/// Runs a model on the CPU.
-pub struct CpuBackend {
-    config: MambaConfig,
-    weights: std::sync::Arc<ModelWeights>,
-    /// Per layer `A = -exp(A_log)` transposed to `[d_state, d_inner]`, computed once.
-    a_t: Vec<Vec<f32>>,
-    /// Per layer conv kernel transposed to `[d_conv, d_inner]`.
-    conv_t: Vec<Vec<f32>>,
-}
+/// Carried state of one sequence on the CPU: one [`CpuMixerState`] per layer.
+pub type CpuState = Vec<CpuMixerState>;
 
-impl CpuBackend {
-    /// Prepares `model` for the CPU: the f32 host weights are shared with `model`, not copied.
+impl MambaGraph<CpuOps> {
+    /// Prepares `model` for the CPU.
     pub fn new(model: &Model) -> Self {
-        let (e, k, n) = (
-            model.config.intermediate_size,
-            model.config.conv_kernel,
-            model.config.state_size,
-        );
-        let a_t = model
-            .weights
-            .layers
-            .iter()
-            .map(|l| {
-                (0..n * e)
-                    .map(|i| -l.a_log[(i % e) * n + i / e].exp())
-                    .collect()
-            })
-            .collect();
-        let conv_t = model
-            .weights
-            .layers
-            .iter()
-            .map(|l| {
-                (0..k * e)
-                    .map(|i| l.conv_weight[(i % e) * k + i / e])
-                    .collect()
-            })
-            .collect();
-        CpuBackend {
-            config: model.config.clone(),
-            weights: std::sync::Arc::clone(&model.weights),
-            a_t,
-            conv_t,
-        }
+        MambaGraph::build(CpuOps, model).expect("the CPU ops cannot fail to prepare weights")
     }
+}
 
-    /// Runs the blocks over `tokens` from `state`, stopping after block `stop_after` (all when
-    /// `None`), and returns the residual stream `[len, d_model]`.
-    fn run_blocks(
+/// The CPU implementation of the graph ops.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CpuOps;
+
+/// Activations on the host: `data` is `[rows, width]`, row-major.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CpuAct {
+    /// The values.
+    pub data: Vec<f32>,
+    /// Values per row.
+    pub width: usize,
+}
+
+impl CpuAct {
+    fn rows(&self) -> usize {
+        self.data.len() / self.width.max(1)
+    }
+}
+
+/// A projection `[out, in]` with its optional bias.
+pub struct CpuLinear {
+    weight: Vec<f32>,
+    out: usize,
+    bias: Option<Vec<f32>>,
+}
+
+/// One mixer's parameters, laid out for the CPU kernels.
+pub struct CpuMixer {
+    d_inner: usize,
+    d_state: usize,
+    d_conv: usize,
+    dt_rank: usize,
+    /// Conv kernel transposed to `[d_conv, d_inner]`.
+    conv_t: Vec<f32>,
+    conv_bias: Option<Vec<f32>>,
+    x_proj: Vec<f32>,
+    dt_proj: Vec<f32>,
+    dt_bias: Vec<f32>,
+    /// `A = -exp(A_log)` transposed to `[d_state, d_inner]`.
+    a_t: Vec<f32>,
+    d: Vec<f32>,
+}
+
+/// The carried state of one mixer for a batch of sequences, stacked sequence by sequence.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CpuMixerState {
+    /// Per sequence, the last `d_conv - 1` conv inputs, `[d_conv - 1, d_inner]`, oldest first.
+    pub conv: Vec<f32>,
+    /// Per sequence, the SSM state, `[d_inner, d_state]`.
+    pub ssm: Vec<f32>,
+    /// Sequences.
+    pub batch: usize,
+}
+
+fn shape_err(what: &str) -> Error {
+    Error::Backend(format!("cpu: {what}: operands have mismatched shapes"))
+}
+
+impl CpuOps {
+    /// The mixer over one sequence's rows of `xz`, forward in time, into `y_rows`, from and to
+    /// that sequence's `conv` and `ssm` state.
+    fn mixer_one(
         &self,
-        state: &mut CpuState,
-        tokens: &[u32],
-        stop_after: Option<usize>,
-    ) -> Vec<f32> {
-        let c = &self.config;
-        let (d, e, r) = (c.hidden_size, c.intermediate_size, c.time_step_rank);
-        let len = tokens.len();
-        let xw = c.x_proj_width();
-
-        let mut hidden = Vec::with_capacity(len * d);
-        for &t in tokens {
-            let t = t as usize;
-            hidden.extend_from_slice(&self.weights.embeddings[t * d..(t + 1) * d]);
-        }
-        let mut normed = vec![0.0; len * d];
-        let mut xz = vec![0.0; len * 2 * e];
+        w: &CpuMixer,
+        xz: &[f32],
+        conv: &mut [f32],
+        ssm: &mut [f32],
+        y_rows: &mut [f32],
+    ) {
+        let (e, r) = (w.d_inner, w.dt_rank);
+        let len = xz.len() / (2 * e);
+        let xw = r + 2 * w.d_state;
         let mut u = vec![0.0; len * e];
         let mut x_dbl = vec![0.0; len * xw];
         let mut delta = vec![0.0; len * e];
         let mut y = vec![0.0; len * e];
-        let mut y_rows = vec![0.0; len * e];
-
-        let last = stop_after.unwrap_or(c.num_hidden_layers - 1);
-        for (i, w) in self.weights.layers.iter().enumerate().take(last + 1) {
-            ops::rms_norm(&hidden, &w.norm, c.layer_norm_epsilon, &mut normed);
-            ops::matmul_wt(len, 2 * e, d, &normed, d, &w.in_proj, &mut xz, 2 * e, false);
-            if let Some(b) = &w.in_proj_bias {
-                ops::add_bias(&mut xz, 2 * e, b);
-            }
-            ops::causal_conv_silu(
-                &xz,
-                2 * e,
-                len,
-                &mut state.conv[i],
-                &self.conv_t[i],
-                w.conv_bias.as_deref(),
-                &mut u,
-            );
-            ops::matmul_wt(len, xw, e, &u, e, &w.x_proj, &mut x_dbl, xw, false);
-            ops::matmul_wt(len, e, r, &x_dbl, xw, &w.dt_proj, &mut delta, e, false);
-            ops::softplus_bias_rows(&mut delta, &w.dt_bias);
-            let inputs = ScanInputs {
-                u: &u,
-                delta: &delta,
-                z: &xz[e..],
-                z_stride: 2 * e,
-                bc: &x_dbl,
-                bc_stride: xw,
-                b_offset: r,
-                d: &w.d,
-            };
-            ops::selective_scan(&inputs, &self.a_t[i], len, &mut state.ssm[i], &mut y);
-            // The scan writes y channel-major; out_proj reads it row-major and adds into the residual.
-            ops::transpose(&y, e, len, &mut y_rows);
-            ops::matmul_wt(len, d, e, &y_rows, e, &w.out_proj, &mut hidden, d, true);
-            if let Some(b) = &w.out_proj_bias {
-                ops::add_bias(&mut hidden, d, b);
-            }
-        }
-        hidden
+        ops::causal_conv_silu(
+            xz,
+            2 * e,
+            len,
+            conv,
+            &w.conv_t,
+            w.conv_bias.as_deref(),
+            &mut u,
+        );
+        ops::matmul_wt(len, xw, e, &u, e, &w.x_proj, &mut x_dbl, xw, false);
+        ops::matmul_wt(len, e, r, &x_dbl, xw, &w.dt_proj, &mut delta, e, false);
+        ops::softplus_bias_rows(&mut delta, &w.dt_bias);
+        let inputs = ScanInputs {
+            u: &u,
+            delta: &delta,
+            z: &xz[e..],
+            z_stride: 2 * e,
+            bc: &x_dbl,
+            bc_stride: xw,
+            b_offset: r,
+            d: &w.d,
+        };
+        ops::selective_scan(&inputs, &w.a_t, len, ssm, &mut y);
+        // The scan writes y channel-major; the projections read it row-major.
+        ops::transpose(&y, e, len, y_rows);
     }
 }
 
-impl Backend for CpuBackend {
-    type State = CpuState;
+/// `rows` rows of `width` values in reverse order.
+fn reverse_rows(src: &[f32], width: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(src.len());
+    for row in src.chunks_exact(width).rev() {
+        out.extend_from_slice(row);
+    }
+    out
+}
+
+impl Ops for CpuOps {
+    type Act = CpuAct;
+    type Mixer = CpuMixer;
+    type Linear = CpuLinear;
+    type Vector = Vec<f32>;
+    type MixerState = CpuMixerState;
 
     fn describe(&self) -> String {
         format!("cpu ({} threads)", rayon::current_num_threads())
     }
 
-    fn config(&self) -> &MambaConfig {
-        &self.config
+    fn runs_batches_in_parallel(&self) -> bool {
+        true
     }
 
-    fn new_state(&self) -> Result<CpuState> {
-        let c = &self.config;
-        let layers = c.num_hidden_layers;
-        Ok(CpuState {
-            conv: vec![vec![0.0; (c.conv_kernel - 1) * c.intermediate_size]; layers],
-            ssm: vec![vec![0.0; c.intermediate_size * c.state_size]; layers],
+    fn prepare_mixer(&self, w: &LayerWeights) -> Result<CpuMixer> {
+        let e = w.d.len();
+        let n = w.a_log.len() / e.max(1);
+        let k = w.conv_weight.len() / e.max(1);
+        let r = w.dt_proj.len() / e.max(1);
+        Ok(CpuMixer {
+            d_inner: e,
+            d_state: n,
+            d_conv: k,
+            dt_rank: r,
+            conv_t: (0..k * e)
+                .map(|i| w.conv_weight[(i % e) * k + i / e])
+                .collect(),
+            conv_bias: w.conv_bias.clone(),
+            x_proj: w.x_proj.clone(),
+            dt_proj: w.dt_proj.clone(),
+            dt_bias: w.dt_bias.clone(),
+            a_t: (0..n * e)
+                .map(|i| -w.a_log[(i % e) * n + i / e].exp())
+                .collect(),
+            d: w.d.clone(),
         })
     }
 
-    fn forward(&self, state: &mut CpuState, tokens: &[u32], logp: &mut Vec<f32>) -> Result<()> {
-        check_tokens(&self.config, tokens)?;
-        let (d, v) = (self.config.hidden_size, self.config.vocab_size);
-        let hidden = self.run_blocks(state, tokens, None);
-        let mut normed = vec![0.0; hidden.len()];
-        ops::rms_norm(
-            &hidden,
-            &self.weights.norm_f,
-            self.config.layer_norm_epsilon,
-            &mut normed,
-        );
-        logp.clear();
-        logp.resize(tokens.len() * v, 0.0);
-        ops::matmul_wt(
-            tokens.len(),
-            v,
-            d,
-            &normed,
-            d,
-            &self.weights.lm_head,
-            logp,
-            v,
-            false,
-        );
-        ops::log_softmax_rows(logp, v);
-        Ok(())
+    fn prepare_linear(
+        &self,
+        weight: &[f32],
+        out: usize,
+        bias: Option<&[f32]>,
+        _role: LinearRole,
+    ) -> Result<CpuLinear> {
+        Ok(CpuLinear {
+            weight: weight.to_vec(),
+            out,
+            bias: bias.map(<[f32]>::to_vec),
+        })
     }
 
-    /// Runs the sequences in parallel, one per rayon task: short sequences leave the per-op
-    /// parallelism inside one forward pass with too little work to share.
-    fn forward_batch(
+    fn prepare_vector(&self, v: &[f32]) -> Result<Vec<f32>> {
+        Ok(v.to_vec())
+    }
+
+    fn new_mixer_state(&self, w: &CpuMixer, batch: usize) -> Result<CpuMixerState> {
+        Ok(CpuMixerState {
+            conv: vec![0.0; batch * (w.d_conv - 1) * w.d_inner],
+            ssm: vec![0.0; batch * w.d_inner * w.d_state],
+            batch,
+        })
+    }
+
+    fn embed(&self, table: &CpuLinear, tokens: &[u32]) -> Result<CpuAct> {
+        let d = table.weight.len() / table.out.max(1);
+        let mut data = Vec::with_capacity(tokens.len() * d);
+        for &t in tokens {
+            let t = t as usize;
+            let row = table
+                .weight
+                .get(t * d..(t + 1) * d)
+                .ok_or_else(|| Error::Backend(format!("token id {t} has no embedding row")))?;
+            data.extend_from_slice(row);
+        }
+        Ok(CpuAct { data, width: d })
+    }
+
+    fn rms_norm(
         &self,
-        states: &mut [CpuState],
-        tokens: &[u32],
-        logp: &mut Vec<f32>,
-    ) -> Result<()> {
-        logp.clear();
-        let Some(len) = batch_len(states.len(), tokens.len())? else {
-            return Ok(());
+        x: &CpuAct,
+        weight: &Vec<f32>,
+        eps: f32,
+        _consumer: Consumer,
+    ) -> Result<CpuAct> {
+        if weight.len() != x.width {
+            return Err(shape_err("rms_norm"));
+        }
+        let mut data = vec![0.0; x.data.len()];
+        ops::rms_norm(&x.data, weight, eps, &mut data);
+        Ok(CpuAct {
+            data,
+            width: x.width,
+        })
+    }
+
+    fn linear(&self, x: &CpuAct, w: &CpuLinear) -> Result<CpuAct> {
+        let mut out = CpuAct {
+            data: vec![0.0; x.rows() * w.out],
+            width: w.out,
         };
-        let rows: Vec<Result<Vec<f32>>> = states
-            .par_iter_mut()
-            .zip(tokens.par_chunks(len))
-            .map(|(state, seq)| {
-                let mut rows = Vec::new();
-                self.forward(state, seq, &mut rows).map(|()| rows)
-            })
-            .collect();
-        for r in rows {
-            logp.extend_from_slice(&r?);
+        self.project(x, w, &mut out, false)?;
+        Ok(out)
+    }
+
+    fn linear_add(&self, x: &CpuAct, w: &CpuLinear, acc: &mut CpuAct) -> Result<()> {
+        self.project(x, w, acc, true)
+    }
+
+    fn mixer(
+        &self,
+        w: &CpuMixer,
+        xz: &CpuAct,
+        state: &mut CpuMixerState,
+        reverse: bool,
+    ) -> Result<CpuAct> {
+        let e = w.d_inner;
+        let batch = state.batch;
+        if xz.width != 2 * e || batch == 0 || !xz.rows().is_multiple_of(batch) {
+            return Err(shape_err("mixer"));
+        }
+        let len = xz.rows() / batch;
+        let mut y = vec![0.0; xz.rows() * e];
+        let conv_len = (w.d_conv - 1) * e;
+        let ssm_len = e * w.d_state;
+        for (b, (seq, y_seq)) in xz
+            .data
+            .chunks_exact((len * 2 * e).max(1))
+            .zip(y.chunks_exact_mut((len * e).max(1)))
+            .enumerate()
+        {
+            let conv = &mut state.conv[b * conv_len..(b + 1) * conv_len];
+            let ssm = &mut state.ssm[b * ssm_len..(b + 1) * ssm_len];
+            if reverse {
+                let flipped = reverse_rows(seq, 2 * e);
+                let mut y_flipped = vec![0.0; len * e];
+                self.mixer_one(w, &flipped, conv, ssm, &mut y_flipped);
+                y_seq.copy_from_slice(&reverse_rows(&y_flipped, e));
+            } else {
+                self.mixer_one(w, seq, conv, ssm, y_seq);
+            }
+        }
+        Ok(CpuAct { data: y, width: e })
+    }
+
+    /// Splits the sequence at the checkpoints and copies the state between the pieces: CPU
+    /// results do not depend on where a sequence is split.
+    fn mixer_checkpoints(
+        &self,
+        w: &CpuMixer,
+        xz: &CpuAct,
+        state: &mut CpuMixerState,
+        at: &[usize],
+    ) -> Result<(CpuAct, Vec<CpuMixerState>)> {
+        let e = w.d_inner;
+        if xz.width != 2 * e || state.batch != 1 {
+            return Err(shape_err("mixer_checkpoints"));
+        }
+        let len = xz.rows();
+        let mut y = vec![0.0; len * e];
+        let mut copies = Vec::with_capacity(at.len());
+        let mut from = 0;
+        for &to in at.iter().chain(std::iter::once(&len)) {
+            if to > from {
+                self.mixer_one(
+                    w,
+                    &xz.data[from * 2 * e..to * 2 * e],
+                    &mut state.conv,
+                    &mut state.ssm,
+                    &mut y[from * e..to * e],
+                );
+            }
+            if to < len {
+                copies.push(state.clone());
+            }
+            from = to;
+        }
+        Ok((CpuAct { data: y, width: e }, copies))
+    }
+
+    fn stack_states(&self, parts: &[&CpuMixerState]) -> Result<CpuMixerState> {
+        Ok(CpuMixerState {
+            conv: parts.iter().flat_map(|p| p.conv.iter().copied()).collect(),
+            ssm: parts.iter().flat_map(|p| p.ssm.iter().copied()).collect(),
+            batch: parts.iter().map(|p| p.batch).sum(),
+        })
+    }
+
+    fn unstack_states(
+        &self,
+        stacked: &CpuMixerState,
+        parts: &mut [&mut CpuMixerState],
+    ) -> Result<()> {
+        let (mut c, mut s) = (0, 0);
+        for p in parts.iter_mut() {
+            let (nc, ns) = (p.conv.len(), p.ssm.len());
+            let (Some(conv), Some(ssm)) = (stacked.conv.get(c..c + nc), stacked.ssm.get(s..s + ns))
+            else {
+                return Err(shape_err("unstack_states"));
+            };
+            p.conv.copy_from_slice(conv);
+            p.ssm.copy_from_slice(ssm);
+            (c, s) = (c + nc, s + ns);
         }
         Ok(())
     }
 
-    fn forward_hidden(
-        &self,
-        state: &mut CpuState,
-        tokens: &[u32],
-        layer: Option<usize>,
-        hidden: &mut Vec<f32>,
-    ) -> Result<()> {
-        check_tokens(&self.config, tokens)?;
-        check_layer(&self.config, layer)?;
-        let out = self.run_blocks(state, tokens, layer);
-        match layer {
-            Some(_) => *hidden = out,
-            None => {
-                hidden.clear();
-                hidden.resize(out.len(), 0.0);
-                ops::rms_norm(
-                    &out,
-                    &self.weights.norm_f,
-                    self.config.layer_norm_epsilon,
-                    hidden,
-                );
+    fn add(&self, x: &mut CpuAct, y: &CpuAct) -> Result<()> {
+        if x.data.len() != y.data.len() {
+            return Err(shape_err("add"));
+        }
+        x.data.iter_mut().zip(&y.data).for_each(|(a, b)| *a += b);
+        Ok(())
+    }
+
+    fn mul(&self, x: &mut CpuAct, y: &CpuAct) -> Result<()> {
+        if x.data.len() != y.data.len() {
+            return Err(shape_err("mul"));
+        }
+        x.data.iter_mut().zip(&y.data).for_each(|(a, b)| *a *= b);
+        Ok(())
+    }
+
+    fn flip(&self, x: &CpuAct, batch: usize, seq: bool, channels: bool) -> Result<CpuAct> {
+        let w = x.width;
+        if batch == 0 || !x.rows().is_multiple_of(batch) {
+            return Err(shape_err("flip"));
+        }
+        let len = x.rows() / batch;
+        let mut data = Vec::with_capacity(x.data.len());
+        for s in x.data.chunks_exact((len * w).max(1)) {
+            for t in 0..len {
+                let src = if seq { len - 1 - t } else { t };
+                let row = &s[src * w..(src + 1) * w];
+                if channels {
+                    data.extend(row.iter().rev());
+                } else {
+                    data.extend_from_slice(row);
+                }
             }
+        }
+        Ok(CpuAct { data, width: w })
+    }
+
+    fn split_halves(&self, x: &CpuAct) -> Result<(CpuAct, CpuAct)> {
+        let h = x.width / 2;
+        if !x.width.is_multiple_of(2) {
+            return Err(shape_err("split_halves"));
+        }
+        let (mut a, mut b) = (
+            Vec::with_capacity(x.data.len() / 2),
+            Vec::with_capacity(x.data.len() / 2),
+        );
+        for row in x.data.chunks_exact(x.width.max(1)) {
+            a.extend_from_slice(&row[..h]);
+            b.extend_from_slice(&row[h..]);
+        }
+        Ok((CpuAct { data: a, width: h }, CpuAct { data: b, width: h }))
+    }
+
+    fn concat_halves(&self, a: &CpuAct, b: &CpuAct) -> Result<CpuAct> {
+        if a.width != b.width || a.data.len() != b.data.len() {
+            return Err(shape_err("concat_halves"));
+        }
+        let mut data = Vec::with_capacity(2 * a.data.len());
+        for (ra, rb) in a
+            .data
+            .chunks_exact(a.width.max(1))
+            .zip(b.data.chunks_exact(b.width.max(1)))
+        {
+            data.extend_from_slice(ra);
+            data.extend_from_slice(rb);
+        }
+        Ok(CpuAct {
+            data,
+            width: 2 * a.width,
+        })
+    }
+
+    fn log_softmax(&self, x: &mut CpuAct) -> Result<()> {
+        ops::log_softmax_rows(&mut x.data, x.width);
+        Ok(())
+    }
+
+    fn to_host(&self, x: &CpuAct, out: &mut Vec<f32>) -> Result<()> {
+        out.clear();
+        out.extend_from_slice(&x.data);
+        Ok(())
+    }
+}
+
+impl CpuOps {
+    /// `dst (+)= x · wᵀ`, then the bias.
+    fn project(&self, x: &CpuAct, w: &CpuLinear, dst: &mut CpuAct, accumulate: bool) -> Result<()> {
+        let (m, k) = (x.rows(), x.width);
+        if w.weight.len() != w.out * k || dst.width != w.out || dst.rows() != m {
+            return Err(shape_err("linear"));
+        }
+        ops::matmul_wt(
+            m,
+            w.out,
+            k,
+            &x.data,
+            k,
+            &w.weight,
+            &mut dst.data,
+            w.out,
+            accumulate,
+        );
+        if let Some(b) = &w.bias {
+            ops::add_bias(&mut dst.data, w.out, b);
         }
         Ok(())
     }

@@ -13,10 +13,11 @@ use cudarc::nvrtc::{CompileOptions, Ptx};
 use crate::error::{Error, Result};
 
 /// The kernel sources, compiled as one program.
-const SOURCES: [(&str, &str); 3] = [
+const SOURCES: [(&str, &str); 4] = [
     ("norm.cu", include_str!("../../../kernels/norm.cu")),
     ("conv.cu", include_str!("../../../kernels/conv.cu")),
     ("scan.cu", include_str!("../../../kernels/scan.cu")),
+    ("graph.cu", include_str!("../../../kernels/graph.cu")),
 ];
 
 /// 64-bit FNV-1a: a stable hash for cache keys (std's hasher may change between releases).
@@ -52,6 +53,14 @@ pub struct Kernels {
     pub scan_carry: CudaFunction,
     /// `scan_chunk_output`.
     pub scan_output: CudaFunction,
+    /// `flip_rows`.
+    pub flip_rows: CudaFunction,
+    /// `copy_cols`.
+    pub copy_cols: CudaFunction,
+    /// `combine`.
+    pub combine: CudaFunction,
+    /// `to_bf16`.
+    pub to_bf16: CudaFunction,
 }
 
 impl Kernels {
@@ -122,6 +131,10 @@ impl Kernels {
             scan_local: f("scan_chunk_local")?,
             scan_carry: f("scan_carry")?,
             scan_output: f("scan_chunk_output")?,
+            flip_rows: f("flip_rows")?,
+            copy_cols: f("copy_cols")?,
+            combine: f("combine")?,
+            to_bf16: f("to_bf16")?,
             _module: module,
         })
     }

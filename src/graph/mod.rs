@@ -1,0 +1,141 @@
+//! The model graphs, written once over the backend [`Ops`].
+//!
+//! A graph (the causal Mamba LM in [`mamba`], the bidirectional, RC-equivariant Caduceus in
+//! [`caduceus`]) says which ops run in which order; a backend (CPU, CUDA) says how each op runs.
+//! A new architecture is one more graph, and every backend runs it.
+
+pub mod caduceus;
+pub mod mamba;
+
+use crate::error::Result;
+use crate::model::LayerWeights;
+
+/// The operations a device provides for the graphs.
+///
+/// Activations ([`Ops::Act`]) are row-major `[rows, width]` f32 matrices on the device; a
+/// batch of `batch` sequences of equal length is stacked sequence by sequence, so ops that
+/// look along the sequence (the mixer, flips) take `batch` to know where sequences end.
+/// States stay f32 whatever the weights' precision.
+pub trait Ops: Send + Sync {
+    /// Activations `[rows, width]` on the device.
+    type Act: Send;
+    /// One Mamba mixer's parameters between `in_proj` and `out_proj` (conv, `x_proj`,
+    /// `dt_proj`, `A`, `D`), prepared for the device.
+    type Mixer: Send + Sync;
+    /// A projection `[out, in]` with its optional bias; also an embedding table.
+    type Linear: Send + Sync;
+    /// A per-channel vector (a norm's scale).
+    type Vector: Send + Sync;
+    /// The carried conv and SSM state of one mixer for a batch of sequences.
+    type MixerState: Clone + Send;
+
+    /// A short name for logs, e.g. `cpu (8 threads)`.
+    fn describe(&self) -> String;
+    /// Whether the sequences of a batch are best run one by one in parallel (a CPU) rather
+    /// than stacked into one pass (a GPU).
+    fn runs_batches_in_parallel(&self) -> bool {
+        false
+    }
+
+    /// Prepares a mixer's parameters (`in_proj`/`out_proj` are left to [`Ops::linear`]).
+    fn prepare_mixer(&self, w: &LayerWeights) -> Result<Self::Mixer>;
+    /// Prepares a projection `weight` `[out, in]` (row-major) with an optional bias `[out]`.
+    fn prepare_linear(
+        &self,
+        weight: &[f32],
+        out: usize,
+        bias: Option<&[f32]>,
+        role: LinearRole,
+    ) -> Result<Self::Linear>;
+    /// Prepares a vector.
+    fn prepare_vector(&self, v: &[f32]) -> Result<Self::Vector>;
+    /// A zeroed mixer state for `batch` sequences (the start of each).
+    fn new_mixer_state(&self, mixer: &Self::Mixer, batch: usize) -> Result<Self::MixerState>;
+
+    /// Rows of the embedding table `table` for `tokens`: `[tokens.len(), d]`.
+    fn embed(&self, table: &Self::Linear, tokens: &[u32]) -> Result<Self::Act>;
+    /// RMSNorm of every row: `x / sqrt(mean(x²) + eps) * weight`. `consumer` says what reads
+    /// the result: a block projection's input may be stored at the block precision.
+    fn rms_norm(
+        &self,
+        x: &Self::Act,
+        weight: &Self::Vector,
+        eps: f32,
+        consumer: Consumer,
+    ) -> Result<Self::Act>;
+    /// `x · wᵀ (+ bias)`.
+    fn linear(&self, x: &Self::Act, w: &Self::Linear) -> Result<Self::Act>;
+    /// `acc += x · wᵀ (+ bias)`.
+    fn linear_add(&self, x: &Self::Act, w: &Self::Linear, acc: &mut Self::Act) -> Result<()>;
+    /// The Mamba mixer from `in_proj`'s output `xz` (`[rows, 2 * d_inner]`: x then z) to the
+    /// gated scan output `y` (`[rows, d_inner]`): causal conv + SiLU, `x_proj`, `dt_proj`,
+    /// softplus, selective scan with `D` skip, SiLU(z) gate, for the batch of sequences
+    /// `state` holds (`rows` = batch × length), each carried in from `state` and left there
+    /// after its last row. With `reverse`, each sequence runs from its last row to its first
+    /// (the mixer of a flipped sequence, flipped back).
+    fn mixer(
+        &self,
+        w: &Self::Mixer,
+        xz: &Self::Act,
+        state: &mut Self::MixerState,
+        reverse: bool,
+    ) -> Result<Self::Act>;
+    /// Positions at which [`Ops::mixer_checkpoints`] can copy a state: multiples of this
+    /// from a sequence's start (1 on the CPU; a GPU's scan chunk). Stripes that start at such
+    /// multiples give the same results bit for bit, whatever their lengths.
+    fn checkpoint_stride(&self) -> usize {
+        1
+    }
+    /// [`Ops::mixer`] forward in time for one sequence (`state` of batch 1), also returning
+    /// copies of the state as it stood before each row index in `at` (ascending, below the
+    /// row count, multiples of [`Ops::checkpoint_stride`]).
+    fn mixer_checkpoints(
+        &self,
+        w: &Self::Mixer,
+        xz: &Self::Act,
+        state: &mut Self::MixerState,
+        at: &[usize],
+    ) -> Result<(Self::Act, Vec<Self::MixerState>)>;
+    /// One state for the batch of sequences whose states are `parts`, in order.
+    fn stack_states(&self, parts: &[&Self::MixerState]) -> Result<Self::MixerState>;
+    /// Copies each sequence's part of `stacked` back into `parts`.
+    fn unstack_states(
+        &self,
+        stacked: &Self::MixerState,
+        parts: &mut [&mut Self::MixerState],
+    ) -> Result<()>;
+    /// `x += y`.
+    fn add(&self, x: &mut Self::Act, y: &Self::Act) -> Result<()>;
+    /// `x *= y`, element by element.
+    fn mul(&self, x: &mut Self::Act, y: &Self::Act) -> Result<()>;
+    /// `x` with each of its `batch` sequences reversed in time (`seq`) and/or each row
+    /// reversed in channels (`channels`).
+    fn flip(&self, x: &Self::Act, batch: usize, seq: bool, channels: bool) -> Result<Self::Act>;
+    /// Splits every row into its first and second halves of channels.
+    fn split_halves(&self, x: &Self::Act) -> Result<(Self::Act, Self::Act)>;
+    /// Joins two equal-shaped matrices row by row: `[a | b]`.
+    fn concat_halves(&self, a: &Self::Act, b: &Self::Act) -> Result<Self::Act>;
+    /// Replaces every row by its log-softmax.
+    fn log_softmax(&self, x: &mut Self::Act) -> Result<()>;
+    /// Copies `x` to the host, row-major, replacing `out`.
+    fn to_host(&self, x: &Self::Act, out: &mut Vec<f32>) -> Result<()>;
+}
+
+/// What reads an op's output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Consumer {
+    /// Any op: the output stays f32.
+    Any,
+    /// Only block projections (`in_proj`), which may take it at their own precision.
+    BlockProjection,
+}
+
+/// What a projection is for: a backend may store the big per-block projections at a lower
+/// precision and keep the small, sensitive ones (LM head, embedding table) in f32.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinearRole {
+    /// A block's `in_proj` or `out_proj`.
+    Block,
+    /// The LM head or the embedding table.
+    Head,
+}
