@@ -52,6 +52,11 @@ pub struct EmbedOptions {
     pub bos: Option<u32>,
     /// Longest span accepted with [`Pooling::PerBase`].
     pub per_base_cap: u64,
+    /// Regions are shards of their records: windows are laid out from the record's first base
+    /// (a shard reports the windows that start inside it, each to its full size), and the model
+    /// first runs over up to this many bases upstream (reverse strand: downstream) of what those
+    /// windows need. `None`: each region is a sequence of its own, windows laid out from its start.
+    pub warmup: Option<u64>,
 }
 
 /// One output row: a window of a record and its embedding.
@@ -86,13 +91,16 @@ pub struct EmbedSummary {
     pub skipped_n_only: u64,
 }
 
-/// Window `k` of a span: `[start + k * stride, min(that + size, end))`.
+/// Window `k` of a span: `[start + k * stride, min(that + size, end))`; only windows
+/// `first..stop` are reported.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Grid {
     start: u64,
     end: u64,
     size: u64,
     stride: u64,
+    first: u64,
+    stop: u64,
 }
 
 impl Grid {
@@ -103,11 +111,17 @@ impl Grid {
         let s = self.start + k * self.stride;
         (s, (s + self.size).min(self.end))
     }
-    /// The windows holding position `p`.
+    /// The reported windows holding position `p`.
     fn containing(&self, p: u64) -> std::ops::RangeInclusive<u64> {
         let off = p - self.start;
         let lo = (off + 1).saturating_sub(self.size).div_ceil(self.stride);
-        lo..=(off / self.stride).min(self.count() - 1)
+        let hi = (off / self.stride).min(self.count() - 1);
+        // Every grid that is embedded reports at least one window (`stop > first`).
+        lo.max(self.first)..=hi.min(self.stop.saturating_sub(1))
+    }
+    /// The bases the reported windows cover.
+    fn needed(&self) -> (u64, u64) {
+        (self.bounds(self.first).0, self.bounds(self.stop - 1).1)
     }
 }
 
@@ -202,28 +216,80 @@ impl<'a, B: Backend> Embedder<'a, B> {
         sink: &mut dyn EmbeddingSink,
     ) -> Result<EmbedSummary> {
         let mut summary = EmbedSummary::default();
+        // Record lengths, for shards (windows laid out from the record's start).
+        let lengths: std::collections::HashMap<String, u64> = match &*file {
+            SequenceFile::Indexed(indexed) => indexed.records().into_iter().collect(),
+            SequenceFile::Stream(_) => Default::default(),
+        };
         span::for_each_span(file, regions, |path, name, start, end, src| {
-            self.embed_span(path, name, start, end, src, sink, &mut summary)
+            let length = lengths.get(name).copied().unwrap_or(end);
+            self.embed_span(path, name, (start, end, length), src, sink, &mut summary)
         })?;
         Ok(summary)
     }
 
-    /// Embeds bases `[start, end)` of record `name`.
-    #[allow(clippy::too_many_arguments)]
+    /// Embeds bases `[start, end)` of record `name`, which has `length` bases
+    /// (`span = (start, end, length)`).
     fn embed_span(
         &self,
         path: &Path,
         name: &str,
-        start: u64,
-        end: u64,
+        span: (u64, u64, u64),
         src: &mut dyn BaseSource,
         sink: &mut dyn EmbeddingSink,
         summary: &mut EmbedSummary,
     ) -> Result<()> {
+        let (start, end, length) = span;
         if end <= start {
             return Ok(());
         }
-        let grid = grid_for(&self.options, path, name, start, end)?;
+        let mut grid = grid_for(&self.options, path, name, start, end)?;
+        if self.options.warmup.is_some() {
+            // A shard: windows laid out from the record's start, those starting in the shard.
+            if self.options.pooling == Pooling::Record && (start, end) != (0, length) {
+                return Err(Error::format(
+                    path,
+                    format!(
+                        "{name}:{}-{end}: one embedding per record cannot be split into shards; \
+                         use --window or --per-base, or whole-record shards",
+                        start + 1
+                    ),
+                ));
+            }
+            grid.start = 0;
+            grid.end = length;
+            if self.options.pooling == Pooling::Record {
+                (grid.size, grid.stride) = (length, length);
+            }
+            grid.first = start.div_ceil(grid.stride);
+            grid.stop = end.div_ceil(grid.stride).min(grid.count());
+            if grid.first >= grid.stop {
+                return Ok(());
+            }
+        }
+        self.embed_grid(path, name, length, grid, src, sink, summary)
+    }
+
+    /// Embeds the reported windows of `grid` on record `name` of `length` bases, running the
+    /// model over the bases they need plus the warm-up on each side. Stripes are aligned to
+    /// the scan's ends, so a scan over the whole record runs exactly an unsharded run's stripes.
+    #[allow(clippy::too_many_arguments)]
+    fn embed_grid(
+        &self,
+        path: &Path,
+        name: &str,
+        length: u64,
+        grid: Grid,
+        src: &mut dyn BaseSource,
+        sink: &mut dyn EmbeddingSink,
+        summary: &mut EmbedSummary,
+    ) -> Result<()> {
+        let (need_lo, need_hi) = grid.needed();
+        let warmup = self.options.warmup.unwrap_or(0);
+        let (scan_lo, scan_hi) = (
+            need_lo.saturating_sub(warmup),
+            need_hi.saturating_add(warmup).min(length.max(need_hi)),
+        );
         let d = self.backend.config().hidden_size;
         let stripe = self.options.stripe_len as u64;
         let n = self.tokenizer.n_token();
@@ -235,17 +301,21 @@ impl<'a, B: Backend> Embedder<'a, B> {
             let mut spool = Spool::new()?;
             let mut stream = HiddenStream::new(self.backend, layer, bos)?;
             let mut open = OpenWindows::default();
-            let mut hi = end;
-            while hi > start {
-                let lo = hi.saturating_sub(stripe).max(start);
+            let mut hi = scan_hi;
+            while hi > need_lo {
+                let lo = hi.saturating_sub(stripe).max(need_lo);
                 src.fetch(lo, hi, &mut bases)?;
                 span::tokenize(&self.tokenizer, path, name, lo, &bases, &mut tokens)?;
                 self.tokenizer.reverse_complement(&mut tokens);
                 stream.push(&tokens, &mut hidden)?;
-                // Row i of the reverse pass is the base at forward position hi - 1 - i.
+                // Row i of the reverse pass is the base at forward position hi - 1 - i; those
+                // from `need_hi` on are warm-up.
                 for (i, &t) in tokens.iter().enumerate() {
-                    let row = &hidden[i * d..(i + 1) * d];
-                    open.add(&grid, hi - 1 - i as u64, Some(row), t == n);
+                    let p = hi - 1 - i as u64;
+                    if p < need_hi {
+                        let row = &hidden[i * d..(i + 1) * d];
+                        open.add(&grid, p, Some(row), t == n);
+                    }
                 }
                 // Every window starting at or after `lo` has now seen all its bases.
                 for (k, sum, _) in open.take(|k| grid.bounds(k).0 >= lo).into_iter().rev() {
@@ -267,9 +337,10 @@ impl<'a, B: Backend> Embedder<'a, B> {
             _ => Some(HiddenStream::new(self.backend, layer, bos)?),
         };
         let mut open = OpenWindows::default();
-        let mut lo = start;
-        while lo < end {
-            let hi = (lo + stripe).min(end);
+        // Without a forward pass there is nothing to warm up.
+        let mut lo = if stream.is_some() { scan_lo } else { need_lo };
+        while lo < need_hi {
+            let hi = (lo + stripe).min(need_hi);
             src.fetch(lo, hi, &mut bases)?;
             span::tokenize(&self.tokenizer, path, name, lo, &bases, &mut tokens)?;
             if let Some(stream) = &mut stream {
@@ -277,8 +348,11 @@ impl<'a, B: Backend> Embedder<'a, B> {
                 (self.progress)(hi - lo);
             }
             for (i, &t) in tokens.iter().enumerate() {
-                let row = stream.is_some().then(|| &hidden[i * d..(i + 1) * d]);
-                open.add(&grid, lo + i as u64, row, t == n);
+                let p = lo + i as u64;
+                if p >= need_lo {
+                    let row = stream.is_some().then(|| &hidden[i * d..(i + 1) * d]);
+                    open.add(&grid, p, row, t == n);
+                }
             }
             emit_done(
                 self.options.pooling,
@@ -311,12 +385,16 @@ pub(crate) fn grid_for(
             end,
             size: end - start,
             stride: end - start,
+            first: 0,
+            stop: 1,
         },
         Pooling::Windows { size, stride } => Grid {
             start,
             end,
             size,
             stride,
+            first: 0,
+            stop: (end - start).div_ceil(stride),
         },
         Pooling::PerBase => {
             if end - start > options.per_base_cap {
@@ -336,6 +414,8 @@ pub(crate) fn grid_for(
                 end,
                 size: 1,
                 stride: 1,
+                first: 0,
+                stop: end - start,
             }
         }
     })
@@ -343,7 +423,8 @@ pub(crate) fn grid_for(
 
 /// Writes every open window of `grid` that ends at or before `hi`, averaged with its reverse
 /// strand mean from `spool` when there is one (window `k`'s mean is spooled at
-/// `windows - 1 - k`); windows of N only are counted, not written.
+/// `stop - 1 - k`, the last reported window first); windows of N only are counted, not
+/// written.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn emit_done(
     pooling: Pooling,
@@ -356,7 +437,6 @@ pub(crate) fn emit_done(
     sink: &mut dyn EmbeddingSink,
     summary: &mut EmbedSummary,
 ) -> Result<()> {
-    let windows = grid.count();
     let mut reverse_mean = Vec::new();
     for (k, sum, real) in open.take(|k| grid.bounds(k).1 <= hi) {
         let (ws, we) = grid.bounds(k);
@@ -366,7 +446,7 @@ pub(crate) fn emit_done(
         }
         let mut values = mean_of(&sum, we - ws);
         if let Some(spool) = spool.as_deref_mut() {
-            let at = (windows - 1 - k) * d as u64;
+            let at = (grid.stop - 1 - k) * d as u64;
             spool.read(at, at + d as u64, &mut reverse_mean)?;
             if values.is_empty() {
                 values.clone_from(&reverse_mean);
@@ -406,12 +486,15 @@ mod tests {
     #[test]
     fn grid_windows_holding_a_position_match_their_definition() {
         for (size, stride) in [(5, 2), (4, 4), (3, 5), (1, 1), (13, 13)] {
-            let grid = Grid {
+            let mut grid = Grid {
                 start: 10,
                 end: 23,
                 size,
                 stride,
+                first: 0,
+                stop: 0,
             };
+            grid.stop = grid.count();
             for p in 10..23 {
                 let expected: Vec<u64> = (0..grid.count())
                     .filter(|&k| {
@@ -432,6 +515,8 @@ mod tests {
             end: 6,
             size: 4,
             stride: 2,
+            first: 0,
+            stop: 3,
         };
         let mut open = OpenWindows::default();
         for p in 0..6u64 {

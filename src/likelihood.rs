@@ -45,6 +45,23 @@ pub struct LikelihoodOptions {
     pub stripe_len: usize,
     /// Prepend the model's BOS token so the first base is scored.
     pub bos: Option<u32>,
+    /// Regions are shards of their records: each first runs the model over up to this many
+    /// bases upstream (the reverse strand: downstream) without reporting them, so that its
+    /// scores approach those of the whole record (exact once the warm-up reaches the record's
+    /// end). `None`: each region is scored as a sequence of its own.
+    pub warmup: Option<u64>,
+}
+
+/// The bases a span `[start, end)` of a record of `length` bases is run over: the span itself,
+/// or with a warm-up of `n` bases, up to `n` more on each side within the record.
+pub fn scan_range(start: u64, end: u64, length: u64, warmup: Option<u64>) -> (u64, u64) {
+    match warmup {
+        None => (start, end),
+        Some(n) => (
+            start.saturating_sub(n),
+            end.saturating_add(n).min(length.max(end)),
+        ),
+    }
 }
 
 /// Records up to this long are batched together when streamed (reads, amplicons, contigs).
@@ -94,11 +111,13 @@ impl<'a, B: Backend> Scorer<'a, B> {
                 let targets = span::targets(indexed, regions)?;
                 for (name, start, end) in targets {
                     let path = indexed.path().to_path_buf();
+                    let length = indexed.length_of(&name).unwrap_or(end);
+                    let scan = scan_range(start, end, length, self.options.warmup);
                     let mut src = IndexedRecord {
                         file: indexed,
                         name: &name,
                     };
-                    self.score_span(&path, &name, start, end, &mut src, sink)?;
+                    self.score_span(&path, &name, start, end, scan, &mut src, sink)?;
                 }
                 Ok(())
             }
@@ -126,7 +145,7 @@ impl<'a, B: Backend> Scorer<'a, B> {
                         let mut bases = head;
                         while chunks.read_chunk(1 << 20, &mut bases)? > 0 {}
                         let len = bases.len() as u64;
-                        return self.score_span(&path, name, 0, len, &mut bases, sink);
+                        return self.score_span(&path, name, 0, len, (0, len), &mut bases, sink);
                     }
                     sink.begin(name, 0)?;
                     let mut fwd =
@@ -218,13 +237,19 @@ impl<'a, B: Backend> Scorer<'a, B> {
         Ok(())
     }
 
-    /// Scores bases `[start, end)` of record `name` on the requested strands.
+    /// Scores bases `[start, end)` of record `name` on the requested strands, running the
+    /// model over `scan` (which holds `[start, end)`): the forward strand from `scan.0`, the
+    /// reverse strand from `scan.1`; bases outside `[start, end)` are warm-up, not reported.
+    /// Stripes are aligned to the scan's ends, so a scan over the whole record runs exactly the
+    /// stripes of an unsharded run.
+    #[allow(clippy::too_many_arguments)]
     fn score_span(
         &self,
         path: &Path,
         name: &str,
         start: u64,
         end: u64,
+        scan: (u64, u64),
         src: &mut dyn BaseSource,
         sink: &mut dyn TrackSink,
     ) -> Result<()> {
@@ -243,19 +268,23 @@ impl<'a, B: Backend> Scorer<'a, B> {
         let mut spool = if self.options.strand.reverse() {
             let mut spool = Spool::new()?;
             let mut rev = ScoreStream::new(self.backend, &self.tokenizer, self.options.bos)?;
-            let mut hi = end;
-            let next = || -> Feed<u64> {
+            let mut hi = scan.1;
+            let next = || -> Feed<(u64, u64)> {
                 if hi <= start {
                     return Ok(None);
                 }
                 let lo = hi.saturating_sub(stripe).max(start);
-                let (bases, tokens) = read(lo, hi, true)?;
+                let (_, tokens) = read(lo, hi, true)?;
+                let stripe_span = (lo, hi);
                 hi = lo;
-                Ok(Some((bases.len() as u64, tokens)))
+                Ok(Some((stripe_span, tokens)))
             };
-            pipeline(&mut rev, next, |n, scores| {
-                spool.append(scores)?;
-                (self.progress)(n);
+            pipeline(&mut rev, next, |(lo, hi), scores| {
+                // Index i of the stripe scored position hi - 1 - i; positions from `end` on
+                // are warm-up.
+                let skip = (hi.saturating_sub(end).min(hi - lo)) as usize;
+                spool.append(&scores[skip..])?;
+                (self.progress)(hi - lo);
                 Ok(())
             })?;
             Some(spool)
@@ -276,8 +305,8 @@ impl<'a, B: Backend> Scorer<'a, B> {
                 None => Ok(None),
             }
         };
-        let mut lo = start;
         if self.options.strand.forward() {
+            let mut lo = scan.0;
             let mut fwd = ScoreStream::new(self.backend, &self.tokenizer, self.options.bos)?;
             let next = || -> Feed<(u64, u64, Vec<u8>)> {
                 if lo >= end {
@@ -291,10 +320,17 @@ impl<'a, B: Backend> Scorer<'a, B> {
             };
             pipeline(&mut fwd, next, |(lo, hi, bases), scores| {
                 (self.progress)(bases.len() as u64);
-                let rev = reverse_of(lo, hi)?;
-                sink.write(lo, &bases, Some(scores), rev.as_deref())
+                if hi <= start {
+                    return Ok(()); // warm-up only
+                }
+                // Positions before `start` are warm-up.
+                let skip = (start.saturating_sub(lo)) as usize;
+                let from = lo + skip as u64;
+                let rev = reverse_of(from, hi)?;
+                sink.write(from, &bases[skip..], Some(&scores[skip..]), rev.as_deref())
             })?;
         } else {
+            let mut lo = start;
             let mut bases = Vec::new();
             while lo < end {
                 let hi = (lo + stripe).min(end);

@@ -11,6 +11,7 @@ use ssmgen::output::{Output, format_extension};
 
 use super::masked::{GraphTask, MaskedArgs, run_masked};
 use super::progress::bases_bar;
+use super::shards::{WarmupArgs, check_shard_regions, refuse_warmup_for_masked};
 use super::{BackendTask, EngineArgs, StrandArg, read_regions};
 use ssmgen::embed::EmbedSummary;
 use ssmgen::graph::Ops;
@@ -64,6 +65,8 @@ pub struct EmbedArgs {
     #[command(flatten)]
     masked: MaskedArgs,
     #[command(flatten)]
+    warmup: WarmupArgs,
+    #[command(flatten)]
     engine: EngineArgs,
 }
 
@@ -93,9 +96,28 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
         .or_else(|| args.output.as_deref().and_then(format_from_name))
         .unwrap_or(EmbedFormat::Csv);
     let regions = read_regions(&args.regions, args.regions_bed.as_deref())?;
+    check_shard_regions(&args.input, &regions, &args.warmup)?;
+    if args.warmup.warmup.is_some() && !args.per_base && args.window.is_none() {
+        // One row per record cannot be split: refuse partial shards before any work.
+        let records = super::shards::index_records(&args.input)?;
+        for r in &regions {
+            let length = records
+                .iter()
+                .find(|(n, _)| *n == r.name)
+                .map_or(0, |(_, l)| *l);
+            if r.resolve(length)? != (0, length) {
+                anyhow::bail!(
+                    "region '{}': one embedding per record cannot be split into shards; use \
+                     --window or --per-base, or whole-record shards",
+                    r.label
+                );
+            }
+        }
+    }
     let model = match args.engine.load_any()? {
         AnyModel::Causal(m) => m,
         AnyModel::Caduceus(m) => {
+            refuse_warmup_for_masked(&args.warmup, &m.source)?;
             let windows = args.masked.options(&m, true, true)?;
             let engine = args.engine.clone();
             let task = MaskedEmbed {
@@ -160,6 +182,7 @@ fn embed_options(args: &EmbedArgs, stripe_len: usize, bos: Option<u32>) -> Embed
         stripe_len,
         bos,
         per_base_cap: args.max_per_base,
+        warmup: args.warmup.warmup,
     }
 }
 

@@ -12,6 +12,7 @@ use ssmgen::output::{
 
 use super::masked::{GraphTask, MaskedArgs, run_masked};
 use super::progress::bases_bar;
+use super::shards::{WarmupArgs, check_shard_regions, refuse_warmup_for_masked};
 use super::{BackendTask, EngineArgs, StrandArg, read_regions};
 use ssmgen::graph::Ops;
 use ssmgen::graph::caduceus::CaduceusGraph;
@@ -47,6 +48,8 @@ pub struct LikelihoodArgs {
     #[command(flatten)]
     masked: MaskedArgs,
     #[command(flatten)]
+    warmup: WarmupArgs,
+    #[command(flatten)]
     engine: EngineArgs,
 }
 
@@ -78,10 +81,12 @@ pub fn run(args: LikelihoodArgs) -> anyhow::Result<()> {
         anyhow::bail!("--bin applies to bedGraph and bigWig output only");
     }
     let regions = read_regions(&args.regions, args.regions_bed.as_deref())?;
+    check_shard_regions(&args.input, &regions, &args.warmup)?;
 
     let model = match args.engine.load_any()? {
         AnyModel::Causal(m) => m,
         AnyModel::Caduceus(m) => {
+            refuse_warmup_for_masked(&args.warmup, &m.source)?;
             let strand = Strand::from(args.strand);
             let options =
                 args.masked
@@ -214,6 +219,7 @@ fn score<B: Backend>(
         strand,
         stripe_len,
         bos,
+        warmup: args.warmup.warmup,
     };
     let scorer = Scorer::new(backend, options, &progress);
     scorer.run(&mut file, &regions, sink.as_mut())?;

@@ -6,6 +6,7 @@ pub mod likelihood;
 pub mod masked;
 pub mod progress;
 pub mod score_variants;
+pub mod shards;
 
 use std::path::PathBuf;
 
@@ -31,6 +32,8 @@ pub enum Command {
     ScoreVariants(score_variants::ScoreVariantsArgs),
     /// Print a model's configuration, parameter count and state size.
     Info(info::InfoArgs),
+    /// BED regions that cut a genome into shards for pipeline jobs (from its `.fai`).
+    Shards(shards::ShardsArgs),
 }
 
 /// The regions of `--region` (1-based strings) and `--regions` (a BED file), in that order.

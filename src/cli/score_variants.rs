@@ -6,14 +6,16 @@ use std::path::{Path, PathBuf};
 use clap::ValueEnum;
 use ssmgen::backend::Backend;
 use ssmgen::input::SequenceFile;
+use ssmgen::input::shards::check_sorted_disjoint;
 use ssmgen::output::format_extension;
 use ssmgen::variants::engine::EngineOptions;
 use ssmgen::variants::output::{ScoreKind, VariantFormat, write};
-use ssmgen::variants::{Skip, VariantFile, read_aliases, score_all};
+use ssmgen::variants::{Skip, VariantFile, read_aliases, score_all, shard};
 
 use super::masked::{GraphTask, MaskedArgs, run_masked};
 use super::progress::bases_bar;
-use super::{BackendTask, EngineArgs};
+use super::shards::{WarmupArgs, index_records, refuse_warmup_for_masked};
+use super::{BackendTask, EngineArgs, read_regions};
 use ssmgen::graph::Ops;
 use ssmgen::graph::caduceus::CaduceusGraph;
 use ssmgen::masked::MaskedScorer;
@@ -29,10 +31,11 @@ pub struct ScoreVariantsArgs {
     /// Variants: VCF (plain, gzip or bgzip) or a table with columns chrom,pos,ref,alt (1-based).
     #[arg(long, value_name = "FILE")]
     vcf: PathBuf,
-    /// Output file (`.gz` compresses); stdout when absent or `-`.
+    /// Output file (`.gz` compresses); stdout when absent or `-`. Repeatable: one scoring pass
+    /// written to several files (e.g. `-o s.tsv -o s.vcf`), each in its extension's format.
     #[arg(short, long, value_name = "FILE")]
-    output: Option<PathBuf>,
-    /// Output format (default: from the output's extension, else tsv).
+    output: Vec<PathBuf>,
+    /// Output format (default: from each output's extension, else tsv).
     #[arg(short, long, value_enum)]
     format: Option<FormatArg>,
     /// Downstream bases after the allele included in delta_ll.
@@ -51,6 +54,17 @@ pub struct ScoreVariantsArgs {
     /// Two-column file `alias fasta_name` mapping variant chromosome names to the FASTA's.
     #[arg(long, value_name = "FILE")]
     chrom_alias: Option<PathBuf>,
+    /// Score only the variants whose first REF base lies in this region, `chr:start-end`,
+    /// 1-based inclusive (repeatable); needs the reference's `.fai`.
+    #[arg(short, long = "region", value_name = "REGION")]
+    regions: Vec<String>,
+    /// Score only the variants whose first REF base lies in these BED regions (0-based
+    /// half-open); needs the reference's `.fai`. Without --warmup each region is scored as a
+    /// sequence of its own.
+    #[arg(long = "regions", value_name = "BED")]
+    regions_bed: Option<PathBuf>,
+    #[command(flatten)]
+    warmup: WarmupArgs,
     #[command(flatten)]
     masked: MaskedArgs,
     #[command(flatten)]
@@ -87,6 +101,13 @@ pub fn run(args: ScoreVariantsArgs) -> anyhow::Result<()> {
     let model = match args.engine.load_any()? {
         AnyModel::Causal(m) => m,
         AnyModel::Caduceus(m) => {
+            refuse_warmup_for_masked(&args.warmup, &m.source)?;
+            if !args.regions.is_empty() || args.regions_bed.is_some() {
+                anyhow::bail!(
+                    "--region and --regions apply to causal models; {} is masked",
+                    m.source
+                );
+            }
             if matches!(args.score, Some(ScoreArg::DeltaLl)) {
                 anyhow::bail!(
                     "--score delta-ll needs a causal model; {} is masked",
@@ -98,9 +119,55 @@ pub fn run(args: ScoreVariantsArgs) -> anyhow::Result<()> {
             return run_masked(&engine, &m, MaskedTask { args, options });
         }
     };
+    let aliases = match &args.chrom_alias {
+        Some(p) => read_aliases(p)?,
+        None => HashMap::new(),
+    };
+    let mut file = VariantFile::read(&args.vcf)?;
+    // Regions (shards): checked against the FASTA and the VCF before any work.
+    let regions = read_regions(&args.regions, args.regions_bed.as_deref())?;
+    let spans = if regions.is_empty() {
+        None
+    } else {
+        let records = index_records(&args.reference)?;
+        let spans = if args.warmup.warmup.is_some() {
+            check_sorted_disjoint(&regions, &records, &args.reference)?
+        } else {
+            let lengths: HashMap<&str, u64> =
+                records.iter().map(|(n, l)| (n.as_str(), *l)).collect();
+            let mut spans = Vec::with_capacity(regions.len());
+            for r in &regions {
+                let Some(&length) = lengths.get(r.name.as_str()) else {
+                    anyhow::bail!(
+                        "region '{}': no record named '{}' in {}",
+                        r.label,
+                        r.name,
+                        args.reference.display()
+                    );
+                };
+                let (s, e) = r.resolve(length)?;
+                spans.push((r.name.clone(), s, e));
+            }
+            spans
+        };
+        if args.warmup.warmup.is_some() {
+            shard::check_against_fasta(&args.vcf, &file, &aliases, &records, &args.reference)?;
+        }
+        file = shard::subset(&file, &aliases, &spans);
+        Some(spans)
+    };
     let bos = args.engine.bos(&model)?;
     let engine = args.engine.clone();
-    engine.run_on(&model, Task { args, bos })
+    engine.run_on(
+        &model,
+        Task {
+            args,
+            bos,
+            aliases,
+            file,
+            spans,
+        },
+    )
 }
 
 struct MaskedTask {
@@ -136,17 +203,21 @@ impl GraphTask for MaskedTask {
 struct Task {
     args: ScoreVariantsArgs,
     bos: Option<u32>,
+    aliases: HashMap<String, String>,
+    file: VariantFile,
+    spans: Option<Vec<(String, u64, u64)>>,
 }
 
 impl BackendTask for Task {
     fn run<B: Backend>(self, backend: &B, stripe_len: usize) -> anyhow::Result<()> {
-        let Task { args, bos } = self;
-        let aliases = match &args.chrom_alias {
-            Some(p) => read_aliases(p)?,
-            None => HashMap::new(),
-        };
-        let file = VariantFile::read(&args.vcf)?;
-        let mut reference = SequenceFile::open(&args.reference, false)?;
+        let Task {
+            args,
+            bos,
+            aliases,
+            file,
+            spans,
+        } = self;
+        let mut reference = SequenceFile::open(&args.reference, spans.is_some())?;
         let opts = EngineOptions {
             window: args.window,
             context: args.context,
@@ -155,7 +226,19 @@ impl BackendTask for Task {
         };
         let bar = bases_bar(Some(file.variants.len() as u64), args.engine.quiet);
         let progress = |n: u64| bar.inc(n);
-        let results = score_all(backend, &mut reference, &file, &aliases, &opts, &progress)?;
+        let results = match (&spans, &mut reference) {
+            (Some(spans), SequenceFile::Indexed(indexed)) => shard::score_spans(
+                backend,
+                indexed,
+                &file,
+                &aliases,
+                spans,
+                args.warmup.warmup,
+                &opts,
+                &progress,
+            )?,
+            _ => score_all(backend, &mut reference, &file, &aliases, &opts, &progress)?,
+        };
         bar.finish_and_clear();
 
         report_and_write(&args, &file, &results, ScoreKind::DeltaLl)
@@ -175,14 +258,12 @@ fn report_and_write(
         Some(ScoreArg::Llr) => ScoreKind::Llr,
         None => default_kind,
     };
-    let format = match args.format {
+    let format_of = |output: Option<&Path>| match args.format {
         Some(FormatArg::Tsv) => VariantFormat::Tsv,
         Some(FormatArg::Csv) => VariantFormat::Csv,
         Some(FormatArg::Bed) => VariantFormat::Bed,
         Some(FormatArg::Vcf) => VariantFormat::Vcf,
-        None => args
-            .output
-            .as_deref()
+        None => output
             .and_then(format_from_name)
             .unwrap_or(VariantFormat::Tsv),
     };
@@ -207,7 +288,14 @@ fn report_and_write(
     for (reason, n) in counts {
         eprintln!("ssmgen: {n} variant(s) not scored: {reason}");
     }
-    let out = ssmgen::output::Output::create(args.output.as_deref())?;
-    write(out, format, kind, file, results)?;
+    let outputs: Vec<Option<&Path>> = if args.output.is_empty() {
+        vec![None]
+    } else {
+        args.output.iter().map(|p| Some(p.as_path())).collect()
+    };
+    for output in outputs {
+        let out = ssmgen::output::Output::create(output)?;
+        write(out, format_of(output), kind, file, results)?;
+    }
     Ok(())
 }

@@ -2,6 +2,7 @@
 
 pub mod region;
 pub mod sequence_file;
+pub mod shards;
 pub mod span;
 
 pub use region::{Region, read_bed};

@@ -4,6 +4,7 @@
 pub mod engine;
 pub mod input;
 pub mod output;
+pub mod shard;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -119,7 +120,10 @@ pub fn score_all<B: Backend>(
         aliases,
         progress,
         |name, bases, indices| {
-            score_chromosome(backend, &tokenizer, &path, name, bases, file, indices, opts)
+            let whole = (0, bases.len());
+            score_chromosome(
+                backend, &tokenizer, &path, name, bases, file, indices, whole, opts,
+            )
         },
     )
 }
@@ -185,8 +189,11 @@ pub fn score_by_chromosome(
     Ok(results)
 }
 
+/// Scores the variants `indices` of `file` on chromosome `name` (`bases`). The forward strand
+/// runs from `scan.0`, the reverse strand from `scan.1` (or the end of the furthest REF allele,
+/// if later): `(0, bases.len())` gives every variant the whole chromosome as context.
 #[allow(clippy::too_many_arguments)]
-fn score_chromosome<B: Backend>(
+pub(crate) fn score_chromosome<B: Backend>(
     backend: &B,
     tokenizer: &Tokenizer,
     path: &Path,
@@ -194,6 +201,7 @@ fn score_chromosome<B: Backend>(
     bases: &[u8],
     file: &VariantFile,
     indices: &[usize],
+    scan: (usize, usize),
     opts: &EngineOptions,
 ) -> Result<Vec<VariantResult>> {
     let mut fwd_tokens = Vec::with_capacity(bases.len());
@@ -205,7 +213,7 @@ fn score_chromosome<B: Backend>(
             position: i as u64 + 1,
             character: bases[i] as char,
         })?;
-    let len = fwd_tokens.len();
+    let (from, mut top) = (scan.0.min(fwd_tokens.len()), scan.1.min(fwd_tokens.len()));
     let mut results = vec![VariantResult::default(); indices.len()];
     let (mut fwd, mut rev, mut slots) = (Vec::new(), Vec::new(), Vec::new());
     for (slot, &i) in indices.iter().enumerate() {
@@ -222,22 +230,48 @@ fn score_chromosome<B: Backend>(
             )
         })?;
         let (p, r) = ((v.pos - 1) as usize, v.reference.len());
+        if p < from {
+            return Err(Error::format(
+                path,
+                format!("{}:{}: lies before the scanned span", v.chrom, v.pos),
+            ));
+        }
         let mut alt_rc = alt.clone();
         tokenizer.reverse_complement(&mut alt_rc);
         fwd.push(StrandVariant {
-            pos: p,
+            pos: p - from,
             ref_len: r,
             alt,
         });
         rev.push(StrandVariant {
-            pos: len - p - r,
+            pos: p + r, // made relative to the reverse strand's start below
             ref_len: r,
             alt: alt_rc,
         });
+        top = top.max(p + r);
         slots.push(slot);
     }
-    let fwd_scores = score_strand(backend, tokenizer, &fwd_tokens, &fwd, opts)?;
+    for v in &mut rev {
+        v.pos = top - v.pos;
+    }
+    // Each strand stops where the last variant's window does: nothing past it is read.
+    let len = fwd_tokens.len();
+    let fwd_end = fwd
+        .iter()
+        .map(|v| from + v.pos + v.ref_len + opts.window)
+        .max()
+        .unwrap_or(from)
+        .min(len);
+    let rev_end = rev
+        .iter()
+        .map(|v| v.pos + v.ref_len + opts.window)
+        .max()
+        .unwrap_or(0)
+        .min(top);
+    let fwd_scores = score_strand(backend, tokenizer, &fwd_tokens[from..fwd_end], &fwd, opts)?;
     let mut rev_tokens = fwd_tokens;
+    rev_tokens.truncate(top);
+    rev_tokens.drain(..top - rev_end);
     tokenizer.reverse_complement(&mut rev_tokens);
     let rev_scores = score_strand(backend, tokenizer, &rev_tokens, &rev, opts)?;
     for ((slot, f), r) in slots.into_iter().zip(fwd_scores).zip(rev_scores) {

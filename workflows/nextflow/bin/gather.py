@@ -1,0 +1,1 @@
+../../snakemake/scripts/gather.py
