@@ -341,3 +341,17 @@ fn variant_windows_shift_at_record_ends_and_are_centred_elsewhere() {
         assert!((llr - want).abs() <= 1e-5, "site {p}: {llr} vs {want}");
     }
 }
+
+#[test]
+fn info_describes_a_caduceus_model() {
+    let out = ok_stdout(
+        ssmgen()
+            .args(["info", "--model", "test-data/caduceus-ps"])
+            .output()
+            .unwrap(),
+    );
+    assert!(out.contains("rcps               true"), "{out}");
+    // 3 blocks of (forward mixer 9,920 + reverse mixer without its tied projections 3,776 +
+    // norm 32), embedding 16 x 32, final norm 32, LM head tied.
+    assert!(out.contains("parameters         41728"), "{out}");
+}

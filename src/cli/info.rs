@@ -11,7 +11,10 @@ pub struct InfoArgs {
 
 /// Prints the model's configuration, parameter count and per-layer state size.
 pub fn run(args: InfoArgs) -> anyhow::Result<()> {
-    let model = args.engine.load_model()?;
+    let model = match args.engine.load_any()? {
+        ssmgen::model::AnyModel::Causal(m) => m,
+        ssmgen::model::AnyModel::Caduceus(m) => return caduceus(&m),
+    };
     let c = &model.config;
     let state = c.state_floats_per_layer();
     println!("model              {}", model.source);
@@ -35,5 +38,37 @@ pub fn run(args: InfoArgs) -> anyhow::Result<()> {
         state * 4,
         state * 4 * c.num_hidden_layers
     );
+    Ok(())
+}
+
+/// `info` for a Caduceus (masked) model.
+fn caduceus(model: &ssmgen::model::caduceus::CaduceusModel) -> anyhow::Result<()> {
+    let c = &model.config;
+    let strategy = match c.strategy {
+        ssmgen::model::caduceus::BiStrategy::Add => "add",
+        ssmgen::model::caduceus::BiStrategy::Multiply => "ew_multiply",
+    };
+    println!("model              {}", model.source);
+    println!("architecture       caduceus (masked LM, run over windows)");
+    println!("weights dtype      {}", model.weights.dtype);
+    println!("parameters         {}", model.parameter_count());
+    println!("layers             {}", c.n_layer);
+    println!("d_model            {}", c.d_model);
+    println!("d_inner            {}", c.d_inner);
+    println!("d_state            {}", c.d_state);
+    println!("d_conv             {}", c.d_conv);
+    println!("dt_rank            {}", c.dt_rank);
+    println!("vocab_size         {} (padded)", c.vocab_size);
+    println!("bidirectional      {} ({strategy}, weight tie {})", c.bidirectional, c.weight_tie);
+    println!("rcps               {}", c.rcps);
+    println!("fused_add_norm     {}", c.fused_add_norm);
+    match c.window_len {
+        Some(w) => println!("window             {w} (from the checkpoint)"),
+        None => println!(
+            "window             {} (default; the checkpoint does not say)",
+            ssmgen::masked::DEFAULT_WINDOW
+        ),
+    }
+    println!("tokens             A=7 C=8 G=9 T=10 N=11 [MASK]=3");
     Ok(())
 }

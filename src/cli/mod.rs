@@ -129,19 +129,6 @@ pub trait BackendTask {
 pub use ssmgen::backend::Device;
 
 impl EngineArgs {
-    /// Loads the causal model named by `--model`, or the built-in one; a masked model is an
-    /// error (the commands that run masked models call [`EngineArgs::load_any`]).
-    pub fn load_model(&self) -> anyhow::Result<ssmgen::model::Model> {
-        match self.load_any()? {
-            ssmgen::model::AnyModel::Causal(m) => Ok(m),
-            ssmgen::model::AnyModel::Caduceus(m) => anyhow::bail!(
-                "model {} is a masked (Caduceus) model: this command supports causal Mamba \
-                 models only in this version (likelihood and score-variants run both)",
-                m.source
-            ),
-        }
-    }
-
     /// Loads the model named by `--model` whatever its architecture, or the built-in one.
     pub fn load_any(&self) -> anyhow::Result<ssmgen::model::AnyModel> {
         Ok(match &self.model {
