@@ -75,7 +75,8 @@ impl From<StrandArg> for ssmgen::likelihood::Strand {
 /// Options shared by every command that runs a model.
 #[derive(clap::Args, Debug, Clone)]
 pub struct EngineArgs {
-    /// Model directory (config.json + model.safetensors, Hugging Face MambaForCausalLM layout).
+    /// Model directory (config.json + model.safetensors): a Hugging Face MambaForCausalLM, or a
+    /// Caduceus / PlantCaduceus CaduceusForMaskedLM as published (docs/models.md).
     /// Default: the built-in `ssmgen-dna-small`, trained on bacterial genomes (models/README.md).
     #[arg(short, long, value_name = "DIR")]
     pub model: Option<PathBuf>,
