@@ -33,9 +33,8 @@ pub struct CudaOps {
     lock: Mutex<()>,
 }
 
-// SAFETY: the stream and cuBLAS handle are only used while `lock` is held (every `Ops` method
-// takes it; the causal backend holds its own scratch mutex around whole passes and is the only
-// user of its `CudaOps`).
+// SAFETY: the stream and cuBLAS handle are only used while `lock` is held: every `Ops` method
+// takes it (through `guard`) before it touches them, and the helpers they call run under it.
 unsafe impl Sync for CudaOps {}
 unsafe impl Send for CudaOps {}
 
