@@ -7,6 +7,7 @@
 pub mod backend;
 pub mod embed;
 pub mod error;
+pub mod guard;
 pub mod input;
 pub mod likelihood;
 pub mod model;
