@@ -5,4 +5,6 @@ pub mod sequence_file;
 pub mod span;
 
 pub use region::{Region, read_bed};
-pub use sequence_file::{ChunkRead, IndexedFasta, SequenceFile, StreamFile, StreamFormat};
+pub use sequence_file::{
+    ChunkRead, IndexedFasta, RecordCounts, SequenceFile, StreamFile, StreamFormat,
+};

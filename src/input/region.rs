@@ -139,6 +139,12 @@ pub fn read_bed(path: &Path) -> Result<Vec<Region>> {
             ),
         });
     }
+    if regions.is_empty() {
+        return Err(Error::format(
+            path,
+            "holds no intervals (an empty BED selects nothing; leave out --regions to use every record)",
+        ));
+    }
     Ok(regions)
 }
 
