@@ -101,7 +101,7 @@ impl Loader<'_> {
             )));
         }
         let bytes = view.data();
-        let values = match view.dtype() {
+        let values: Vec<f32> = match view.dtype() {
             Dtype::F32 => bytes
                 .chunks_exact(4)
                 .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
@@ -120,6 +120,12 @@ impl Loader<'_> {
                 )));
             }
         };
+        check_finite(&values).map_err(|i| {
+            self.err(format!(
+                "tensor '{name}' holds {} at element {i}; every weight must be a finite number",
+                values[i]
+            ))
+        })?;
         Ok(values)
     }
 
@@ -146,6 +152,14 @@ impl Loader<'_> {
             Dtype::BF16 => Ok(WeightDtype::BF16),
             other => Err(self.err(format!("tensor '{name}' has unsupported dtype {other:?}"))),
         }
+    }
+}
+
+/// `Err(i)` for the first value that is NaN or infinite: such a weight makes every score NaN.
+pub fn check_finite(values: &[f32]) -> std::result::Result<(), usize> {
+    match values.iter().position(|v| !v.is_finite()) {
+        Some(i) => Err(i),
+        None => Ok(()),
     }
 }
 
