@@ -36,6 +36,9 @@ pub struct EmbedArgs {
     /// One row per base (only for records or regions up to --max-per-base bases).
     #[arg(long, conflicts_with = "window")]
     per_base: bool,
+    /// Fail when records are skipped (records with no bases), instead of a warning.
+    #[arg(long)]
+    strict: bool,
     /// Longest record or region accepted with --per-base.
     #[arg(long, value_name = "BASES", default_value_t = 100_000)]
     max_per_base: u64,
@@ -80,6 +83,12 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
         .format
         .or_else(|| args.output.as_deref().and_then(format_from_name))
         .unwrap_or(EmbedFormat::Csv);
+    super::check_outputs(
+        args.output.as_deref(),
+        &args.input,
+        args.regions_bed.as_deref(),
+        &args.engine,
+    )?;
     let regions = read_regions(&args.regions, args.regions_bed.as_deref())?;
     let model = args.engine.load_model()?;
     let bos = args.engine.bos(&model)?;
@@ -160,9 +169,18 @@ impl BackendTask for Embed {
             let embedder = Embedder::new(backend, options, &progress)?;
             let summary = embedder.run(&mut file, &regions, sink.as_mut())?;
             bar.finish_and_clear();
-            summary
+            let warning = if regions.is_empty() {
+                file.check_counts(args.strict)?
+            } else {
+                None
+            };
+            (summary, warning)
         };
+        let (embedder, warning) = embedder;
         sink.finish()?;
+        if let Some(w) = warning {
+            eprintln!("ssmgen: warning: {}", ssmgen::error::escape_controls(&w));
+        }
         if embedder.skipped_n_only > 0 {
             eprintln!(
                 "ssmgen: {} window(s) skipped: every base is N",

@@ -39,6 +39,9 @@ pub struct LikelihoodArgs {
     /// bedGraph and bigWig: mean over bins of N bases instead of one value per base.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     bin: Option<u64>,
+    /// Fail when records are skipped (records with no bases), instead of a warning.
+    #[arg(long)]
+    strict: bool,
     #[command(flatten)]
     engine: EngineArgs,
 }
@@ -70,6 +73,12 @@ pub fn run(args: LikelihoodArgs) -> anyhow::Result<()> {
     if args.bin.is_some() && format == TrackFormat::Csv {
         anyhow::bail!("--bin applies to bedGraph and bigWig output only");
     }
+    super::check_outputs(
+        args.output.as_deref(),
+        &args.input,
+        args.regions_bed.as_deref(),
+        &args.engine,
+    )?;
     let regions = read_regions(&args.regions, args.regions_bed.as_deref())?;
 
     let model = args.engine.load_model()?;
@@ -153,7 +162,15 @@ fn score<B: Backend>(
     };
     let scorer = Scorer::new(backend, options, &progress);
     scorer.run(&mut file, &regions, sink.as_mut())?;
+    let warning = if regions.is_empty() {
+        file.check_counts(args.strict)?
+    } else {
+        None
+    };
     sink.finish()?;
+    if let Some(w) = warning {
+        eprintln!("ssmgen: warning: {}", ssmgen::error::escape_controls(&w));
+    }
     bar.finish_and_clear();
     Ok(())
 }

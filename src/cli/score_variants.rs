@@ -5,11 +5,12 @@ use std::path::{Path, PathBuf};
 
 use clap::ValueEnum;
 use ssmgen::backend::Backend;
+use ssmgen::error::escape_controls;
 use ssmgen::input::SequenceFile;
 use ssmgen::output::format_extension;
 use ssmgen::variants::engine::EngineOptions;
 use ssmgen::variants::output::{ScoreKind, VariantFormat, write};
-use ssmgen::variants::{Skip, VariantFile, read_aliases, score_all};
+use ssmgen::variants::{Skip, VariantFile, read_aliases, score_all_report};
 
 use super::progress::bases_bar;
 use super::{BackendTask, EngineArgs};
@@ -38,7 +39,9 @@ pub struct ScoreVariantsArgs {
     /// The value reported in the `score` column.
     #[arg(long, value_enum, default_value_t = ScoreArg::DeltaLl)]
     score: ScoreArg,
-    /// Fail on the first REF that does not match the reference (default: flag it and go on).
+    /// Fail when a variant cannot be scored because of the inputs: a REF that does not match the
+    /// reference, a chromosome not in it, a REF past its end (default: report them, count them
+    /// in a warning, and go on).
     #[arg(long)]
     strict: bool,
     /// Two-column file `alias fasta_name` mapping variant chromosome names to the FASTA's.
@@ -75,6 +78,12 @@ fn format_from_name(path: &Path) -> Option<VariantFormat> {
 /// Runs the command.
 pub fn run(args: ScoreVariantsArgs) -> anyhow::Result<()> {
     args.engine.init_threads()?;
+    let mut inputs = vec![args.reference.as_path(), args.vcf.as_path()];
+    inputs.extend(args.chrom_alias.as_deref());
+    ssmgen::output::atomic::check_not_inputs(
+        &[args.output.as_deref().unwrap_or(Path::new("-"))],
+        &inputs,
+    )?;
     let model = args.engine.load_model()?;
     let bos = args.engine.bos(&model)?;
     let engine = args.engine.clone();
@@ -118,8 +127,55 @@ impl BackendTask for Task {
         };
         let bar = bases_bar(Some(file.variants.len() as u64), args.engine.quiet);
         let progress = |n: u64| bar.inc(n);
-        let results = score_all(backend, &mut reference, &file, &aliases, &opts, &progress)?;
+        let report = score_all_report(backend, &mut reference, &file, &aliases, &opts, &progress)?;
         bar.finish_and_clear();
+        let results = report.results;
+        if file.variants.is_empty() {
+            eprintln!(
+                "ssmgen: warning: {} holds no variants",
+                escape_controls(&args.vcf.display().to_string())
+            );
+        } else if results.iter().all(|r| r.skip == Some(Skip::UnknownContig)) {
+            let mut vcf_names: Vec<&str> = Vec::new();
+            for v in &file.variants {
+                if !vcf_names.contains(&v.chrom.as_str()) && vcf_names.len() < 5 {
+                    vcf_names.push(&v.chrom);
+                }
+            }
+            let quote = |names: &[&str]| {
+                names
+                    .iter()
+                    .map(|n| format!("'{n}'"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let ref_names: Vec<&str> = report.reference_names.iter().map(String::as_str).collect();
+            anyhow::bail!(
+                "{}: none of the {} variant(s) is on a chromosome of {}: the variants name {}, the reference has {}{} ({} record(s)); map the names with --chrom-alias FILE (two columns: variant_name reference_name)",
+                args.vcf.display(),
+                file.variants.len(),
+                args.reference.display(),
+                quote(&vcf_names),
+                quote(&ref_names),
+                if report.reference_records as usize > ref_names.len() {
+                    ", ..."
+                } else {
+                    ""
+                },
+                report.reference_records
+            );
+        }
+        if let Some((from, to)) = report.renamed.first() {
+            eprintln!(
+                "ssmgen: note: variant chromosome names matched to the reference by adding or dropping 'chr' ('{}' as '{}'{}); use --chrom-alias to map names explicitly",
+                escape_controls(from),
+                escape_controls(to),
+                match report.renamed.len() {
+                    1 => String::new(),
+                    n => format!(", and {} more", n - 1),
+                }
+            );
+        }
 
         let mut counts: HashMap<&str, usize> = HashMap::new();
         for (v, r) in file.variants.iter().zip(&results) {
@@ -134,13 +190,25 @@ impl BackendTask for Task {
                         args.reference.display()
                     );
                 }
+                if args.strict && matches!(skip, Skip::UnknownContig | Skip::PastContigEnd) {
+                    anyhow::bail!(
+                        "{}: {}:{} cannot be scored: {} in {} (--strict)",
+                        args.vcf.display(),
+                        v.chrom,
+                        v.pos,
+                        skip.as_str(),
+                        args.reference.display()
+                    );
+                }
                 *counts.entry(skip.as_str()).or_default() += 1;
             }
         }
         let mut counts: Vec<_> = counts.into_iter().collect();
         counts.sort();
         for (reason, n) in counts {
-            eprintln!("ssmgen: {n} variant(s) not scored: {reason}");
+            eprintln!(
+                "ssmgen: warning: {n} variant(s) not scored: {reason} (--strict makes this an error)"
+            );
         }
         let out = ssmgen::output::Output::create(args.output.as_deref())?;
         write(out, format, kind, &file, &results)?;
