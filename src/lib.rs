@@ -7,6 +7,8 @@
 pub mod backend;
 pub mod embed;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzz_targets;
 pub mod guard;
 pub mod input;
 pub mod likelihood;

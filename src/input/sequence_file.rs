@@ -290,7 +290,6 @@ impl IndexedFasta {
     fn open(path: &Path, fai_path: &Path, gzi_path: Option<&Path>) -> Result<Self> {
         let index = fai::fs::read(fai_path)
             .map_err(|e| Error::format(fai_path, format!("not a valid FASTA index: {e}")))?;
-        check_index(fai_path, &index)?;
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         let (reader, map): (Box<dyn BufReadSeek>, _) = match gzi_path {
             Some(gzi_path) => {
@@ -307,6 +306,45 @@ impl IndexedFasta {
                 (Box::new(Cursor::new(SharedMap(map.clone()))), Some(map))
             }
         };
+        Self::from_parts(path, fai_path, index, reader, map)
+    }
+
+    /// An indexed FASTA held in memory: its bytes (bgzip-compressed when `gzi` is given), the
+    /// text of its `.fai` and the bytes of its `.gzi`. For tests and fuzzing; `path` names it
+    /// in messages.
+    pub fn from_bytes(path: &Path, fasta: Vec<u8>, fai: &[u8], gzi: Option<&[u8]>) -> Result<Self> {
+        let fai_path = sibling(path, ".fai");
+        let index = fai::io::Reader::new(fai)
+            .read_index()
+            .map_err(|e| Error::format(&fai_path, format!("not a valid FASTA index: {e}")))?;
+        let reader: Box<dyn BufReadSeek> = match gzi {
+            Some(gzi) => {
+                let gzi = noodles_bgzf::gzi::io::Reader::new(gzi)
+                    .read_index()
+                    .map_err(|e| {
+                        Error::format(
+                            sibling(path, ".gzi"),
+                            format!("not a valid .gzi index: {e}"),
+                        )
+                    })?;
+                Box::new(noodles_bgzf::io::IndexedReader::new(
+                    Cursor::new(fasta),
+                    gzi,
+                ))
+            }
+            None => Box::new(Cursor::new(fasta)),
+        };
+        Self::from_parts(path, &fai_path, index, reader, None)
+    }
+
+    fn from_parts(
+        path: &Path,
+        fai_path: &Path,
+        index: fai::Index,
+        reader: Box<dyn BufReadSeek>,
+        map: Option<std::sync::Arc<memmap2::Mmap>>,
+    ) -> Result<Self> {
+        check_index(fai_path, &index)?;
         let mut indexed = IndexedFasta {
             path: path.to_path_buf(),
             index,
@@ -396,7 +434,8 @@ impl IndexedFasta {
         if let Err(e) = self.reader.seek(SeekFrom::Start(at)) {
             return Err(self.stale(name, format!("cannot reach byte {at} ({e})")));
         }
-        buf.reserve((end - start) as usize);
+        // The length comes from the index: reserve no more than a stripe's worth up front.
+        buf.reserve(((end - start) as usize).min(1 << 24));
         let mut line = std::mem::take(&mut self.line);
         let terminator: &[u8] = if lw - lb == 2 { b"\r\n" } else { b"\n" };
         let mut result = Ok(());
@@ -628,6 +667,11 @@ impl ChunkRead for SliceChunks<'_> {
 }
 
 impl StreamFile {
+    /// Reads FASTA or FASTQ (plain, gzip or bgzip) from any reader; `path` names it in messages.
+    pub fn from_reader(path: PathBuf, reader: Box<dyn BufRead + Send>) -> Result<Self> {
+        Self::new(path, reader)
+    }
+
     /// Wraps a raw stream, decompressing it if it starts with the gzip magic bytes (which also
     /// covers bgzip), and detects FASTA or FASTQ from its first record.
     fn new(path: PathBuf, mut reader: Box<dyn BufRead + Send>) -> Result<Self> {

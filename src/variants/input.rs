@@ -179,13 +179,21 @@ fn check_sizes(
 impl VariantFile {
     /// Reads a VCF (plain, gzip, bgzip), a BCF, or a variant table.
     pub fn read(path: &Path) -> Result<Self> {
-        let bytes = read_bytes(path)?;
+        Self::from_bytes(path, read_bytes(path)?)
+    }
+
+    /// Parses the decompressed bytes of a VCF, BCF or variant table; `path` names the input in
+    /// messages.
+    pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Self> {
         let text = if bytes.starts_with(b"BCF") {
             bcf_to_vcf_text(path, &bytes)?
         } else {
             String::from_utf8(bytes)
                 .map_err(|e| Error::format(path, format!("not UTF-8 text: {e}")))?
         };
+        if text.trim().is_empty() {
+            return Err(Error::format(path, "is empty: no VCF header and no table"));
+        }
         let lines: Vec<&str> = text.lines().map(|l| l.trim_end_matches('\r')).collect();
         let first = lines
             .iter()

@@ -79,8 +79,8 @@ fn is_acgt(s: &str) -> bool {
             .all(|b| matches!(b.to_ascii_uppercase(), b'A' | b'C' | b'G' | b'T'))
 }
 
-/// Checks a variant against its chromosome's bases.
-fn check(v: &Variant, bases: &[u8]) -> Option<Skip> {
+/// Checks a variant against its chromosome's bases: why it cannot be scored, if it cannot.
+pub fn check(v: &Variant, bases: &[u8]) -> Option<Skip> {
     if v.alt == "*" || v.alt == "." || v.alt.starts_with('<') || v.alt.contains(['[', ']']) {
         return Some(Skip::SymbolicOrMissingAlt);
     }
