@@ -297,8 +297,8 @@ mod tests {
             ),
             ("\"hidden_size\":64", "\"hidden_size\":9223372036854775807"),
             (
-                "\"state_size\":16",
-                "\"state_size\":4096,\"intermediate_size\":262144",
+                "\"state_size\":16,\"num_hidden_layers\":2",
+                "\"state_size\":4096,\"intermediate_size\":262144,\"num_hidden_layers\":4096",
             ),
         ] {
             let err = MambaConfig::from_json(&HF.replace(key, huge)).unwrap_err();

@@ -67,7 +67,7 @@ fn read_bytes(path: &Path) -> Result<Vec<u8>> {
 /// decoding, so that no length read from the file is trusted before it is checked against
 /// [`MAX_BCF_RECORD`] and against the bytes that are really there.
 fn check_bcf_framing(path: &Path, bytes: &[u8]) -> Result<()> {
-    let bad = |m: String| Error::format(path, format!("not a valid BCF: {m}"));
+    let bad = |m: String| Error::format(path, format!("cannot decode BCF: {m}"));
     let u32_at = |at: usize| -> Option<u64> {
         bytes
             .get(at..at.checked_add(4)?)
