@@ -752,3 +752,102 @@ fn class7_plain_gzip_advice_says_recompress_with_bgzip() {
         "advises samtools faidx on plain gzip: {err}"
     );
 }
+
+// ---- classes found while looking (not in the issue's list) ---------------------------------
+
+#[test]
+fn new_fastq_damage_is_an_error_naming_the_record() {
+    let dir = tmp();
+    let f = dir.path().join("r.fq");
+    for (text, needle) in [
+        ("@r1\nACGT\n+\nIII\n", "4 bases but 3 quality scores"),
+        ("@r1\nACGT\n+\n", "ends before the quality line"),
+        ("@r1\nAC\nGT\n+\nIIII\n", "multi-line FASTQ"),
+        ("@ok\nAC\n+\nII\nr2\nAC\n+\nII\n", "record 2"),
+    ] {
+        std::fs::write(&f, text).unwrap();
+        assert_clean_error(&likelihood(&[s(&f)]), &["r.fq", needle]);
+    }
+}
+
+/// `--window` near usize::MAX overflowed the end of the REF continuation (a panic on main).
+#[test]
+fn new_huge_window_is_not_a_panic() {
+    let out = score(&[
+        "--ref",
+        FIXTURE,
+        "--vcf",
+        "test-data/variants.vcf",
+        "--window",
+        "18446744073709551615",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("panicked"));
+}
+
+#[test]
+fn new_crlf_indexed_fasta_gives_the_same_scores_as_lf() {
+    let dir = tmp();
+    let seq = fixture_bases();
+    let lf = dir.path().join("lf.fa");
+    let crlf = dir.path().join("crlf.fa");
+    write_fasta(&lf, &[("x", &seq)], 60, "\n");
+    write_fasta(&crlf, &[("x", &seq)], 60, "\r\n");
+    index_fasta(&lf);
+    index_fasta(&crlf);
+    for args in [vec![], vec!["-r", "x:1001-1300"], vec!["-s", "both"]] {
+        let mut a = vec![s(&lf)];
+        a.extend(&args);
+        let mut b = vec![s(&crlf)];
+        b.extend(&args);
+        assert_eq!(
+            ok_stdout(likelihood(&a)),
+            ok_stdout(likelihood(&b)),
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn new_non_utf8_record_name_is_an_error() {
+    let dir = tmp();
+    let f = dir.path().join("u.fa");
+    std::fs::write(&f, b">a\xff\xfeb\nACGTACGT\n").unwrap();
+    assert_clean_error(&likelihood(&[s(&f)]), &["u.fa", "record 1", "not UTF-8"]);
+}
+
+#[test]
+fn new_output_that_is_a_directory_is_a_clean_error() {
+    let dir = tmp();
+    let out = likelihood(&[FIXTURE, "-o", s(dir.path())]);
+    assert_clean_error(&out, &["is a directory"]);
+}
+
+#[test]
+fn new_variants_from_stdin() {
+    let run = |args: &[&str]| {
+        let mut child = Command::new(bin())
+            .args(["score-variants", "-m", MODEL, "-q"])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let vcf = std::fs::read("test-data/variants.vcf").unwrap();
+        let _ = child.stdin.take().unwrap().write_all(&vcf);
+        child.wait_with_output().unwrap()
+    };
+    let piped = ok_stdout(run(&["--ref", FIXTURE, "--vcf", "-"]));
+    let from_file = ok_stdout(score(&[
+        "--ref",
+        FIXTURE,
+        "--vcf",
+        "test-data/variants.vcf",
+    ]));
+    assert_eq!(piped, from_file);
+    assert_clean_error(
+        &run(&["--ref", "-", "--vcf", "-"]),
+        &["cannot both read stdin"],
+    );
+}

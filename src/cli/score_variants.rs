@@ -21,7 +21,8 @@ pub struct ScoreVariantsArgs {
     /// Reference genome FASTA (plain, gzip or bgzip; indexed or not).
     #[arg(long = "ref", value_name = "FASTA")]
     reference: PathBuf,
-    /// Variants: VCF (plain, gzip or bgzip) or a table with columns chrom,pos,ref,alt (1-based).
+    /// Variants: VCF (plain, gzip or bgzip), BCF, or a table with columns chrom,pos,ref,alt
+    /// (1-based); `-` for stdin.
     #[arg(long, value_name = "FILE")]
     vcf: PathBuf,
     /// Output file (`.gz` compresses); stdout when absent or `-`.
@@ -78,6 +79,9 @@ fn format_from_name(path: &Path) -> Option<VariantFormat> {
 /// Runs the command.
 pub fn run(args: ScoreVariantsArgs) -> anyhow::Result<()> {
     args.engine.init_threads()?;
+    if args.reference == Path::new("-") && args.vcf == Path::new("-") {
+        anyhow::bail!("--ref and --vcf cannot both read stdin (-)");
+    }
     let mut inputs = vec![args.reference.as_path(), args.vcf.as_path()];
     inputs.extend(args.chrom_alias.as_deref());
     ssmgen::output::atomic::check_not_inputs(

@@ -288,8 +288,7 @@ impl SequenceFile {
 
 impl IndexedFasta {
     fn open(path: &Path, fai_path: &Path, gzi_path: Option<&Path>) -> Result<Self> {
-        let index = fai::fs::read(fai_path)
-            .map_err(|e| Error::format(fai_path, format!("not a valid FASTA index: {e}")))?;
+        let index = read_fai(fai_path)?;
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         let (reader, map): (Box<dyn BufReadSeek>, _) = match gzi_path {
             Some(gzi_path) => {
@@ -589,6 +588,39 @@ impl IndexedFasta {
         }
         Ok(())
     }
+}
+
+/// Reads a `.fai`, each line read with a length limit (a name past [`MAX_NAME_LEN`] is an
+/// error before it is held in memory).
+fn read_fai(fai_path: &Path) -> Result<fai::Index> {
+    let file = File::open(fai_path).map_err(|e| Error::io(fai_path, e))?;
+    let mut reader = BufReader::new(file);
+    let mut text = Vec::new();
+    let mut line = Vec::new();
+    let mut n = 0usize;
+    loop {
+        n += 1;
+        match read_line_limited(&mut reader, &mut line, MAX_NAME_LEN + 128)
+            .map_err(|e| Error::io(fai_path, e))?
+        {
+            Line::Eof => break,
+            Line::TooLong => {
+                return Err(Error::format(
+                    fai_path,
+                    format!(
+                        "line {n}: longer than a record name of at most {MAX_NAME_LEN} bytes and four numbers"
+                    ),
+                ));
+            }
+            Line::Text => {
+                text.extend_from_slice(&line);
+                text.push(b'\n');
+            }
+        }
+    }
+    fai::io::Reader::new(&text[..])
+        .read_index()
+        .map_err(|e| Error::format(fai_path, format!("not a valid FASTA index: {e}")))
 }
 
 /// Checks a `.fai` on its own: unique, bounded names and sane line geometry.

@@ -50,8 +50,12 @@ pub struct VariantFile {
 
 /// Reads the whole input, decompressed when it is gzip or bgzip.
 fn read_bytes(path: &Path) -> Result<Vec<u8>> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut reader = BufReader::new(file);
+    let source: Box<dyn Read> = if path == Path::new("-") {
+        Box::new(std::io::stdin())
+    } else {
+        Box::new(std::fs::File::open(path).map_err(|e| Error::io(path, e))?)
+    };
+    let mut reader = BufReader::new(source);
     let head = reader.fill_buf().map_err(|e| Error::io(path, e))?;
     let mut bytes = Vec::new();
     if head.starts_with(&[0x1f, 0x8b]) {
@@ -177,7 +181,7 @@ fn check_sizes(
 }
 
 impl VariantFile {
-    /// Reads a VCF (plain, gzip, bgzip), a BCF, or a variant table.
+    /// Reads a VCF (plain, gzip, bgzip), a BCF, or a variant table; `-` reads stdin.
     pub fn read(path: &Path) -> Result<Self> {
         Self::from_bytes(path, read_bytes(path)?)
     }
