@@ -10,8 +10,11 @@ use crate::input::{ChunkRead, IndexedFasta, Region, StreamFile};
 use crate::model::{MambaConfig, ModelWeights};
 use crate::variants::VariantFile;
 
+/// A fuzz target: arbitrary bytes in, nothing out.
+pub type Target = fn(&[u8]);
+
 /// Every target, by the name of its folder under `fuzz/corpus/`.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("sequence_stream", sequence_stream),
     ("fastq", fastq),
     ("indexed_fasta", indexed_fasta),
@@ -24,7 +27,7 @@ pub const TARGETS: &[(&str, fn(&[u8]))] = &[
 ];
 
 /// The target named `name`.
-pub fn by_name(name: &str) -> Option<fn(&[u8])> {
+pub fn by_name(name: &str) -> Option<Target> {
     TARGETS.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
 }
 

@@ -232,6 +232,12 @@ impl MambaConfig {
                 ));
             }
         }
+        if !(self.layer_norm_epsilon.is_finite() && self.layer_norm_epsilon >= 0.0) {
+            return Err(format!(
+                "config.json: layer_norm_epsilon {} must be a finite number >= 0",
+                self.layer_norm_epsilon
+            ));
+        }
         let (v, d, e, n, r, k) = (
             self.vocab_size as u128,
             self.hidden_size as u128,
