@@ -851,3 +851,20 @@ fn new_variants_from_stdin() {
         &["cannot both read stdin"],
     );
 }
+
+/// A BCF record claiming 2^24 samples when the header names none made the decoder loop over
+/// them (0.4 s for 567 bytes, found by the fuzzer): the count must match the header.
+#[test]
+fn new_bcf_sample_count_must_match_the_header() {
+    let mut bytes = bcf_bytes();
+    let text_len = u32::from_le_bytes(bytes[5..9].try_into().unwrap()) as usize;
+    let site = 9 + text_len + 8;
+    bytes[site + 20..site + 23].copy_from_slice(&[0, 0, 0xc4]);
+    let dir = tmp();
+    let bcf = dir.path().join("s.bcf");
+    std::fs::write(&bcf, &bytes).unwrap();
+    assert_clean_error(
+        &score(&["--ref", FIXTURE, "--vcf", s(&bcf)]),
+        &["s.bcf", "record 1", "samples, but the header names 0"],
+    );
+}
