@@ -83,3 +83,17 @@ impl Error {
         }
     }
 }
+
+/// `text` with control characters (newlines, tabs, escapes, DEL) written as escapes, so a
+/// message built from file contents stays one line and cannot drive the terminal.
+pub fn escape_controls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}

@@ -7,7 +7,10 @@
 pub mod backend;
 pub mod embed;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzz_targets;
 pub mod graph;
+pub mod guard;
 pub mod input;
 pub mod likelihood;
 pub mod masked;

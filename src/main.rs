@@ -27,7 +27,9 @@ fn main() {
         if broken_pipe {
             std::process::exit(0);
         }
-        eprintln!("ssmgen: error: {err:#}");
+        // Names from input files may hold newlines or escapes: keep the message one line.
+        let message = ssmgen::error::escape_controls(&format!("{err:#}"));
+        eprintln!("ssmgen: error: {message}");
         std::process::exit(1);
     }
 }

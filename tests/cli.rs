@@ -330,7 +330,12 @@ fn missing_index_is_a_clean_error() {
     let gz = dir.path().join("x.fa.gz");
     gzip(&f, &gz);
     std::fs::copy(format!("{}", f.display()), dir.path().join("unused")).unwrap();
-    bad_case(&gz, &["-r", "chr1:1-5"], &["x.fa.gz.fai"]);
+    // Plain gzip cannot be indexed: the advice is to recompress with bgzip (issue 12, class 7).
+    bad_case(
+        &gz,
+        &["-r", "chr1:1-5"],
+        &["x.fa.gz", "recompress with bgzip"],
+    );
 }
 
 #[test]

@@ -43,6 +43,9 @@ pub struct EmbedArgs {
     /// One row per base (only for records or regions up to --max-per-base bases).
     #[arg(long, conflicts_with = "window")]
     per_base: bool,
+    /// Fail when records are skipped (records with no bases), instead of a warning.
+    #[arg(long)]
+    strict: bool,
     /// Longest record or region accepted with --per-base.
     #[arg(long, value_name = "BASES", default_value_t = 100_000)]
     max_per_base: u64,
@@ -95,6 +98,12 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
         .format
         .or_else(|| args.output.as_deref().and_then(format_from_name))
         .unwrap_or(EmbedFormat::Csv);
+    super::check_outputs(
+        args.output.as_deref(),
+        &args.input,
+        args.regions_bed.as_deref(),
+        &args.engine,
+    )?;
     let regions = read_regions(&args.regions, args.regions_bed.as_deref())?;
     check_shard_regions(&args.input, &regions, &args.warmup)?;
     if args.warmup.warmup.is_some() && !args.per_base && args.window.is_none() {
@@ -161,7 +170,12 @@ impl GraphTask for MaskedEmbed {
         let mut file = SequenceFile::open(&args.input, !self.regions.is_empty())?;
         let summary = embedder.run(&mut file, &self.regions, sink.as_mut())?;
         bar.finish_and_clear();
-        finish(sink, summary)
+        let warning = if self.regions.is_empty() {
+            file.check_counts(args.strict)?
+        } else {
+            None
+        };
+        finish(sink, summary, warning)
     }
 }
 
@@ -220,9 +234,16 @@ fn open_sink(
     })
 }
 
-/// Puts the output into place and reports the windows left out.
-fn finish(sink: Box<dyn EmbeddingSink>, summary: EmbedSummary) -> anyhow::Result<()> {
+/// Puts the output into place and reports the records' `warning` and the windows left out.
+fn finish(
+    sink: Box<dyn EmbeddingSink>,
+    summary: EmbedSummary,
+    warning: Option<String>,
+) -> anyhow::Result<()> {
     sink.finish()?;
+    if let Some(w) = warning {
+        eprintln!("ssmgen: warning: {}", ssmgen::error::escape_controls(&w));
+    }
     if summary.skipped_n_only > 0 {
         eprintln!(
             "ssmgen: {} window(s) skipped: every base is N",
@@ -259,8 +280,14 @@ impl BackendTask for Embed {
             let embedder = Embedder::new(backend, options, &progress)?;
             let summary = embedder.run(&mut file, &regions, sink.as_mut())?;
             bar.finish_and_clear();
-            summary
+            let warning = if regions.is_empty() {
+                file.check_counts(args.strict)?
+            } else {
+                None
+            };
+            (summary, warning)
         };
-        finish(sink, embedder)
+        let (summary, warning) = embedder;
+        finish(sink, summary, warning)
     }
 }

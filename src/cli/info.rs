@@ -59,7 +59,10 @@ fn caduceus(model: &ssmgen::model::caduceus::CaduceusModel) -> anyhow::Result<()
     println!("d_conv             {}", c.d_conv);
     println!("dt_rank            {}", c.dt_rank);
     println!("vocab_size         {} (padded)", c.vocab_size);
-    println!("bidirectional      {} ({strategy}, weight tie {})", c.bidirectional, c.weight_tie);
+    println!(
+        "bidirectional      {} ({strategy}, weight tie {})",
+        c.bidirectional, c.weight_tie
+    );
     println!("rcps               {}", c.rcps);
     println!("fused_add_norm     {}", c.fused_add_norm);
     match c.window_len {

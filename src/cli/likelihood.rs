@@ -45,6 +45,9 @@ pub struct LikelihoodArgs {
     /// bedGraph and bigWig: mean over bins of N bases instead of one value per base.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     bin: Option<u64>,
+    /// Fail when records are skipped (records with no bases), instead of a warning.
+    #[arg(long)]
+    strict: bool,
     #[command(flatten)]
     masked: MaskedArgs,
     #[command(flatten)]
@@ -80,6 +83,12 @@ pub fn run(args: LikelihoodArgs) -> anyhow::Result<()> {
     if args.bin.is_some() && format == TrackFormat::Csv {
         anyhow::bail!("--bin applies to bedGraph and bigWig output only");
     }
+    super::check_outputs(
+        args.output.as_deref(),
+        &args.input,
+        args.regions_bed.as_deref(),
+        &args.engine,
+    )?;
     let regions = read_regions(&args.regions, args.regions_bed.as_deref())?;
     check_shard_regions(&args.input, &regions, &args.warmup)?;
 
@@ -156,10 +165,30 @@ impl GraphTask for MaskedLikelihood {
         let mut sink = open_sink(args, self.format, &file)?;
         let scorer = MaskedScorer::new(graph, self.options, &progress);
         scorer.likelihood(&mut file, &self.regions, sink.as_mut())?;
-        sink.finish()?;
+        finish(sink, &file, &self.regions, args.strict)?;
         bar.finish_and_clear();
         Ok(())
     }
+}
+
+/// Checks the records' counts (with `--strict`, an error), puts the output into place, and
+/// prints the warning, if any.
+fn finish(
+    sink: Box<dyn TrackSink>,
+    file: &SequenceFile,
+    regions: &[Region],
+    strict: bool,
+) -> anyhow::Result<()> {
+    let warning = if regions.is_empty() {
+        file.check_counts(strict)?
+    } else {
+        None
+    };
+    sink.finish()?;
+    if let Some(w) = warning {
+        eprintln!("ssmgen: warning: {}", ssmgen::error::escape_controls(&w));
+    }
+    Ok(())
 }
 
 /// Bases to score (times `passes`) when the file's index tells, for the progress bar.
@@ -223,7 +252,7 @@ fn score<B: Backend>(
     };
     let scorer = Scorer::new(backend, options, &progress);
     scorer.run(&mut file, &regions, sink.as_mut())?;
-    sink.finish()?;
+    finish(sink, &file, &regions, args.strict)?;
     bar.finish_and_clear();
     Ok(())
 }

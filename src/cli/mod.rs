@@ -51,6 +51,33 @@ pub fn read_regions(
     Ok(out)
 }
 
+/// Refuses an output (and its `.rows.bed` sidecar) that is the same file as an input: the
+/// sequences, their `.fai`/`.gzi`, the BED of regions, or the model's files.
+pub fn check_outputs(
+    output: Option<&std::path::Path>,
+    input: &std::path::Path,
+    bed: Option<&std::path::Path>,
+    engine: &EngineArgs,
+) -> anyhow::Result<()> {
+    let Some(output) = output else {
+        return Ok(());
+    };
+    let sidecar = ssmgen::output::embedding::rows_bed_path(output);
+    let fai = PathBuf::from(format!("{}.fai", input.display()));
+    let gzi = PathBuf::from(format!("{}.gzi", input.display()));
+    let mut inputs = vec![input, fai.as_path(), gzi.as_path()];
+    inputs.extend(bed);
+    let model_files = engine
+        .model
+        .as_ref()
+        .map(|d| [d.join("config.json"), d.join("model.safetensors")]);
+    if let Some(files) = &model_files {
+        inputs.extend(files.iter().map(PathBuf::as_path));
+    }
+    ssmgen::output::atomic::check_not_inputs(&[output, sidecar.as_path()], &inputs)?;
+    Ok(())
+}
+
 /// Values of `--strand`.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub enum StrandArg {

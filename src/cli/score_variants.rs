@@ -5,12 +5,15 @@ use std::path::{Path, PathBuf};
 
 use clap::ValueEnum;
 use ssmgen::backend::Backend;
+use ssmgen::error::escape_controls;
 use ssmgen::input::SequenceFile;
 use ssmgen::input::shards::check_sorted_disjoint;
 use ssmgen::output::format_extension;
 use ssmgen::variants::engine::EngineOptions;
 use ssmgen::variants::output::{ScoreKind, VariantFormat, write};
-use ssmgen::variants::{Skip, VariantFile, read_aliases, score_all, shard};
+use ssmgen::variants::{
+    ScoreReport, Skip, VariantFile, read_aliases, score_all_report, score_by_chromosome, shard,
+};
 
 use super::masked::{GraphTask, MaskedArgs, run_masked};
 use super::progress::bases_bar;
@@ -20,7 +23,7 @@ use ssmgen::graph::Ops;
 use ssmgen::graph::caduceus::CaduceusGraph;
 use ssmgen::masked::MaskedScorer;
 use ssmgen::model::AnyModel;
-use ssmgen::variants::{VariantResult, score_by_chromosome};
+use ssmgen::variants::VariantResult;
 
 /// Arguments of `ssmgen score-variants`.
 #[derive(clap::Args, Debug)]
@@ -28,7 +31,8 @@ pub struct ScoreVariantsArgs {
     /// Reference genome FASTA (plain, gzip or bgzip; indexed or not).
     #[arg(long = "ref", value_name = "FASTA")]
     reference: PathBuf,
-    /// Variants: VCF (plain, gzip or bgzip) or a table with columns chrom,pos,ref,alt (1-based).
+    /// Variants: VCF (plain, gzip or bgzip), BCF, or a table with columns chrom,pos,ref,alt
+    /// (1-based); `-` for stdin.
     #[arg(long, value_name = "FILE")]
     vcf: PathBuf,
     /// Output file (`.gz` compresses); stdout when absent or `-`. Repeatable: one scoring pass
@@ -48,7 +52,9 @@ pub struct ScoreVariantsArgs {
     /// masked ones, which have no delta-ll).
     #[arg(long, value_enum)]
     score: Option<ScoreArg>,
-    /// Fail on the first REF that does not match the reference (default: flag it and go on).
+    /// Fail when a variant cannot be scored because of the inputs: a REF that does not match the
+    /// reference, a chromosome not in it, a REF past its end (default: report them, count them
+    /// in a warning, and go on).
     #[arg(long)]
     strict: bool,
     /// Two-column file `alias fasta_name` mapping variant chromosome names to the FASTA's.
@@ -98,6 +104,18 @@ fn format_from_name(path: &Path) -> Option<VariantFormat> {
 /// Runs the command.
 pub fn run(args: ScoreVariantsArgs) -> anyhow::Result<()> {
     args.engine.init_threads()?;
+    if args.reference == Path::new("-") && args.vcf == Path::new("-") {
+        anyhow::bail!("--ref and --vcf cannot both read stdin (-)");
+    }
+    let mut inputs = vec![args.reference.as_path(), args.vcf.as_path()];
+    inputs.extend(args.chrom_alias.as_deref());
+    inputs.extend(args.regions_bed.as_deref());
+    let outputs: Vec<&Path> = if args.output.is_empty() {
+        vec![Path::new("-")]
+    } else {
+        args.output.iter().map(PathBuf::as_path).collect()
+    };
+    ssmgen::output::atomic::check_not_inputs(&outputs, &inputs)?;
     let model = match args.engine.load_any()? {
         AnyModel::Causal(m) => m,
         AnyModel::Caduceus(m) => {
@@ -188,7 +206,7 @@ impl GraphTask for MaskedTask {
         let bar = bases_bar(Some(file.variants.len() as u64), args.engine.quiet);
         let progress = |n: u64| bar.inc(n);
         let scorer = MaskedScorer::new(graph, self.options, &progress);
-        let results = score_by_chromosome(
+        let report = score_by_chromosome(
             &mut reference,
             &file,
             &aliases,
@@ -196,7 +214,8 @@ impl GraphTask for MaskedTask {
             |name, bases, idx| scorer.score_variants(&path, name, bases, &file, idx),
         )?;
         bar.finish_and_clear();
-        report_and_write(args, &file, &results, ScoreKind::Llr)
+        check_report(args, &file, &report)?;
+        report_and_write(args, &file, &report.results, ScoreKind::Llr)
     }
 }
 
@@ -226,27 +245,90 @@ impl BackendTask for Task {
         };
         let bar = bases_bar(Some(file.variants.len() as u64), args.engine.quiet);
         let progress = |n: u64| bar.inc(n);
-        let results = match (&spans, &mut reference) {
-            (Some(spans), SequenceFile::Indexed(indexed)) => shard::score_spans(
-                backend,
-                indexed,
-                &file,
-                &aliases,
-                spans,
-                args.warmup.warmup,
-                &opts,
-                &progress,
-            )?,
-            _ => score_all(backend, &mut reference, &file, &aliases, &opts, &progress)?,
+        let report = match (&spans, &mut reference) {
+            (Some(spans), SequenceFile::Indexed(indexed)) => ScoreReport {
+                // Shards: the VCF's contigs were checked against the FASTA before any work.
+                results: shard::score_spans(
+                    backend,
+                    indexed,
+                    &file,
+                    &aliases,
+                    spans,
+                    args.warmup.warmup,
+                    &opts,
+                    &progress,
+                )?,
+                ..ScoreReport::default()
+            },
+            _ => score_all_report(backend, &mut reference, &file, &aliases, &opts, &progress)?,
         };
         bar.finish_and_clear();
-
-        report_and_write(&args, &file, &results, ScoreKind::DeltaLl)
+        if spans.is_none() {
+            check_report(&args, &file, &report)?;
+        }
+        report_and_write(&args, &file, &report.results, ScoreKind::DeltaLl)
     }
 }
 
-/// Reports the skipped variants on stderr (failing on a REF mismatch with `--strict`) and
-/// writes the results in the format asked for.
+/// Says what a run met that the user should know: an empty variant file (warning), no variant
+/// on any chromosome of the reference (an error listing names of both), `chr` renames (a note).
+fn check_report(
+    args: &ScoreVariantsArgs,
+    file: &VariantFile,
+    report: &ScoreReport,
+) -> anyhow::Result<()> {
+    let results = &report.results;
+    if file.variants.is_empty() {
+        eprintln!(
+            "ssmgen: warning: {} holds no variants",
+            escape_controls(&args.vcf.display().to_string())
+        );
+    } else if results.iter().all(|r| r.skip == Some(Skip::UnknownContig)) {
+        let mut vcf_names: Vec<&str> = Vec::new();
+        for v in &file.variants {
+            if !vcf_names.contains(&v.chrom.as_str()) && vcf_names.len() < 5 {
+                vcf_names.push(&v.chrom);
+            }
+        }
+        let quote = |names: &[&str]| {
+            names
+                .iter()
+                .map(|n| format!("'{n}'"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let ref_names: Vec<&str> = report.reference_names.iter().map(String::as_str).collect();
+        anyhow::bail!(
+            "{}: none of the {} variant(s) is on a chromosome of {}: the variants name {}, the reference has {}{} ({} record(s)); map the names with --chrom-alias FILE (two columns: variant_name reference_name)",
+            args.vcf.display(),
+            file.variants.len(),
+            args.reference.display(),
+            quote(&vcf_names),
+            quote(&ref_names),
+            if report.reference_records as usize > ref_names.len() {
+                ", ..."
+            } else {
+                ""
+            },
+            report.reference_records
+        );
+    }
+    if let Some((from, to)) = report.renamed.first() {
+        eprintln!(
+            "ssmgen: note: variant chromosome names matched to the reference by adding or dropping 'chr' ('{}' as '{}'{}); use --chrom-alias to map names explicitly",
+            escape_controls(from),
+            escape_controls(to),
+            match report.renamed.len() {
+                1 => String::new(),
+                n => format!(", and {} more", n - 1),
+            }
+        );
+    }
+    Ok(())
+}
+
+/// Reports the skipped variants on stderr (with `--strict`, failing on those the inputs caused)
+/// and writes the results in the format asked for.
 fn report_and_write(
     args: &ScoreVariantsArgs,
     file: &VariantFile,
@@ -280,13 +362,25 @@ fn report_and_write(
                     args.reference.display()
                 );
             }
+            if args.strict && matches!(skip, Skip::UnknownContig | Skip::PastContigEnd) {
+                anyhow::bail!(
+                    "{}: {}:{} cannot be scored: {} in {} (--strict)",
+                    args.vcf.display(),
+                    v.chrom,
+                    v.pos,
+                    skip.as_str(),
+                    args.reference.display()
+                );
+            }
             *counts.entry(skip.as_str()).or_default() += 1;
         }
     }
     let mut counts: Vec<_> = counts.into_iter().collect();
     counts.sort();
     for (reason, n) in counts {
-        eprintln!("ssmgen: {n} variant(s) not scored: {reason}");
+        eprintln!(
+            "ssmgen: warning: {n} variant(s) not scored: {reason} (--strict makes this an error)"
+        );
     }
     let outputs: Vec<Option<&Path>> = if args.output.is_empty() {
         vec![None]

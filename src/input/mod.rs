@@ -6,4 +6,6 @@ pub mod shards;
 pub mod span;
 
 pub use region::{Region, read_bed};
-pub use sequence_file::{ChunkRead, IndexedFasta, SequenceFile, StreamFile, StreamFormat};
+pub use sequence_file::{
+    ChunkRead, IndexedFasta, RecordCounts, SequenceFile, StreamFile, StreamFormat,
+};

@@ -1,7 +1,7 @@
 //! Regions: `chr:start-end` on the command line (1-based, inclusive, samtools style) and BED
 //! files (0-based, half-open). Both become a [`Region`] in 0-based half-open coordinates.
 
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 use std::path::Path;
 
 use crate::error::{Error, Result};
@@ -95,9 +95,41 @@ fn looks_like_range(s: &str) -> bool {
 /// Reads BED intervals (first three columns; `track`, `browser` and `#` lines skipped).
 pub fn read_bed(path: &Path) -> Result<Vec<Region>> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    parse_bed(path, std::io::BufReader::new(file))
+}
+
+/// The longest BED line accepted, in bytes.
+pub const MAX_BED_LINE: u64 = 1 << 20;
+
+/// Parses BED text from `reader`; `path` names it in messages.
+pub fn parse_bed(path: &Path, reader: impl BufRead) -> Result<Vec<Region>> {
     let mut regions = Vec::new();
-    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(|e| Error::io(path, e))?;
+    let mut reader = reader;
+    let mut i = 0usize;
+    let mut raw = Vec::new();
+    loop {
+        raw.clear();
+        let n = (&mut reader)
+            .take(MAX_BED_LINE + 1)
+            .read_until(b'\n', &mut raw)
+            .map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        if n as u64 > MAX_BED_LINE {
+            return Err(Error::format(
+                path,
+                format!("line {}: longer than {MAX_BED_LINE} bytes", i + 1),
+            ));
+        }
+        let line = std::str::from_utf8(&raw)
+            .map_err(|_| Error::format(path, format!("line {}: not UTF-8 text", i + 1)))?
+            .trim_end_matches('\n')
+            .to_string();
+        let line = Ok::<_, Error>(line);
+        i += 1;
+        let i = i - 1;
+        let line = line?;
         let line = line.trim_end_matches('\r');
         if line.trim().is_empty()
             || line.starts_with('#')
@@ -138,6 +170,12 @@ pub fn read_bed(path: &Path) -> Result<Vec<Region>> {
                 i + 1
             ),
         });
+    }
+    if regions.is_empty() {
+        return Err(Error::format(
+            path,
+            "holds no intervals (an empty BED selects nothing; leave out --regions to use every record)",
+        ));
     }
     Ok(regions)
 }

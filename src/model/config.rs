@@ -106,9 +106,13 @@ impl MambaConfig {
     /// Parses the JSON text of a config; the error is a message without the path.
     pub fn from_json(text: &str) -> std::result::Result<Self, String> {
         let raw: RawConfig = serde_json::from_str(text).map_err(|e| format!("config.json: {e}"))?;
-        let intermediate_size = raw
-            .intermediate_size
-            .unwrap_or(raw.expand * raw.hidden_size);
+        let intermediate_size = match raw.intermediate_size {
+            Some(n) => n,
+            None => raw
+                .expand
+                .checked_mul(raw.hidden_size)
+                .ok_or("config.json: expand * hidden_size overflows")?,
+        };
         let time_step_rank = match raw.time_step_rank {
             None => raw.hidden_size.div_ceil(16),
             Some(serde_json::Value::String(s)) if s == "auto" => raw.hidden_size.div_ceil(16),
@@ -160,6 +164,7 @@ impl MambaConfig {
             tokens,
         };
         config.validate()?;
+        config.check_size_bounds()?;
         Ok(config)
     }
 
@@ -208,6 +213,50 @@ impl MambaConfig {
         Ok(())
     }
 
+    /// Bounds every size read from `config.json` before anything is allocated or indexed with
+    /// it: each dimension has a ceiling far above any published model, and the parameter count
+    /// they imply (computed without overflow) must stay below 2^36 floats.
+    pub fn check_size_bounds(&self) -> std::result::Result<(), String> {
+        let limits = [
+            ("vocab_size", self.vocab_size, 1 << 20),
+            ("hidden_size", self.hidden_size, 1 << 16),
+            ("intermediate_size", self.intermediate_size, 1 << 18),
+            ("state_size", self.state_size, 1 << 12),
+            ("num_hidden_layers", self.num_hidden_layers, 1 << 12),
+            ("time_step_rank", self.time_step_rank, 1 << 16),
+        ];
+        for (name, value, limit) in limits {
+            if value > limit {
+                return Err(format!(
+                    "config.json: {name} = {value} is larger than {limit}, the most ssmgen accepts"
+                ));
+            }
+        }
+        if !(self.layer_norm_epsilon.is_finite() && self.layer_norm_epsilon >= 0.0) {
+            return Err(format!(
+                "config.json: layer_norm_epsilon {} must be a finite number >= 0",
+                self.layer_norm_epsilon
+            ));
+        }
+        let (v, d, e, n, r, k) = (
+            self.vocab_size as u128,
+            self.hidden_size as u128,
+            self.intermediate_size as u128,
+            self.state_size as u128,
+            self.time_step_rank as u128,
+            self.conv_kernel as u128,
+        );
+        // All factors are bounded above, so u128 arithmetic cannot overflow.
+        let per_layer = d + 2 * e * d + e * k + (r + 2 * n) * e + e * r + e + e * n + e + d * e;
+        let total = 2 * v * d + d + per_layer * self.num_hidden_layers as u128;
+        if total > 1 << 36 {
+            return Err(format!(
+                "config.json: the sizes imply {total} parameters, more than 2^36, the most ssmgen accepts"
+            ));
+        }
+        Ok(())
+    }
+
     /// Width of the `x_proj` output: `dt_rank + 2 * d_state`.
     pub fn x_proj_width(&self) -> usize {
         self.time_step_rank + 2 * self.state_size
@@ -243,6 +292,24 @@ mod tests {
         let text = HF.replace("\"vocab_size\":12", "\"vocab_size\":10");
         let err = MambaConfig::from_json(&text).unwrap_err();
         assert!(err.contains("outside vocab_size"), "{err}");
+    }
+
+    #[test]
+    fn huge_sizes_are_refused_before_allocation() {
+        for (key, huge) in [
+            (
+                "\"num_hidden_layers\":2",
+                "\"num_hidden_layers\":18446744073709551615",
+            ),
+            ("\"hidden_size\":64", "\"hidden_size\":9223372036854775807"),
+            (
+                "\"state_size\":16,\"num_hidden_layers\":2",
+                "\"state_size\":4096,\"intermediate_size\":262144,\"num_hidden_layers\":4096",
+            ),
+        ] {
+            let err = MambaConfig::from_json(&HF.replace(key, huge)).unwrap_err();
+            assert!(err.contains("the most ssmgen accepts"), "{err}");
+        }
     }
 
     #[test]

@@ -139,7 +139,7 @@ impl<'a> Loader<'a> {
     pub(crate) fn get(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
         let view = self.view(name, shape)?;
         let bytes = view.data();
-        let values = match view.dtype() {
+        let values: Vec<f32> = match view.dtype() {
             Dtype::F32 => bytes
                 .chunks_exact(4)
                 .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
@@ -158,6 +158,12 @@ impl<'a> Loader<'a> {
                 )));
             }
         };
+        check_finite(&values).map_err(|i| {
+            self.err(format!(
+                "tensor '{name}' holds {} at element {i}; every weight must be a finite number",
+                values[i]
+            ))
+        })?;
         Ok(values)
     }
 
@@ -255,6 +261,14 @@ pub(crate) fn read_mixer(
         out_proj,
         out_proj_bias,
     })
+}
+
+/// `Err(i)` for the first value that is NaN or infinite: such a weight makes every score NaN.
+pub fn check_finite(values: &[f32]) -> std::result::Result<(), usize> {
+    match values.iter().position(|v| !v.is_finite()) {
+        Some(i) => Err(i),
+        None => Ok(()),
+    }
 }
 
 impl ModelWeights {

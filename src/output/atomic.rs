@@ -1,31 +1,118 @@
 //! Output destinations: stdout, or a file written under a temporary name in the same folder
 //! and renamed into place only when everything succeeded (gzip-compressed if it ends in `.gz`).
+//!
+//! What `-o PATH` names decides how it is written, as a shell's `>` would:
+//! - a regular file (or nothing yet): a temporary `.NAME.XXXX.tmp` beside it, renamed onto it
+//!   on success; a symlink is followed first, so the file it points at is replaced, not the link;
+//! - anything else (a character device such as `/dev/null`, a FIFO, `/dev/stdout`): written
+//!   directly, with no temporary file and no rename.
+//!
+//! Live temporary files are listed in a registry; on SIGINT, SIGTERM or SIGHUP they are removed
+//! before the process ends, and every error path drops (and so removes) them.
+//! [`check_not_inputs`] refuses an output that is the same file as an input before work starts.
 
+use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, Once};
 
 use crate::error::{Error, Result};
 
-enum Inner {
-    Stdout(BufWriter<io::Stdout>),
-    Plain(BufWriter<tempfile::NamedTempFile>),
-    Gzip(flate2::write::GzEncoder<BufWriter<tempfile::NamedTempFile>>),
+/// Paths of the temporary files that exist right now; the signal handler removes them.
+static LIVE: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+static HANDLER: Once = Once::new();
+
+fn live() -> MutexGuard<'static, Vec<PathBuf>> {
+    // A panic while holding the lock leaves the list as it was: still usable.
+    LIVE.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Where results go. Dropping it without [`Output::commit`] leaves no file behind.
-pub struct Output {
-    inner: Inner,
-    path: Option<PathBuf>,
+/// Installs (once) the thread that removes live temporary files on SIGINT, SIGTERM and SIGHUP
+/// and then ends the process as the signal would have.
+fn install_cleanup_handler() {
+    HANDLER.call_once(|| {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
+            return;
+        };
+        let spawned = std::thread::Builder::new()
+            .name("ssmgen-signals".into())
+            .spawn(move || {
+                if let Some(signal) = signals.forever().next() {
+                    // Holding the lock keeps a commit from renaming half of a pair meanwhile.
+                    let guard = live();
+                    for path in guard.iter() {
+                        let _ = std::fs::remove_file(path);
+                    }
+                    let _ = signal_hook::low_level::emulate_default_handler(signal);
+                    std::process::exit(128 + signal);
+                }
+            });
+        drop(spawned);
+    });
+}
+
+/// A temporary file's entry in the registry, removed from it when dropped.
+struct Registration(PathBuf);
+
+impl Registration {
+    fn new(path: &Path) -> Self {
+        install_cleanup_handler();
+        live().push(path.to_path_buf());
+        Registration(path.to_path_buf())
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let mut guard = live();
+        if let Some(i) = guard.iter().position(|p| *p == self.0) {
+            guard.swap_remove(i);
+        }
+    }
+}
+
+/// Where `-o PATH` really writes.
+#[derive(Clone, Debug)]
+enum Dest {
+    /// A regular file (or none yet) at this path, symlinks resolved: staged and renamed.
+    Regular(PathBuf),
+    /// A device, FIFO or other non-regular file: written in place.
+    Special(PathBuf),
+}
+
+/// Follows symlinks from `path` (as `open` would) and says what is at the end.
+fn resolve(path: &Path) -> Result<Dest> {
+    let mut p = path.to_path_buf();
+    for _ in 0..40 {
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let target = std::fs::read_link(&p).map_err(|e| Error::io(path, e))?;
+                p = match p.parent() {
+                    Some(dir) if target.is_relative() => dir.join(target),
+                    _ => target,
+                };
+            }
+            Ok(m) if m.is_dir() => {
+                return Err(Error::format(path, "is a directory, not an output file"));
+            }
+            Ok(m) if m.is_file() => return Ok(Dest::Regular(p)),
+            Ok(_) => return Ok(Dest::Special(p)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Dest::Regular(p)),
+            Err(e) => return Err(Error::io(path, e)),
+        }
+    }
+    Err(Error::format(path, "too many levels of symbolic links"))
 }
 
 /// A temporary file in `path`'s folder (so renaming it onto `path` is atomic), named
 /// `.NAME.XXXX.tmp`, readable by others like a normally created file (0644 on Unix).
-pub fn temp_beside(path: &Path) -> Result<tempfile::NamedTempFile> {
-    let dir = match path.parent() {
+fn temp_in(dir_of: &Path, shown: &Path) -> Result<tempfile::NamedTempFile> {
+    let dir = match dir_of.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let file_name = path
+    let file_name = dir_of
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
@@ -37,20 +124,216 @@ pub fn temp_beside(path: &Path) -> Result<tempfile::NamedTempFile> {
         use std::os::unix::fs::PermissionsExt;
         builder.permissions(std::fs::Permissions::from_mode(0o644));
     }
-    builder.tempfile_in(dir).map_err(|e| Error::io(path, e))
+    builder.tempfile_in(dir).map_err(|e| Error::io(shown, e))
+}
+
+/// An output file being written under a temporary name (registered for removal on signals),
+/// put in place by [`StagedFile::commit`] or [`commit_together`]; dropped, it leaves nothing.
+pub struct StagedFile {
+    tmp: tempfile::TempPath,
+    registration: Option<Registration>,
+    dest: Dest,
+    shown: PathBuf,
+}
+
+impl StagedFile {
+    /// Starts an output for `path`; returns it and the temporary file opened for reading and
+    /// writing (seekable). For a non-regular `path` (a device or FIFO) the temporary file lives
+    /// in the system's temporary folder and is copied into `path` on commit.
+    pub fn create(path: &Path) -> Result<(Self, File)> {
+        let dest = resolve(path)?;
+        let tmp = match &dest {
+            Dest::Regular(p) => temp_in(p, path)?,
+            Dest::Special(_) => temp_in(&std::env::temp_dir().join("ssmgen-output"), path)?,
+        };
+        let registration = Registration::new(tmp.path());
+        let file = tmp.reopen().map_err(|e| Error::io(path, e))?;
+        let staged = StagedFile {
+            tmp: tmp.into_temp_path(),
+            registration: Some(registration),
+            dest,
+            shown: path.to_path_buf(),
+        };
+        Ok((staged, file))
+    }
+
+    /// Whether the destination is a device or FIFO (copied into on commit, not renamed onto).
+    pub fn is_special(&self) -> bool {
+        matches!(self.dest, Dest::Special(_))
+    }
+
+    /// The path as the user gave it.
+    pub fn path(&self) -> &Path {
+        &self.shown
+    }
+
+    /// Puts the file in place (see [`commit_together`]).
+    pub fn commit(self) -> Result<()> {
+        commit_together(vec![self])
+    }
+
+    fn put_in_place(self) -> Result<()> {
+        let StagedFile {
+            tmp, dest, shown, ..
+        } = self;
+        match dest {
+            Dest::Regular(p) => tmp.persist(&p).map_err(|e| Error::io(&shown, e.error))?,
+            Dest::Special(p) => {
+                let mut from = File::open(&tmp).map_err(|e| Error::io(&shown, e))?;
+                let mut to = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&p)
+                    .map_err(|e| Error::io(&shown, e))?;
+                io::copy(&mut from, &mut to).map_err(|e| Error::io(&shown, e))?;
+                to.flush().map_err(|e| Error::io(&shown, e))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Puts several staged files in place as one step: no signal can fall between their renames,
+/// and two ssmgen runs committing into the same folder take turns (an exclusive lock on the
+/// folder), so a matrix is never paired with another run's `.rows.bed`.
+pub fn commit_together(files: Vec<StagedFile>) -> Result<()> {
+    for f in &files {
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .open(&f.tmp)
+            .map_err(|e| Error::io(&f.shown, e))?;
+        file.sync_all().map_err(|e| Error::io(&f.shown, e))?;
+    }
+    let lock = files.iter().find_map(|f| match &f.dest {
+        Dest::Regular(p) => {
+            let dir = match p.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d,
+                _ => Path::new("."),
+            };
+            let dir = File::open(dir).ok()?;
+            dir.lock().ok()?;
+            Some(dir)
+        }
+        Dest::Special(_) => None,
+    });
+    // Registrations are dropped only after the lock on the registry is released.
+    let mut files = files;
+    let registrations: Vec<_> = files.iter_mut().map(|f| f.registration.take()).collect();
+    let guard = live();
+    let mut result = Ok(());
+    for f in files {
+        if result.is_ok() {
+            result = f.put_in_place();
+        }
+    }
+    drop(guard);
+    drop(lock);
+    drop(registrations);
+    result
+}
+
+/// Refuses, before any work, an output that is the same file as an input (through a symlink,
+/// a hard link or another spelling of the path): `-o in.fa` on `in.fa` would destroy it.
+/// Paths that do not exist yet, `-` and non-regular files (devices, FIFOs) are fine.
+pub fn check_not_inputs(outputs: &[&Path], inputs: &[&Path]) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        for out in outputs {
+            if *out == Path::new("-") {
+                continue;
+            }
+            let Ok(om) = std::fs::metadata(out) else {
+                continue;
+            };
+            if !om.is_file() {
+                continue;
+            }
+            for input in inputs {
+                if *input == Path::new("-") {
+                    continue;
+                }
+                if let Ok(im) = std::fs::metadata(input)
+                    && im.dev() == om.dev()
+                    && im.ino() == om.ino()
+                {
+                    return Err(Error::format(
+                        out,
+                        format!(
+                            "the output is the same file as the input {}; refusing to overwrite it",
+                            input.display()
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (outputs, inputs);
+    }
+    Ok(())
+}
+
+/// Where the bytes of an [`Output`] go.
+enum Sink {
+    /// A staged temporary file.
+    Staged(File),
+    /// A device or FIFO, written in place.
+    Direct(File),
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Sink::Staged(f) | Sink::Direct(f) => f.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Sink::Staged(f) | Sink::Direct(f) => f.flush(),
+        }
+    }
+}
+
+enum Inner {
+    Stdout(BufWriter<io::Stdout>),
+    Plain(BufWriter<Sink>),
+    Gzip(flate2::write::GzEncoder<BufWriter<Sink>>),
+}
+
+/// Where results go. Dropping it without [`Output::commit`] leaves no file behind.
+pub struct Output {
+    inner: Inner,
+    path: Option<PathBuf>,
+    staged: Option<StagedFile>,
 }
 
 impl Output {
-    /// stdout for `None` or `-`, else a temporary file beside `path`.
+    /// stdout for `None` or `-`; a staged file for a regular `path` (or a new one); the file
+    /// itself for a device or FIFO.
     pub fn create(path: Option<&Path>) -> Result<Self> {
         let Some(path) = path.filter(|p| *p != Path::new("-")) else {
             return Ok(Output {
                 inner: Inner::Stdout(BufWriter::with_capacity(1 << 16, io::stdout())),
                 path: None,
+                staged: None,
             });
         };
-        let tmp = temp_beside(path)?;
-        let buffered = BufWriter::with_capacity(1 << 16, tmp);
+        let (sink, staged) = match resolve(path)? {
+            Dest::Special(p) => {
+                let file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&p)
+                    .map_err(|e| Error::io(path, e))?;
+                (Sink::Direct(file), None)
+            }
+            Dest::Regular(_) => {
+                let (staged, file) = StagedFile::create(path)?;
+                (Sink::Staged(file), Some(staged))
+            }
+        };
+        let buffered = BufWriter::with_capacity(1 << 16, sink);
         let inner = if is_gzip_name(path) {
             Inner::Gzip(flate2::write::GzEncoder::new(
                 buffered,
@@ -62,6 +345,7 @@ impl Output {
         Ok(Output {
             inner,
             path: Some(path.to_path_buf()),
+            staged,
         })
     }
 
@@ -70,14 +354,21 @@ impl Output {
         self.path.as_deref()
     }
 
-    /// Flushes and, for a file, renames the temporary file to its final name.
-    pub fn commit(self) -> Result<()> {
-        let path = self.path.unwrap_or_else(|| PathBuf::from("<stdout>"));
-        let tmp = match self.inner {
+    /// The path for messages: the file, or `<stdout>`.
+    pub fn display_path(&self) -> PathBuf {
+        self.path
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("<stdout>"))
+    }
+
+    /// Flushes everything; returns the staged file still to be put in place, if any.
+    pub fn finish(self) -> Result<Option<StagedFile>> {
+        let path = self.display_path();
+        let sink = match self.inner {
             Inner::Stdout(mut w) => {
                 return match w.flush() {
-                    Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
-                    r => r.map_err(|e| Error::io(path, e)),
+                    Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(None),
+                    r => r.map(|()| None).map_err(|e| Error::io(path, e)),
                 };
             }
             Inner::Plain(w) => w
@@ -89,9 +380,18 @@ impl Output {
                     .map_err(|e| Error::io(&path, e.into_error()))?
             }
         };
-        tmp.as_file().sync_all().map_err(|e| Error::io(&path, e))?;
-        tmp.persist(&path).map_err(|e| Error::io(&path, e.error))?;
-        Ok(())
+        if let Sink::Direct(mut f) = sink {
+            f.flush().map_err(|e| Error::io(&path, e))?;
+        }
+        Ok(self.staged)
+    }
+
+    /// Flushes and, for a file, renames the temporary file to its final name.
+    pub fn commit(self) -> Result<()> {
+        match self.finish()? {
+            Some(staged) => staged.commit(),
+            None => Ok(()),
+        }
     }
 }
 
@@ -171,5 +471,29 @@ mod tests {
         o.write_all(b"hello").unwrap();
         o.commit().unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"hello");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlink_is_followed_and_devices_written_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("real.txt");
+        std::fs::write(&target, "old").unwrap();
+        let link = dir.path().join("link.txt");
+        std::os::unix::fs::symlink("real.txt", &link).unwrap();
+        let mut o = Output::create(Some(&link)).unwrap();
+        o.write_all(b"new").unwrap();
+        o.commit().unwrap();
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(std::fs::read(&target).unwrap(), b"new");
+        let mut o = Output::create(Some(Path::new("/dev/null"))).unwrap();
+        o.write_all(b"x").unwrap();
+        o.commit().unwrap();
+        assert!(!std::fs::metadata("/dev/null").unwrap().is_file());
     }
 }

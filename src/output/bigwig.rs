@@ -11,7 +11,7 @@ use bigtools::beddata::BedParserStreamingIterator;
 use bigtools::{BigWigWrite, Value};
 
 use crate::error::{Error, Result};
-use crate::output::atomic::temp_beside;
+use crate::output::atomic::StagedFile;
 use crate::output::track::IntervalWriter;
 
 /// Intervals handed to the writer thread at a time.
@@ -37,7 +37,7 @@ impl PartialEq<&str> for Chrom {
 pub struct BigWigWriter {
     path: PathBuf,
     sizes: HashMap<String, u32>,
-    tmp: Option<tempfile::TempPath>,
+    tmp: Option<StagedFile>,
     chrom: Option<Chrom>,
     batch: Vec<(Chrom, Value)>,
     sender: Option<SyncSender<Vec<(Chrom, Value)>>>,
@@ -57,25 +57,29 @@ impl BigWigWriter {
             })?;
             map.insert(name.clone(), len);
         }
-        let tmp = temp_beside(path)?;
-        let file = tmp.reopen().map_err(|e| Error::io(path, e))?;
+        let (tmp, file) = StagedFile::create(path)?;
         let (sender, receiver) = sync_channel::<Vec<(Chrom, Value)>>(4);
         let thread_sizes = map.clone();
         let thread = std::thread::spawn(move || {
-            let values = receiver.into_iter().flatten();
-            let source = BedParserStreamingIterator::wrap_infallible_iter(values, true);
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .build()
-                .map_err(|e| e.to_string())?;
-            BigWigWrite::new(file, thread_sizes)
-                .write(source, runtime)
-                .map_err(|e| e.to_string())
+            // bigtools panics on some I/O errors (a full disk): catch them here, silently, and
+            // report them as this writer's error.
+            crate::guard::catch(move || {
+                let values = receiver.into_iter().flatten();
+                let source = BedParserStreamingIterator::wrap_infallible_iter(values, true);
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                BigWigWrite::new(file, thread_sizes)
+                    .write(source, runtime)
+                    .map_err(|e| e.to_string())
+            })
+            .unwrap_or_else(|panic| Err(format!("the bigWig encoder failed: {panic}")))
         });
         Ok(BigWigWriter {
             path: path.to_path_buf(),
             sizes: map,
-            tmp: Some(tmp.into_temp_path()),
+            tmp: Some(tmp),
             chrom: None,
             batch: Vec::with_capacity(BATCH),
             sender: Some(sender),
@@ -138,7 +142,6 @@ impl IntervalWriter for BigWigWriter {
         self.send_batch()?;
         self.join()?;
         let tmp = self.tmp.take().expect("finish runs once");
-        tmp.persist(&self.path)
-            .map_err(|e| Error::io(&self.path, e.error))
+        tmp.commit()
     }
 }

@@ -8,18 +8,20 @@ use std::path::{Path, PathBuf};
 
 use crate::embed::{EmbeddingRow, EmbeddingSink};
 use crate::error::{Error, Result};
-use crate::output::atomic::temp_beside;
+use crate::output::atomic::{StagedFile, commit_together};
 use crate::output::{Output, csv_error};
 
 /// CSV (`,`) or TSV (`\t`): `chrom,start,end,name,e0..e{d-1}`, 0-based half-open coordinates.
 pub struct DelimitedEmbeddings {
     writer: csv::Writer<Output>,
     record: Vec<String>,
+    path: PathBuf,
 }
 
 impl DelimitedEmbeddings {
     /// Writes the header for `dim`-dimensional embeddings to `out`.
     pub fn new(out: Output, delimiter: u8, dim: usize) -> Result<Self> {
+        let path = out.display_path();
         let mut writer = csv::WriterBuilder::new()
             .delimiter(delimiter)
             .from_writer(out);
@@ -30,10 +32,11 @@ impl DelimitedEmbeddings {
             .collect();
         writer
             .write_record(&header)
-            .map_err(|e| csv_error("<embedding output>", e))?;
+            .map_err(|e| csv_error(&path, e))?;
         Ok(DelimitedEmbeddings {
             writer,
             record: Vec::with_capacity(dim + 4),
+            path,
         })
     }
 }
@@ -51,14 +54,14 @@ impl EmbeddingSink for DelimitedEmbeddings {
         }
         self.writer
             .write_record(&self.record)
-            .map_err(|e| csv_error("<embedding output>", e))
+            .map_err(|e| csv_error(&self.path, e))
     }
 
     fn finish(self: Box<Self>) -> Result<()> {
         let out = self
             .writer
             .into_inner()
-            .map_err(|e| Error::io("<embedding output>", e.into_error()))?;
+            .map_err(|e| Error::io(&self.path, e.into_error()))?;
         out.commit()
     }
 }
@@ -81,9 +84,10 @@ const HEADER_BYTES: usize = 128;
 pub struct MatrixEmbeddings {
     format: MatrixFormat,
     path: PathBuf,
-    tmp: tempfile::NamedTempFile,
+    tmp: StagedFile,
     data: BufWriter<File>,
-    rows_bed: Output,
+    /// `None` when the matrix goes to a device or pipe: no sidecar beside those.
+    rows_bed: Option<Output>,
     dim: usize,
     rows: u64,
 }
@@ -96,8 +100,8 @@ pub fn rows_bed_path(path: &Path) -> PathBuf {
 impl MatrixEmbeddings {
     /// Starts `path` for `dim`-dimensional rows.
     pub fn create(path: &Path, format: MatrixFormat, dim: usize) -> Result<Self> {
-        let tmp = temp_beside(path)?;
-        let file = tmp.reopen().map_err(|e| Error::io(path, e))?;
+        let (tmp, file) = StagedFile::create(path)?;
+        let tmp_special = tmp.is_special();
         let mut data = BufWriter::with_capacity(1 << 20, file);
         data.write_all(&[b' '; HEADER_BYTES])
             .map_err(|e| Error::io(path, e))?;
@@ -106,7 +110,11 @@ impl MatrixEmbeddings {
             path: path.to_path_buf(),
             tmp,
             data,
-            rows_bed: Output::create(Some(&rows_bed_path(path)))?,
+            rows_bed: if tmp_special {
+                None
+            } else {
+                Some(Output::create(Some(&rows_bed_path(path)))?)
+            },
             dim,
             rows: 0,
         })
@@ -149,9 +157,11 @@ impl EmbeddingSink for MatrixEmbeddings {
                 .map_err(|e| Error::io(&self.path, e))?;
         }
         let line = format!("{}\t{}\t{}\t{}\n", row.chrom, row.start, row.end, row.name);
-        self.rows_bed
-            .write_all(line.as_bytes())
-            .map_err(|e| Error::io(rows_bed_path(&self.path), e))?;
+        if let Some(rows_bed) = &mut self.rows_bed {
+            rows_bed
+                .write_all(line.as_bytes())
+                .map_err(|e| Error::io(rows_bed_path(&self.path), e))?;
+        }
         self.rows += 1;
         Ok(())
     }
@@ -170,9 +180,11 @@ impl EmbeddingSink for MatrixEmbeddings {
         let mut file = data.into_inner().map_err(|e| io(e.into_error()))?;
         file.seek(SeekFrom::Start(0)).map_err(io)?;
         file.write_all(&header).map_err(io)?;
-        file.sync_all().map_err(io)?;
-        rows_bed.commit()?;
-        tmp.persist(&path).map_err(|e| io(e.error))?;
-        Ok(())
+        file.flush().map_err(io)?;
+        let mut staged = vec![tmp];
+        if let Some(rows_bed) = rows_bed {
+            staged.extend(rows_bed.finish()?);
+        }
+        commit_together(staged)
     }
 }

@@ -10,7 +10,7 @@ pub use bigwig::BigWigWriter;
 pub use track::{BedGraphSink, CsvSink, IntervalSink, TrackSink};
 
 /// A csv crate error as ssmgen's I/O error on `what`.
-pub(crate) fn csv_error(what: &str, e: csv::Error) -> crate::error::Error {
+pub(crate) fn csv_error(what: &std::path::Path, e: csv::Error) -> crate::error::Error {
     let cause = match e.into_kind() {
         csv::ErrorKind::Io(io) => io,
         other => std::io::Error::other(format!("{other:?}")),

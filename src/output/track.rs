@@ -197,18 +197,21 @@ impl<W: IntervalWriter> TrackSink for IntervalSink<W> {
 pub struct CsvSink {
     writer: csv::Writer<Output>,
     name: String,
+    path: std::path::PathBuf,
 }
 
 impl CsvSink {
     /// Writes the header to `out`.
     pub fn new(out: Output) -> Result<Self> {
+        let path = out.display_path();
         let mut writer = csv::WriterBuilder::new().from_writer(out);
         writer
             .write_record(["chrom", "pos", "base", "logp_fwd", "logp_rev", "logp"])
-            .map_err(|e| csv_error("<csv output>", e))?;
+            .map_err(|e| csv_error(&path, e))?;
         Ok(CsvSink {
             writer,
             name: String::new(),
+            path,
         })
     }
 }
@@ -242,7 +245,7 @@ impl TrackSink for CsvSink {
             ];
             self.writer
                 .write_record(record)
-                .map_err(|e| csv_error("<csv output>", e))?;
+                .map_err(|e| csv_error(&self.path, e))?;
         }
         Ok(())
     }
@@ -255,7 +258,7 @@ impl TrackSink for CsvSink {
         let out = self
             .writer
             .into_inner()
-            .map_err(|e| Error::io("<csv output>", e.into_error()))?;
+            .map_err(|e| Error::io(&self.path, e.into_error()))?;
         out.commit()
     }
 }

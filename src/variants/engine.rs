@@ -62,7 +62,11 @@ fn first_scored(scores: &[f32]) -> Option<f32> {
 
 /// End of `v`'s REF continuation on `seq`: the REF allele plus up to `window` downstream bases.
 fn ref_end(seq: &[u32], v: &StrandVariant, window: usize) -> usize {
-    (v.pos + v.ref_len + window).min(seq.len())
+    // `window` comes from the command line: saturate instead of wrapping past usize::MAX.
+    v.pos
+        .saturating_add(v.ref_len)
+        .saturating_add(window)
+        .min(seq.len())
 }
 
 /// The ALT tokens of `v` on `seq` from `from` (at or before the variant): the reference bases

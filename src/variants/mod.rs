@@ -83,19 +83,23 @@ fn is_acgt(s: &str) -> bool {
             .all(|b| matches!(b.to_ascii_uppercase(), b'A' | b'C' | b'G' | b'T'))
 }
 
-/// Checks a variant against its chromosome's bases.
-pub(crate) fn check(v: &Variant, bases: &[u8]) -> Option<Skip> {
+/// Checks a variant against its chromosome's bases: why it cannot be scored, if it cannot.
+pub fn check(v: &Variant, bases: &[u8]) -> Option<Skip> {
     if v.alt == "*" || v.alt == "." || v.alt.starts_with('<') || v.alt.contains(['[', ']']) {
         return Some(Skip::SymbolicOrMissingAlt);
     }
     if !is_acgt(&v.reference) || !is_acgt(&v.alt) {
         return Some(Skip::NonAcgtAllele);
     }
-    let start = (v.pos - 1) as usize;
-    let end = start + v.reference.len();
-    if end > bases.len() {
+    // POS comes from the file: no arithmetic on it may overflow.
+    let end = v
+        .pos
+        .checked_sub(1)
+        .and_then(|p| usize::try_from(p).ok())
+        .and_then(|start| Some((start, start.checked_add(v.reference.len())?)));
+    let Some((start, end)) = end.filter(|&(_, end)| end <= bases.len()) else {
         return Some(Skip::PastContigEnd);
-    }
+    };
     if !bases[start..end].eq_ignore_ascii_case(v.reference.as_bytes()) {
         return Some(Skip::RefMismatch);
     }
@@ -112,6 +116,47 @@ pub fn score_all<B: Backend>(
     opts: &EngineOptions,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Vec<VariantResult>> {
+    score_all_report(backend, reference, file, aliases, opts, progress).map(|r| r.results)
+}
+
+/// The results of [`score_by_chromosome`] and what it met on the way.
+#[derive(Debug, Default)]
+pub struct ScoreReport {
+    /// One result per variant, in the order of `file.variants`.
+    pub results: Vec<VariantResult>,
+    /// The first few record names of the reference (for messages).
+    pub reference_names: Vec<String>,
+    /// How many records the reference has (those read, when streamed).
+    pub reference_records: u64,
+    /// Variant chromosome names matched to a reference record by adding or dropping `chr`
+    /// (`chr1` ↔ `1`, `chrM` ↔ `MT`): `(variant name, reference name)`.
+    pub renamed: Vec<(String, String)>,
+}
+
+/// Reference record names shown in messages.
+const NAMES_SHOWN: usize = 5;
+
+/// The other spelling of a chromosome name in the `chr1` / `1` convention pair.
+pub fn chr_toggled(name: &str) -> String {
+    match name {
+        "chrM" => "MT".to_string(),
+        "MT" => "chrM".to_string(),
+        _ => match name.strip_prefix("chr") {
+            Some(rest) if !rest.is_empty() => rest.to_string(),
+            _ => format!("chr{name}"),
+        },
+    }
+}
+
+/// [`score_all`] with a causal model, also reporting what [`score_by_chromosome`] reports.
+pub fn score_all_report<B: Backend>(
+    backend: &B,
+    reference: &mut SequenceFile,
+    file: &VariantFile,
+    aliases: &HashMap<String, String>,
+    opts: &EngineOptions,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<ScoreReport> {
     let tokenizer = Tokenizer::new(backend.config());
     let path = reference.path().to_path_buf();
     score_by_chromosome(
@@ -129,16 +174,18 @@ pub fn score_all<B: Backend>(
 }
 
 /// Reads each chromosome of `reference` that has variants in `file` (names through
-/// `aliases`) and has `score` compute the results of its variants (`indices` into
+/// `aliases`; a variant chromosome the reference lacks is matched to the record named with
+/// `chr` added or dropped) and has `score` compute the results of its variants (`indices` into
 /// `file.variants`, results in that order). Variants on chromosomes the reference lacks are
-/// skipped as unknown contigs. Results are in the order of `file.variants`.
+/// skipped as unknown contigs. Also reports the reference's names and the renames made.
 pub fn score_by_chromosome(
     reference: &mut SequenceFile,
     file: &VariantFile,
     aliases: &HashMap<String, String>,
     progress: &(dyn Fn(u64) + Sync),
     mut score: impl FnMut(&str, &[u8], &[usize]) -> Result<Vec<VariantResult>>,
-) -> Result<Vec<VariantResult>> {
+) -> Result<ScoreReport> {
+    let mut report = ScoreReport::default();
     let mut results = vec![VariantResult::default(); file.variants.len()];
     let mut by_chrom: HashMap<&str, Vec<usize>> = HashMap::new();
     for (i, v) in file.variants.iter().enumerate() {
@@ -148,11 +195,38 @@ pub fn score_by_chromosome(
         by_chrom.entry(name).or_default().push(i);
     }
     let mut seen: Vec<String> = Vec::new();
-    let mut score_chrom = |name: &str, bases: &[u8]| -> Result<()> {
-        let Some(indices) = by_chrom.get(name) else {
+    // The variant chromosome a reference record stands for, if any and not yet scored.
+    let key_of = |name: &str, seen: &[String]| -> Option<String> {
+        let key = if by_chrom.contains_key(name) {
+            name.to_string()
+        } else {
+            let other = chr_toggled(name);
+            if !by_chrom.contains_key(other.as_str()) {
+                return None;
+            }
+            other
+        };
+        (!seen.contains(&key)).then_some(key)
+    };
+    let names_seen = |name: &str, report: &mut ScoreReport| {
+        report.reference_records += 1;
+        if report.reference_names.len() < NAMES_SHOWN {
+            report.reference_names.push(name.to_string());
+        }
+    };
+    let mut score_chrom = |key: &str,
+                           name: &str,
+                           bases: &[u8],
+                           seen: &mut Vec<String>,
+                           report: &mut ScoreReport|
+     -> Result<()> {
+        let Some(indices) = by_chrom.get(key) else {
             return Ok(());
         };
-        seen.push(name.to_string());
+        seen.push(key.to_string());
+        if key != name {
+            report.renamed.push((key.to_string(), name.to_string()));
+        }
         let result = score(name, bases, indices)?;
         for (i, r) in indices.iter().zip(result) {
             results[*i] = r;
@@ -164,19 +238,21 @@ pub fn score_by_chromosome(
         SequenceFile::Indexed(f) => {
             let mut buf = Vec::new();
             for (name, len) in f.records() {
-                if by_chrom.contains_key(name.as_str()) {
+                names_seen(&name, &mut report);
+                if let Some(key) = key_of(&name, &seen) {
                     f.fetch(&name, 0, len, &mut buf)?;
-                    score_chrom(&name, &buf)?;
+                    score_chrom(&key, &name, &buf, &mut seen, &mut report)?;
                 }
             }
         }
         SequenceFile::Stream(s) => s.for_each_record(|name, chunks| {
-            if !by_chrom.contains_key(name) {
+            names_seen(name, &mut report);
+            let Some(key) = key_of(name, &seen) else {
                 return Ok(());
-            }
+            };
             let mut bases = Vec::new();
             while chunks.read_chunk(1 << 20, &mut bases)? > 0 {}
-            score_chrom(name, &bases)
+            score_chrom(&key, name, &bases, &mut seen, &mut report)
         })?,
     }
     for (name, indices) in &by_chrom {
@@ -186,12 +262,10 @@ pub fn score_by_chromosome(
             }
         }
     }
-    Ok(results)
+    report.results = results;
+    Ok(report)
 }
 
-/// Scores the variants `indices` of `file` on chromosome `name` (`bases`). The forward strand
-/// runs from `scan.0`, the reverse strand from `scan.1` (or the end of the furthest REF allele,
-/// if later): `(0, bases.len())` gives every variant the whole chromosome as context.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn score_chromosome<B: Backend>(
     backend: &B,
@@ -258,13 +332,13 @@ pub(crate) fn score_chromosome<B: Backend>(
     let len = fwd_tokens.len();
     let fwd_end = fwd
         .iter()
-        .map(|v| from + v.pos + v.ref_len + opts.window)
+        .map(|v| (from + v.pos + v.ref_len).saturating_add(opts.window))
         .max()
         .unwrap_or(from)
         .min(len);
     let rev_end = rev
         .iter()
-        .map(|v| v.pos + v.ref_len + opts.window)
+        .map(|v| (v.pos + v.ref_len).saturating_add(opts.window))
         .max()
         .unwrap_or(0)
         .min(top);

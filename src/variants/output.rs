@@ -79,10 +79,11 @@ pub fn write(
             } else {
                 b','
             };
+            let shown = out.display_path();
             let mut w = csv::WriterBuilder::new()
                 .delimiter(sep)
                 .from_writer(&mut out);
-            let err = |e: csv::Error| Error::format("<output>", e.to_string());
+            let err = |e: csv::Error| crate::output::csv_error(&shown, e);
             w.write_record(COLUMNS).map_err(err)?;
             for (v, r) in file.variants.iter().zip(results) {
                 let (f, rv) = (r.fwd, r.rev);
@@ -104,7 +105,7 @@ pub fn write(
                 ])
                 .map_err(err)?;
             }
-            w.flush().map_err(|e| Error::io("<output>", e))?;
+            w.flush().map_err(|e| Error::io(&shown, e))?;
         }
         VariantFormat::Bed => {
             for (v, r) in file.variants.iter().zip(results) {
