@@ -38,6 +38,15 @@ pub struct CudaOps {
 unsafe impl Sync for CudaOps {}
 unsafe impl Send for CudaOps {}
 
+/// The operands of [`CudaOps::gemm_ex`] other than the output: device pointers of the weight
+/// and the activations, their element type, and the compute type.
+struct GemmInputs {
+    w: u64,
+    a: u64,
+    input_type: cudarc::cublas::sys::cudaDataType,
+    compute: cudarc::cublas::sys::cublasComputeType_t,
+}
+
 /// Device time per stage: events not yet read, and the milliseconds summed so far.
 #[derive(Default)]
 struct Profile {
@@ -351,7 +360,7 @@ impl CudaOps {
         })
     }
 
-    /// `dst[m, n] = src[m, k] · w[n, k]ᵀ (+ dst)` in f32 with TF32 tensor-core products.
+    /// `dst[m, n] = src[m, k] · w[n, k]ᵀ (+ beta · dst)` in f32 with TF32 tensor-core products.
     #[allow(clippy::too_many_arguments)]
     fn linear_tf32(
         &self,
@@ -363,13 +372,38 @@ impl CudaOps {
         dst: &mut CudaSlice<f32>,
         beta: f32,
     ) -> Result<()> {
-        use cudarc::cublas::sys::{cublasComputeType_t, cublasGemmAlgo_t, cudaDataType};
-        let alpha = 1.0f32;
+        use cudarc::cublas::sys::{cublasComputeType_t, cudaDataType};
         let (w_ptr, _w) = w.device_ptr(&self.stream);
         let (a_ptr, _a) = src.device_ptr(&self.stream);
         let (c_ptr, _c) = dst.device_ptr_mut(&self.stream);
-        // SAFETY: f32 weight [n, k], activations [m, k], output [m, n] as allocated; alpha
-        // and beta are host f32 as compute type 32F_FAST_TF32 needs.
+        let inputs = GemmInputs {
+            w: w_ptr,
+            a: a_ptr,
+            input_type: cudaDataType::CUDA_R_32F,
+            compute: cublasComputeType_t::CUBLAS_COMPUTE_32F_FAST_TF32,
+        };
+        // SAFETY: f32 weight [n, k], activations [m, k] and output [m, n], as allocated.
+        unsafe { self.gemm_ex(m, n, k, inputs, c_ptr, beta) }
+    }
+
+    /// cuBLAS `dstᵀ = beta · dstᵀ + w · aᵀ`: weight `[n, k]`, activations `[m, k]` (both of
+    /// `inputs.input_type`), f32 output `[m, n]` at `c`, row-major.
+    ///
+    /// # Safety
+    /// The pointers must be live device buffers of those shapes and types on this stream.
+    unsafe fn gemm_ex(
+        &self,
+        m: usize,
+        n: usize,
+        k: usize,
+        inputs: GemmInputs,
+        c: u64,
+        beta: f32,
+    ) -> Result<()> {
+        use cudarc::cublas::sys::{cublasGemmAlgo_t, cudaDataType};
+        let alpha = 1.0f32;
+        // SAFETY: the caller vouches for the buffers; alpha and beta are host f32, as the f32
+        // compute types need.
         unsafe {
             cudarc::cublas::result::gemm_ex(
                 *self.blas.handle(),
@@ -379,17 +413,17 @@ impl CudaOps {
                 m as i32,
                 k as i32,
                 &alpha as *const f32 as *const std::ffi::c_void,
-                w_ptr as *const std::ffi::c_void,
-                cudaDataType::CUDA_R_32F,
+                inputs.w as *const std::ffi::c_void,
+                inputs.input_type,
                 k as i32,
-                a_ptr as *const std::ffi::c_void,
-                cudaDataType::CUDA_R_32F,
+                inputs.a as *const std::ffi::c_void,
+                inputs.input_type,
                 k as i32,
                 &beta as *const f32 as *const std::ffi::c_void,
-                c_ptr as *mut std::ffi::c_void,
+                c as *mut std::ffi::c_void,
                 cudaDataType::CUDA_R_32F,
                 n as i32,
-                cublasComputeType_t::CUBLAS_COMPUTE_32F_FAST_TF32,
+                inputs.compute,
                 cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
             )
         }
@@ -452,37 +486,18 @@ impl CudaOps {
     where
         C: DevicePtrMut<f32>,
     {
-        use cudarc::cublas::sys::{cublasComputeType_t, cublasGemmAlgo_t, cudaDataType};
-        let alpha = 1.0f32;
+        use cudarc::cublas::sys::{cublasComputeType_t, cudaDataType};
         let (w_ptr, _w) = w.device_ptr(&self.stream);
         let (a_ptr, _a) = act16.device_ptr(&self.stream);
         let (c_ptr, _c) = dst.device_ptr_mut(&self.stream);
-        // SAFETY: bf16 weight [n, k] and activations [m, k], f32 output [m, n] with
-        // leading dimensions as allocated; alpha/beta are host f32 as compute type 32F needs.
-        unsafe {
-            cudarc::cublas::result::gemm_ex(
-                *self.blas.handle(),
-                cublasOperation_t::CUBLAS_OP_T,
-                cublasOperation_t::CUBLAS_OP_N,
-                n as i32,
-                m as i32,
-                k as i32,
-                &alpha as *const f32 as *const std::ffi::c_void,
-                w_ptr as *const std::ffi::c_void,
-                cudaDataType::CUDA_R_16BF,
-                k as i32,
-                a_ptr as *const std::ffi::c_void,
-                cudaDataType::CUDA_R_16BF,
-                k as i32,
-                &beta as *const f32 as *const std::ffi::c_void,
-                c_ptr as *mut std::ffi::c_void,
-                cudaDataType::CUDA_R_32F,
-                n as i32,
-                cublasComputeType_t::CUBLAS_COMPUTE_32F,
-                cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
-            )
-        }
-        .map_err(|e| Error::Backend(format!("cuBLAS gemm failed: {e}")))
+        let inputs = GemmInputs {
+            w: w_ptr,
+            a: a_ptr,
+            input_type: cudaDataType::CUDA_R_16BF,
+            compute: cublasComputeType_t::CUBLAS_COMPUTE_32F,
+        };
+        // SAFETY: bf16 weight [n, k] and activations [m, k], f32 output [m, n], as allocated.
+        unsafe { self.gemm_ex(m, n, k, inputs, c_ptr, beta) }
     }
 
     /// `x[rows, width] += bias` on every row.
