@@ -12,9 +12,11 @@ use crate::model::LayerWeights;
 
 /// The operations a device provides for the graphs.
 ///
-/// Activations ([`Ops::Act`]) are row-major `[rows, width]` f32 matrices on the device; a
-/// batch of `batch` sequences of equal length is stacked sequence by sequence, so ops that
-/// look along the sequence (the mixer, flips) take `batch` to know where sequences end.
+/// Activations ([`Ops::Act`]) are row-major `[rows, width]` f32 matrices on the device (an
+/// input that only a block projection reads may be kept at that projection's precision: see
+/// [`Consumer`]); a batch of `batch` sequences of equal length is stacked sequence by
+/// sequence, so ops that look along the sequence (the mixer, flips) take `batch` to know where
+/// sequences end.
 /// States stay f32 whatever the weights' precision.
 pub trait Ops: Send + Sync {
     /// Activations `[rows, width]` on the device.
@@ -116,8 +118,6 @@ pub trait Ops: Send + Sync {
     /// `x` with each of its `batch` sequences reversed in time (`seq`) and/or each row
     /// reversed in channels (`channels`).
     fn flip(&self, x: &Self::Act, batch: usize, seq: bool, channels: bool) -> Result<Self::Act>;
-    /// Splits every row into its first and second halves of channels.
-    fn split_halves(&self, x: &Self::Act) -> Result<(Self::Act, Self::Act)>;
     /// Joins two equal-shaped matrices row by row: `[a | b]`.
     fn concat_halves(&self, a: &Self::Act, b: &Self::Act) -> Result<Self::Act>;
     /// Replaces every row by its log-softmax.

@@ -381,22 +381,6 @@ impl Ops for CpuOps {
         Ok(CpuAct { data, width: w })
     }
 
-    fn split_halves(&self, x: &CpuAct) -> Result<(CpuAct, CpuAct)> {
-        let h = x.width / 2;
-        if !x.width.is_multiple_of(2) {
-            return Err(shape_err("split_halves"));
-        }
-        let (mut a, mut b) = (
-            Vec::with_capacity(x.data.len() / 2),
-            Vec::with_capacity(x.data.len() / 2),
-        );
-        for row in x.data.chunks_exact(x.width.max(1)) {
-            a.extend_from_slice(&row[..h]);
-            b.extend_from_slice(&row[h..]);
-        }
-        Ok((CpuAct { data: a, width: h }, CpuAct { data: b, width: h }))
-    }
-
     fn concat_halves(&self, a: &CpuAct, b: &CpuAct) -> Result<CpuAct> {
         if a.width != b.width || a.data.len() != b.data.len() {
             return Err(shape_err("concat_halves"));

@@ -1146,20 +1146,6 @@ impl Ops for CudaOps {
         self.flip_unlocked(x, batch, seq, channels)
     }
 
-    fn split_halves(&self, x: &CudaAct) -> Result<(CudaAct, CudaAct)> {
-        if !x.width.is_multiple_of(2) {
-            return Err(shape_err("split_halves"));
-        }
-        let _g = self.guard("layout")?;
-        let h = x.width / 2;
-        let rows = x.rows();
-        let mut a = CudaAct::f32(self.alloc(rows * h)?, rows, h);
-        let mut b = CudaAct::f32(self.alloc(rows * h)?, rows, h);
-        self.copy_cols(x, 0, &mut a, 0, h)?;
-        self.copy_cols(x, h, &mut b, 0, h)?;
-        Ok((a, b))
-    }
-
     fn concat_halves(&self, a: &CudaAct, b: &CudaAct) -> Result<CudaAct> {
         if a.width != b.width || a.rows != b.rows {
             return Err(shape_err("concat_halves"));
