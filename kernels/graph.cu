@@ -44,3 +44,12 @@ extern "C" __global__ void to_bf16(const float* x, unsigned short* out, long n) 
     if (i >= n) return;
     out[i] = bf16_bits(x[i]);
 }
+
+// out[i] = logp[i, next[i]]: each log-softmax row at the token that follows it (the observed
+// base's log-probability), so only these values, not whole rows, go back to the host.
+extern "C" __global__ void gather_observed(const float* logp, const unsigned int* next,
+                                           float* out, long n, int v) {
+    long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    out[i] = logp[i * v + next[i]];
+}

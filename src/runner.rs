@@ -55,14 +55,13 @@ impl<'a, B: Backend> ScoreStream<'a, B> {
         if tokens.is_empty() {
             return Ok(Vec::new());
         }
-        let states = if at.is_empty() {
-            self.backend
-                .forward(&mut self.state, tokens, &mut self.rows)?;
-            Vec::new()
-        } else {
-            self.backend
-                .forward_checkpoints(&mut self.state, tokens, &mut self.rows, at)?
-        };
+        if at.is_empty() {
+            self.push_observed(tokens, scores)?;
+            return Ok(Vec::new());
+        }
+        let states = self
+            .backend
+            .forward_checkpoints(&mut self.state, tokens, &mut self.rows, at)?;
         let v = self.backend.config().vocab_size;
         let snapshots = states
             .into_iter()
@@ -89,6 +88,26 @@ impl<'a, B: Backend> ScoreStream<'a, B> {
             None => self.next_row = Some(self.rows[last..last + v].to_vec()),
         }
         Ok(snapshots)
+    }
+
+    /// [`ScoreStream::push`] through [`Backend::forward_observed`]: only the observed tokens'
+    /// values and the last row come back from the device.
+    fn push_observed(&mut self, tokens: &[u32], scores: &mut Vec<f32>) -> Result<()> {
+        let mut last_row = Vec::new();
+        self.backend
+            .forward_observed(&mut self.state, tokens, &mut self.rows, &mut last_row)?;
+        // The backend checked the tokens against the vocabulary: tokens[0] indexes a row.
+        let first = self.next_row.as_ref().map(|row| row[tokens[0] as usize]);
+        scores.reserve(tokens.len());
+        for (i, &t) in tokens.iter().enumerate() {
+            let value = if i == 0 { first } else { Some(self.rows[i - 1]) };
+            scores.push(match value {
+                Some(v) if self.tokenizer.is_scored(t) => v,
+                _ => f32::NAN,
+            });
+        }
+        self.next_row = Some(last_row);
+        Ok(())
     }
 
     /// An independent copy that continues from the same point (state and next-token row), so

@@ -93,6 +93,24 @@ pub trait Backend: Send + Sync {
         Ok(snapshots)
     }
 
+    /// Like [`Backend::forward`], but returns only what scoring the observed bases needs: in
+    /// `observed`, for every token but the last, the log-probability of the token after it
+    /// (`tokens.len() - 1` values), and in `last_row` the whole log-softmax row after the last
+    /// token (the prediction for what comes next). Bit for bit the values `forward` gives; a
+    /// GPU picks them out on the device instead of copying every row back.
+    fn forward_observed(
+        &self,
+        state: &mut Self::State,
+        tokens: &[u32],
+        observed: &mut Vec<f32>,
+        last_row: &mut Vec<f32>,
+    ) -> Result<()> {
+        let mut rows = Vec::new();
+        self.forward(state, tokens, &mut rows)?;
+        pick_observed(&rows, self.config().vocab_size, tokens, observed, last_row);
+        Ok(())
+    }
+
     /// Like [`Backend::forward`] but writes hidden states instead of log-probabilities:
     /// after block `layer` (0-based) when given, else after the final norm
     /// (`tokens.len() * hidden_size` values, row-major).
@@ -103,6 +121,30 @@ pub trait Backend: Send + Sync {
         layer: Option<usize>,
         hidden: &mut Vec<f32>,
     ) -> Result<()>;
+}
+
+/// From log-softmax `rows` (`[tokens.len(), v]`): row `i`'s value at `tokens[i + 1]` for every
+/// row but the last, into `observed`, and the last row into `last_row`.
+pub fn pick_observed(
+    rows: &[f32],
+    v: usize,
+    tokens: &[u32],
+    observed: &mut Vec<f32>,
+    last_row: &mut Vec<f32>,
+) {
+    observed.clear();
+    last_row.clear();
+    if tokens.is_empty() {
+        return;
+    }
+    observed.extend(
+        tokens[1..]
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| rows[i * v + t as usize]),
+    );
+    let last = (tokens.len() - 1) * v;
+    last_row.extend_from_slice(&rows[last..last + v]);
 }
 
 /// Checks that every token id is inside the model's vocabulary.

@@ -142,6 +142,18 @@ impl<O: Ops> MambaGraph<O> {
         at: &[usize],
         logp: &mut Vec<f32>,
     ) -> Result<Snapshots<O>> {
+        let (logits, snapshots) = self.logp_device(states, tokens, at)?;
+        self.ops.to_host(&logits, logp)?;
+        Ok(snapshots)
+    }
+
+    /// The log-softmax rows on the device; snapshots as [`MambaGraph::run_blocks`].
+    fn logp_device(
+        &self,
+        states: &mut [O::MixerState],
+        tokens: &[u32],
+        at: &[usize],
+    ) -> Result<(O::Act, Snapshots<O>)> {
         let ops = &self.ops;
         let (hidden, snapshots) = self.run_blocks(states, tokens, None, at)?;
         let normed = ops.rms_norm(
@@ -153,8 +165,7 @@ impl<O: Ops> MambaGraph<O> {
         drop(hidden);
         let mut logits = ops.linear(&normed, &self.lm_head)?;
         ops.log_softmax(&mut logits)?;
-        ops.to_host(&logits, logp)?;
-        Ok(snapshots)
+        Ok((logits, snapshots))
     }
 }
 
@@ -187,6 +198,24 @@ where
         }
         self.logp_rows(state, tokens, &[], logp)?;
         Ok(())
+    }
+
+    fn forward_observed(
+        &self,
+        state: &mut Self::State,
+        tokens: &[u32],
+        observed: &mut Vec<f32>,
+        last_row: &mut Vec<f32>,
+    ) -> Result<()> {
+        check_tokens(&self.config, tokens)?;
+        if tokens.is_empty() {
+            observed.clear();
+            last_row.clear();
+            return Ok(());
+        }
+        let (logp, _) = self.logp_device(state, tokens, &[])?;
+        self.ops
+            .observed(&logp, tokens, self.config.vocab_size, observed, last_row)
     }
 
     fn checkpoint_stride(&self) -> usize {

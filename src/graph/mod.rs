@@ -124,6 +124,22 @@ pub trait Ops: Send + Sync {
     fn log_softmax(&self, x: &mut Self::Act) -> Result<()>;
     /// Copies `x` to the host, row-major, replacing `out`.
     fn to_host(&self, x: &Self::Act, out: &mut Vec<f32>) -> Result<()>;
+    /// From log-softmax rows `logp` (`[len, v]`) and the `len` tokens they follow: each row
+    /// but the last at the next token, into `observed`, and the last row into `last_row`
+    /// (see [`crate::backend::Backend::forward_observed`]). The default copies every row.
+    fn observed(
+        &self,
+        logp: &Self::Act,
+        tokens: &[u32],
+        v: usize,
+        observed: &mut Vec<f32>,
+        last_row: &mut Vec<f32>,
+    ) -> Result<()> {
+        let mut rows = Vec::new();
+        self.to_host(logp, &mut rows)?;
+        crate::backend::pick_observed(&rows, v, tokens, observed, last_row);
+        Ok(())
+    }
 }
 
 /// What reads an op's output.

@@ -61,6 +61,8 @@ pub struct Kernels {
     pub combine: CudaFunction,
     /// `to_bf16`.
     pub to_bf16: CudaFunction,
+    /// `gather_observed`.
+    pub gather_observed: CudaFunction,
 }
 
 impl Kernels {
@@ -135,6 +137,7 @@ impl Kernels {
             copy_cols: f("copy_cols")?,
             combine: f("combine")?,
             to_bf16: f("to_bf16")?,
+            gather_observed: f("gather_observed")?,
             _module: module,
         })
     }

@@ -1175,6 +1175,52 @@ impl Ops for CudaOps {
         Ok(())
     }
 
+    fn observed(
+        &self,
+        logp: &CudaAct,
+        tokens: &[u32],
+        v: usize,
+        observed: &mut Vec<f32>,
+        last_row: &mut Vec<f32>,
+    ) -> Result<()> {
+        let len = tokens.len();
+        if len == 0 || logp.rows() != len || logp.width != v {
+            return Err(shape_err("observed"));
+        }
+        let _g = self.guard("to_host")?;
+        let rows = logp.values()?;
+        let n = len - 1;
+        observed.resize(n, 0.0);
+        if n > 0 {
+            let next = self
+                .stream
+                .clone_htod(&tokens[1..])
+                .map_err(cuda_err("uploading tokens"))?;
+            let mut out = self.alloc(n)?;
+            let (n_i, v_i) = (n as i64, v as i32);
+            // SAFETY: rows holds len * v floats; next holds n ids below v (checked by the
+            // graph against the vocabulary); out holds n floats.
+            unsafe {
+                self.stream
+                    .launch_builder(&self.kernels.gather_observed)
+                    .arg(rows)
+                    .arg(&next)
+                    .arg(&mut out)
+                    .arg(&n_i)
+                    .arg(&v_i)
+                    .launch(grid(n))
+                    .map_err(cuda_err("kernel launch failed"))?;
+            }
+            self.stream
+                .memcpy_dtoh(&out.slice(..n), observed.as_mut_slice())
+                .map_err(cuda_err("copying results"))?;
+        }
+        last_row.resize(v, 0.0);
+        self.stream
+            .memcpy_dtoh(&rows.slice(n * v..len * v), last_row.as_mut_slice())
+            .map_err(cuda_err("copying results"))
+    }
+
     fn to_host(&self, x: &CudaAct, out: &mut Vec<f32>) -> Result<()> {
         let _g = self.guard("to_host")?;
         out.resize(x.len(), 0.0);
