@@ -59,9 +59,9 @@ impl<'a, B: Backend> ScoreStream<'a, B> {
             self.push_observed(tokens, scores)?;
             return Ok(Vec::new());
         }
-        let states = self
-            .backend
-            .forward_checkpoints(&mut self.state, tokens, &mut self.rows, at)?;
+        let states =
+            self.backend
+                .forward_checkpoints(&mut self.state, tokens, &mut self.rows, at)?;
         let v = self.backend.config().vocab_size;
         let snapshots = states
             .into_iter()
@@ -100,7 +100,11 @@ impl<'a, B: Backend> ScoreStream<'a, B> {
         let first = self.next_row.as_ref().map(|row| row[tokens[0] as usize]);
         scores.reserve(tokens.len());
         for (i, &t) in tokens.iter().enumerate() {
-            let value = if i == 0 { first } else { Some(self.rows[i - 1]) };
+            let value = if i == 0 {
+                first
+            } else {
+                Some(self.rows[i - 1])
+            };
             scores.push(match value {
                 Some(v) if self.tokenizer.is_scored(t) => v,
                 _ => f32::NAN,

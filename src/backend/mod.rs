@@ -195,3 +195,40 @@ pub fn check_layer(config: &MambaConfig, layer: Option<usize>) -> Result<()> {
         _ => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pick_observed_takes_each_row_at_the_next_token() {
+        // Three rows over a vocabulary of 4; tokens 1, 3, 0: row 0 at 3, row 1 at 0.
+        let rows = [0.0, 0.1, 0.2, 0.3, 1.0, 1.1, 1.2, 1.3, 2.0, 2.1, 2.2, 2.3];
+        let (mut observed, mut last) = (vec![9.0], vec![9.0]);
+        pick_observed(&rows, 4, &[1, 3, 0], &mut observed, &mut last);
+        assert_eq!(observed, [0.3, 1.0]);
+        assert_eq!(last, [2.0, 2.1, 2.2, 2.3]);
+        pick_observed(&[], 4, &[], &mut observed, &mut last);
+        assert!(observed.is_empty() && last.is_empty());
+    }
+
+    #[test]
+    fn forward_observed_gives_the_forward_rows_values() {
+        let model = crate::model::builtin::load().unwrap();
+        let backend = cpu::CpuBackend::new(&model);
+        let tokens: Vec<u32> = (0..300u32).map(|i| 7 + (i * i + i / 3) % 5).collect();
+        let (mut s1, mut s2) = (backend.new_state().unwrap(), backend.new_state().unwrap());
+        let mut rows = Vec::new();
+        backend.forward(&mut s1, &tokens, &mut rows).unwrap();
+        let (mut observed, mut last) = (Vec::new(), Vec::new());
+        backend
+            .forward_observed(&mut s2, &tokens, &mut observed, &mut last)
+            .unwrap();
+        let v = model.config.vocab_size;
+        for (i, o) in observed.iter().enumerate() {
+            assert_eq!(o.to_bits(), rows[i * v + tokens[i + 1] as usize].to_bits());
+        }
+        assert_eq!(last, rows[rows.len() - v..]);
+        assert_eq!(s1, s2, "the state moves on the same way");
+    }
+}
