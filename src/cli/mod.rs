@@ -1,6 +1,7 @@
 //! Command-line interface: argument definitions and one module per subcommand.
 
 pub mod embed;
+pub mod formats;
 pub mod info;
 pub mod likelihood;
 pub mod masked;
