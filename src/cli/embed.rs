@@ -118,6 +118,12 @@ const KNOWN: [Known<EmbedFormat>; 4] = [
 /// Runs the command.
 pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
     args.engine.init_threads()?;
+    super::check_outputs(
+        args.output.as_deref(),
+        &args.input,
+        args.regions_bed.as_deref(),
+        &args.engine,
+    )?;
     let format = choose(
         args.output.as_deref(),
         args.output_type,
@@ -127,12 +133,6 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
     if args.index.write_index.is_some() && format != EmbedFormat::Tsv {
         anyhow::bail!("--write-index applies to TSV output (-o FILE.tsv.gz) only");
     }
-    super::check_outputs(
-        args.output.as_deref(),
-        &args.input,
-        args.regions_bed.as_deref(),
-        &args.engine,
-    )?;
     let regions = read_regions(&args.regions, args.regions_bed.as_deref())?;
     check_shard_regions(&args.input, &regions, &args.warmup)?;
     if args.warmup.warmup.is_some() && !args.per_base && args.window.is_none() {

@@ -29,6 +29,10 @@ pub fn choose<F: Copy + PartialEq>(
     let Some(path) = file else {
         return Ok(explicit.unwrap_or(default));
     };
+    if path.is_dir() {
+        // Writing it fails with its own message ("is a directory").
+        return Ok(explicit.unwrap_or(default));
+    }
     let format = match (explicit, format_extension(path)) {
         (Some(f), _) => f,
         (None, None) => default,

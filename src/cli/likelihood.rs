@@ -96,6 +96,12 @@ const KNOWN: [Known<TrackFormat>; 3] = [
 /// Runs the command.
 pub fn run(args: LikelihoodArgs) -> anyhow::Result<()> {
     args.engine.init_threads()?;
+    super::check_outputs(
+        args.output.as_deref(),
+        &args.input,
+        args.regions_bed.as_deref(),
+        &args.engine,
+    )?;
     let format = choose(
         args.output.as_deref(),
         args.output_type,
@@ -108,12 +114,6 @@ pub fn run(args: LikelihoodArgs) -> anyhow::Result<()> {
     if args.bin.is_some() && format == TrackFormat::Csv {
         anyhow::bail!("--bin applies to bedGraph and bigWig output only");
     }
-    super::check_outputs(
-        args.output.as_deref(),
-        &args.input,
-        args.regions_bed.as_deref(),
-        &args.engine,
-    )?;
     let regions = read_regions(&args.regions, args.regions_bed.as_deref())?;
     check_shard_regions(&args.input, &regions, &args.warmup)?;
 

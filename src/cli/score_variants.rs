@@ -165,10 +165,6 @@ fn vcf_header(args: &ScoreVariantsArgs) -> anyhow::Result<Vec<String>> {
 /// Runs the command.
 pub fn run(mut args: ScoreVariantsArgs) -> anyhow::Result<()> {
     args.engine.init_threads()?;
-    let formats = output_formats(&args)?;
-    if formats.iter().any(|(_, f)| *f == FormatArg::Vcf) {
-        args.vcf_header = vcf_header(&args)?;
-    }
     if args.reference == Path::new("-") && args.vcf == Path::new("-") {
         anyhow::bail!("--ref and --vcf cannot both read stdin (-)");
     }
@@ -181,6 +177,10 @@ pub fn run(mut args: ScoreVariantsArgs) -> anyhow::Result<()> {
         args.output.iter().map(PathBuf::as_path).collect()
     };
     ssmgen::output::atomic::check_not_inputs(&outputs, &inputs)?;
+    let formats = output_formats(&args)?;
+    if formats.iter().any(|(_, f)| *f == FormatArg::Vcf) {
+        args.vcf_header = vcf_header(&args)?;
+    }
     let model = match args.engine.load_any()? {
         AnyModel::Causal(m) => m,
         AnyModel::Caduceus(m) => {

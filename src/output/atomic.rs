@@ -470,6 +470,8 @@ impl Write for Output {
 pub fn format_extension(path: &Path) -> Option<String> {
     let name = path.file_name()?.to_string_lossy().to_ascii_lowercase();
     let name = name.strip_suffix(".gz").unwrap_or(&name);
+    // A leading dot makes a hidden name, not an extension (`.tmpX`, `.bashrc`).
+    let name = name.strip_prefix('.').unwrap_or(name);
     name.rsplit_once('.').map(|(_, ext)| ext.to_string())
 }
 
@@ -503,6 +505,11 @@ mod tests {
         );
         assert_eq!(format_extension(Path::new("x.gz")), None);
         assert_eq!(format_extension(Path::new("csv")), None);
+        assert_eq!(format_extension(Path::new("/tmp/.tmpAbc")), None);
+        assert_eq!(
+            format_extension(Path::new(".hidden.tsv")).as_deref(),
+            Some("tsv")
+        );
     }
 
     #[test]
