@@ -96,7 +96,7 @@ fn expected(
     skip: usize,
     chrom: &str,
     (a, b): (u64, u64),
-    extent: fn(&[&str]) -> (u64, u64),
+    extent: Extent,
 ) -> Vec<String> {
     text.lines()
         .skip(skip)
@@ -109,6 +109,9 @@ fn expected(
         .map(str::to_string)
         .collect()
 }
+
+/// The 1-based closed extent of a row's fields.
+type Extent = fn(&[&str]) -> (u64, u64);
 
 fn bed_extent(f: &[&str]) -> (u64, u64) {
     (f[1].parse::<u64>().unwrap() + 1, f[2].parse().unwrap())
@@ -174,7 +177,7 @@ fn variant_outputs_are_indexed_for_vcf_tsv_and_bed() {
         p(&bed),
         "--write-index",
     ]));
-    let cases: [(&Path, usize, fn(&[&str]) -> (u64, u64)); 3] = [
+    let cases: [(&Path, usize, Extent); 3] = [
         (&vcf, 0, pos_ref_extent),
         (&tsv, 1, pos_extent),
         (&bed, 0, bed_extent),

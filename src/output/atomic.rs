@@ -278,6 +278,9 @@ pub fn check_not_inputs(outputs: &[&Path], inputs: &[&Path]) -> Result<()> {
     Ok(())
 }
 
+/// The index asked for by [`Output::with_index`]: how to read the lines, which file to write.
+type IndexRequest = (Preset, IndexKind);
+
 /// Where the bytes of an [`Output`] go.
 enum Sink {
     /// A staged temporary file.
@@ -310,7 +313,7 @@ pub struct Output {
     inner: Inner,
     path: Option<PathBuf>,
     staged: Option<StagedFile>,
-    index: Option<(Preset, IndexKind)>,
+    index: Option<IndexRequest>,
 }
 
 impl Output {
@@ -394,7 +397,7 @@ impl Output {
         self.finish_parts().map(|(staged, _)| staged)
     }
 
-    fn finish_parts(self) -> Result<(Option<StagedFile>, Option<(Preset, IndexKind)>)> {
+    fn finish_parts(self) -> Result<(Option<StagedFile>, Option<IndexRequest>)> {
         let index = self.index;
         let path = self.display_path();
         let sink = match self.inner {
