@@ -191,7 +191,7 @@ impl GraphTask for MaskedEmbed {
     fn run<O: Ops>(self, graph: &CaduceusGraph<O>) -> anyhow::Result<()> {
         let args = &self.args;
         let options = embed_options(args, 0, None);
-        let bar = bases_bar(None, args.engine.quiet);
+        let bar = bases_bar(None, &args.engine);
         let progress = |n: u64| bar.inc(n);
         let embedder =
             MaskedEmbedder::new(graph, self.windows, options, args.rc_halves, &progress)?;
@@ -304,7 +304,7 @@ impl BackendTask for Embed {
         let mut sink = open_sink(&args, format, backend.config().hidden_size)?;
         let embedder = {
             let mut file = SequenceFile::open(&args.input, !regions.is_empty())?;
-            let bar = bases_bar(None, args.engine.quiet);
+            let bar = bases_bar(None, &args.engine);
             let progress = |n: u64| bar.inc(n);
             let embedder = Embedder::new(backend, options, &progress)?;
             let summary = embedder.run(&mut file, &regions, sink.as_mut())?;

@@ -185,7 +185,7 @@ impl GraphTask for MaskedLikelihood {
         let args = &self.args;
         let mut file = SequenceFile::open(&args.input, !self.regions.is_empty())?;
         let passes = u64::from(self.options.forward) + u64::from(self.options.reverse);
-        let bar = bases_bar(total_bases(&file, &self.regions, passes), args.engine.quiet);
+        let bar = bases_bar(total_bases(&file, &self.regions, passes), &args.engine);
         let progress = |n: u64| bar.inc(n * passes);
         let mut sink = open_sink(args, self.format, &file)?;
         let scorer = MaskedScorer::new(graph, self.options, &progress);
@@ -269,7 +269,7 @@ fn score<B: Backend>(
     let mut file = SequenceFile::open(&args.input, !regions.is_empty())?;
     let strand = Strand::from(args.strand);
     let passes = if strand == Strand::Both { 2 } else { 1 };
-    let bar = bases_bar(total_bases(&file, &regions, passes), args.engine.quiet);
+    let bar = bases_bar(total_bases(&file, &regions, passes), &args.engine);
     let progress = |n: u64| bar.inc(n);
     let mut sink = open_sink(args, format, &file)?;
     let options = LikelihoodOptions {

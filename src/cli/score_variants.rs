@@ -19,7 +19,7 @@ use ssmgen::variants::{
 };
 
 use super::masked::{GraphTask, MaskedArgs, run_masked};
-use super::progress::bases_bar;
+use super::progress::counter;
 use super::shards::{WarmupArgs, index_records, refuse_warmup_for_masked};
 use super::{BackendTask, EngineArgs, read_regions};
 use ssmgen::graph::Ops;
@@ -268,7 +268,7 @@ impl GraphTask for MaskedTask {
         let file = VariantFile::read(&args.vcf)?;
         let mut reference = SequenceFile::open(&args.reference, false)?;
         let path = reference.path().to_path_buf();
-        let bar = bases_bar(Some(file.variants.len() as u64), args.engine.quiet);
+        let bar = counter(Some(file.variants.len() as u64), "variants", &args.engine);
         let progress = |n: u64| bar.inc(n);
         let scorer = MaskedScorer::new(graph, self.options, &progress);
         let report = score_by_chromosome(
@@ -308,7 +308,7 @@ impl BackendTask for Task {
             stripe_len,
             bos,
         };
-        let bar = bases_bar(Some(file.variants.len() as u64), args.engine.quiet);
+        let bar = counter(Some(file.variants.len() as u64), "variants", &args.engine);
         let progress = |n: u64| bar.inc(n);
         let report = match (&spans, &mut reference) {
             (Some(spans), SequenceFile::Indexed(indexed)) => ScoreReport {
