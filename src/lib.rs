@@ -16,6 +16,7 @@ pub mod likelihood;
 pub mod masked;
 pub mod model;
 pub mod output;
+pub mod provenance;
 pub mod runner;
 pub mod spool;
 pub mod tokenizer;

@@ -214,7 +214,7 @@ fn output_files_bins_and_gzip() {
     ok_stdout(likelihood(&["test-data/fixture.fa", "-o", p(&out_gz)]));
     let mut text = String::new();
     use std::io::Read;
-    flate2::read::GzDecoder::new(std::fs::File::open(&out_gz).unwrap())
+    flate2::read::MultiGzDecoder::new(std::fs::File::open(&out_gz).unwrap())
         .read_to_string(&mut text)
         .unwrap();
     let per_base = ok_stdout(likelihood(&["test-data/fixture.fa"]));

@@ -93,7 +93,7 @@ fn every_format_reads_back_as_the_csv_rows() {
     ));
     let mut text = String::new();
     std::io::Read::read_to_string(
-        &mut flate2::read::GzDecoder::new(std::fs::File::open(&tsv).unwrap()),
+        &mut flate2::read::MultiGzDecoder::new(std::fs::File::open(&tsv).unwrap()),
         &mut text,
     )
     .unwrap();

@@ -188,6 +188,12 @@ fn bad_shard_inputs_are_refused_before_any_work_and_leave_no_output() {
         let bed = write(name, text);
         let bed_arg = bed.to_str().unwrap();
         for command in ["likelihood", "embed"] {
+            // An output name in the command's own format (an unknown extension is an error).
+            let out = if command == "likelihood" {
+                out.clone()
+            } else {
+                dir.path().join("out.tsv")
+            };
             let o = ssmgen(
                 &[
                     command,
@@ -220,7 +226,7 @@ fn bad_shard_inputs_are_refused_before_any_work_and_leave_no_output() {
             bed_arg,
             "--warmup",
             "-o",
-            out.to_str().unwrap(),
+            dir.path().join("out.tsv").to_str().unwrap(),
         ]);
         fails(o, message);
         let left: Vec<String> = std::fs::read_dir(dir.path())

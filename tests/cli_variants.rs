@@ -132,7 +132,7 @@ fn every_output_format_and_gzip_input() {
         out_vcf.to_str().unwrap(),
     ]));
     let mut text = String::new();
-    flate2::read::GzDecoder::new(std::fs::File::open(&out_vcf).unwrap())
+    flate2::read::MultiGzDecoder::new(std::fs::File::open(&out_vcf).unwrap())
         .read_to_string(&mut text)
         .unwrap();
     assert!(text.contains("##INFO=<ID=SSM_DLL,Number=A"));

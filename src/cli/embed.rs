@@ -7,7 +7,9 @@ use ssmgen::backend::Backend;
 use ssmgen::embed::{EmbedOptions, Embedder, EmbeddingSink, Pooling};
 use ssmgen::input::{Region, SequenceFile};
 use ssmgen::output::embedding::{DelimitedEmbeddings, MatrixEmbeddings, MatrixFormat};
-use ssmgen::output::{Output, format_extension};
+use ssmgen::output::{Output, Preset};
+
+use super::formats::{IndexArgs, Known, choose};
 
 use super::masked::{GraphTask, MaskedArgs, run_masked};
 use super::progress::bases_bar;
@@ -53,14 +55,23 @@ pub struct EmbedArgs {
     /// forward coordinates.
     #[arg(short, long, value_enum, default_value_t = StrandArg::Fwd)]
     strand: StrandArg,
-    /// Output format (default: from the output's extension — .csv, .tsv, .npy, .safetensors —
-    /// else CSV).
-    #[arg(short, long, value_enum)]
-    format: Option<EmbedFormat>,
-    /// Output file (`.gz` compresses CSV/TSV); stdout when absent or `-` (CSV/TSV only). NPY and
-    /// safetensors also write FILE.rows.bed with each row's coordinates.
+    /// Output format (`-f/--format` is an alias). Default: from the output's extension — .csv,
+    /// .tsv/.txt, .npy, .safetensors/.st; any other extension is an error — else (stdout, a
+    /// name without extension) CSV.
+    #[arg(
+        short = 'O',
+        long = "output-type",
+        short_alias = 'f',
+        alias = "format",
+        value_enum
+    )]
+    output_type: Option<EmbedFormat>,
+    /// Output file (`.gz`: BGZF-compressed CSV/TSV); stdout when absent or `-` (CSV/TSV only).
+    /// NPY and safetensors also write FILE.rows.bed with each row's coordinates.
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
+    #[command(flatten)]
+    index: IndexArgs,
     /// RCPS models (Caduceus-PS, PlantCaduceus): keep both halves of the hidden state
     /// (2 x d_model values) instead of averaging them.
     #[arg(long)]
@@ -81,29 +92,47 @@ enum EmbedFormat {
     Safetensors,
 }
 
-fn format_from_name(path: &Path) -> Option<EmbedFormat> {
-    match format_extension(path)?.as_str() {
-        "csv" => Some(EmbedFormat::Csv),
-        "tsv" | "txt" => Some(EmbedFormat::Tsv),
-        "npy" => Some(EmbedFormat::Npy),
-        "safetensors" | "st" => Some(EmbedFormat::Safetensors),
-        _ => None,
-    }
-}
+const KNOWN: [Known<EmbedFormat>; 4] = [
+    Known {
+        extensions: &["csv"],
+        format: EmbedFormat::Csv,
+        text: true,
+    },
+    Known {
+        extensions: &["tsv", "txt"],
+        format: EmbedFormat::Tsv,
+        text: true,
+    },
+    Known {
+        extensions: &["npy"],
+        format: EmbedFormat::Npy,
+        text: false,
+    },
+    Known {
+        extensions: &["safetensors", "st"],
+        format: EmbedFormat::Safetensors,
+        text: false,
+    },
+];
 
 /// Runs the command.
 pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
     args.engine.init_threads()?;
-    let format = args
-        .format
-        .or_else(|| args.output.as_deref().and_then(format_from_name))
-        .unwrap_or(EmbedFormat::Csv);
     super::check_outputs(
         args.output.as_deref(),
         &args.input,
         args.regions_bed.as_deref(),
         &args.engine,
     )?;
+    let format = choose(
+        args.output.as_deref(),
+        args.output_type,
+        &KNOWN,
+        EmbedFormat::Csv,
+    )?;
+    if args.index.write_index.is_some() && format != EmbedFormat::Tsv {
+        anyhow::bail!("--write-index applies to TSV output (-o FILE.tsv.gz) only");
+    }
     let regions = read_regions(&args.regions, args.regions_bed.as_deref())?;
     check_shard_regions(&args.input, &regions, &args.warmup)?;
     if args.warmup.warmup.is_some() && !args.per_base && args.window.is_none() {
@@ -162,7 +191,7 @@ impl GraphTask for MaskedEmbed {
     fn run<O: Ops>(self, graph: &CaduceusGraph<O>) -> anyhow::Result<()> {
         let args = &self.args;
         let options = embed_options(args, 0, None);
-        let bar = bases_bar(None, args.engine.quiet);
+        let bar = bases_bar(None, &args.engine);
         let progress = |n: u64| bar.inc(n);
         let embedder =
             MaskedEmbedder::new(graph, self.windows, options, args.rc_halves, &progress)?;
@@ -214,11 +243,11 @@ fn open_sink(
             } else {
                 b'\t'
             };
-            Box::new(DelimitedEmbeddings::new(
-                Output::create(output)?,
-                delimiter,
-                dim,
-            )?)
+            let mut out = Output::create(output)?;
+            if let Some(kind) = args.index.kind() {
+                out = out.with_index(Preset::Bed { skip: 1 }, kind)?;
+            }
+            Box::new(DelimitedEmbeddings::new(out, delimiter, dim)?)
         }
         EmbedFormat::Npy | EmbedFormat::Safetensors => {
             let Some(path) = output else {
@@ -275,7 +304,7 @@ impl BackendTask for Embed {
         let mut sink = open_sink(&args, format, backend.config().hidden_size)?;
         let embedder = {
             let mut file = SequenceFile::open(&args.input, !regions.is_empty())?;
-            let bar = bases_bar(None, args.engine.quiet);
+            let bar = bases_bar(None, &args.engine);
             let progress = |n: u64| bar.inc(n);
             let embedder = Embedder::new(backend, options, &progress)?;
             let summary = embedder.run(&mut file, &regions, sink.as_mut())?;

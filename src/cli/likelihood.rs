@@ -7,8 +7,10 @@ use ssmgen::backend::Backend;
 use ssmgen::input::{Region, SequenceFile};
 use ssmgen::likelihood::{LikelihoodOptions, Scorer, Strand};
 use ssmgen::output::{
-    BedGraphSink, BigWigWriter, CsvSink, IntervalSink, Output, TrackSink, format_extension,
+    BedGraphSink, BigWigWriter, CsvSink, IntervalSink, Output, Preset, TrackSink,
 };
+
+use super::formats::{IndexArgs, Known, choose};
 
 use super::masked::{GraphTask, MaskedArgs, run_masked};
 use super::progress::bases_bar;
@@ -35,13 +37,22 @@ pub struct LikelihoodArgs {
     /// forward coordinates; `both` reports their mean.
     #[arg(short, long, value_enum, default_value_t = StrandArg::Fwd)]
     strand: StrandArg,
-    /// Output format (default: from the output's extension — .bedgraph/.bg, .csv, .bw/.bigwig —
-    /// else bedGraph).
-    #[arg(short, long, value_enum)]
-    format: Option<TrackFormat>,
-    /// Output file (`.gz` compresses); stdout when absent or `-`.
+    /// Output format (`-f/--format` is an alias). Default: from the output's extension —
+    /// .bedgraph/.bg, .csv, .bw/.bigwig; any other extension is an error — else (stdout, a name
+    /// without extension) bedGraph.
+    #[arg(
+        short = 'O',
+        long = "output-type",
+        short_alias = 'f',
+        alias = "format",
+        value_enum
+    )]
+    output_type: Option<TrackFormat>,
+    /// Output file (`.gz`: BGZF-compressed text); stdout when absent or `-`.
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
+    #[command(flatten)]
+    index: IndexArgs,
     /// bedGraph and bigWig: mean over bins of N bases instead of one value per base.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     bin: Option<u64>,
@@ -64,31 +75,45 @@ enum TrackFormat {
     Bigwig,
 }
 
-fn format_from_name(path: &Path) -> Option<TrackFormat> {
-    match format_extension(path)?.as_str() {
-        "csv" => Some(TrackFormat::Csv),
-        "bedgraph" | "bg" => Some(TrackFormat::Bedgraph),
-        "bw" | "bigwig" => Some(TrackFormat::Bigwig),
-        _ => None,
-    }
-}
+const KNOWN: [Known<TrackFormat>; 3] = [
+    Known {
+        extensions: &["bedgraph", "bg"],
+        format: TrackFormat::Bedgraph,
+        text: true,
+    },
+    Known {
+        extensions: &["csv"],
+        format: TrackFormat::Csv,
+        text: true,
+    },
+    Known {
+        extensions: &["bw", "bigwig"],
+        format: TrackFormat::Bigwig,
+        text: false,
+    },
+];
 
 /// Runs the command.
 pub fn run(args: LikelihoodArgs) -> anyhow::Result<()> {
     args.engine.init_threads()?;
-    let format = args
-        .format
-        .or_else(|| args.output.as_deref().and_then(format_from_name))
-        .unwrap_or(TrackFormat::Bedgraph);
-    if args.bin.is_some() && format == TrackFormat::Csv {
-        anyhow::bail!("--bin applies to bedGraph and bigWig output only");
-    }
     super::check_outputs(
         args.output.as_deref(),
         &args.input,
         args.regions_bed.as_deref(),
         &args.engine,
     )?;
+    let format = choose(
+        args.output.as_deref(),
+        args.output_type,
+        &KNOWN,
+        TrackFormat::Bedgraph,
+    )?;
+    if args.index.write_index.is_some() && format != TrackFormat::Bedgraph {
+        anyhow::bail!("--write-index applies to bedGraph output (-o FILE.bedgraph.gz) only");
+    }
+    if args.bin.is_some() && format == TrackFormat::Csv {
+        anyhow::bail!("--bin applies to bedGraph and bigWig output only");
+    }
     let regions = read_regions(&args.regions, args.regions_bed.as_deref())?;
     check_shard_regions(&args.input, &regions, &args.warmup)?;
 
@@ -160,7 +185,7 @@ impl GraphTask for MaskedLikelihood {
         let args = &self.args;
         let mut file = SequenceFile::open(&args.input, !self.regions.is_empty())?;
         let passes = u64::from(self.options.forward) + u64::from(self.options.reverse);
-        let bar = bases_bar(total_bases(&file, &self.regions, passes), args.engine.quiet);
+        let bar = bases_bar(total_bases(&file, &self.regions, passes), &args.engine);
         let progress = |n: u64| bar.inc(n * passes);
         let mut sink = open_sink(args, self.format, &file)?;
         let scorer = MaskedScorer::new(graph, self.options, &progress);
@@ -208,10 +233,13 @@ fn open_sink(
     file: &SequenceFile,
 ) -> anyhow::Result<Box<dyn TrackSink>> {
     Ok(match format {
-        TrackFormat::Bedgraph => Box::new(BedGraphSink::new(
-            Output::create(args.output.as_deref())?,
-            args.bin,
-        )),
+        TrackFormat::Bedgraph => {
+            let mut out = Output::create(args.output.as_deref())?;
+            if let Some(kind) = args.index.kind() {
+                out = out.with_index(Preset::Bed { skip: 0 }, kind)?;
+            }
+            Box::new(BedGraphSink::new(out, args.bin))
+        }
         TrackFormat::Csv => Box::new(CsvSink::new(Output::create(args.output.as_deref())?)?),
         TrackFormat::Bigwig => {
             let Some(path) = args.output.as_deref().filter(|p| *p != Path::new("-")) else {
@@ -241,7 +269,7 @@ fn score<B: Backend>(
     let mut file = SequenceFile::open(&args.input, !regions.is_empty())?;
     let strand = Strand::from(args.strand);
     let passes = if strand == Strand::Both { 2 } else { 1 };
-    let bar = bases_bar(total_bases(&file, &regions, passes), args.engine.quiet);
+    let bar = bases_bar(total_bases(&file, &regions, passes), &args.engine);
     let progress = |n: u64| bar.inc(n);
     let mut sink = open_sink(args, format, &file)?;
     let options = LikelihoodOptions {

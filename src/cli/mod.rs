@@ -1,6 +1,7 @@
 //! Command-line interface: argument definitions and one module per subcommand.
 
 pub mod embed;
+pub mod formats;
 pub mod info;
 pub mod likelihood;
 pub mod masked;
@@ -116,9 +117,13 @@ pub struct EngineArgs {
     /// Prepend the model's BOS token so each record's first base gets a score.
     #[arg(long)]
     pub bos: bool,
-    /// No progress bar and no device line.
+    /// No progress bar, progress log lines or device line.
     #[arg(short, long)]
     pub quiet: bool,
+    /// When stderr is not a terminal (cluster jobs, `nohup`, `2> log`): seconds between progress
+    /// log lines (count, total, percent, rate, ETA), instead of a bar.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0, value_parser = positive_seconds)]
+    pub log_interval: f64,
     /// Where to run: `cpu`, `cuda`, `cuda:N`, or `auto` (CUDA when a usable GPU and driver are
     /// present, else CPU).
     #[arg(long, value_name = "DEVICE", default_value = "auto")]
@@ -134,6 +139,14 @@ pub struct EngineArgs {
     /// of the wall time, on stderr at the end (costs a little speed).
     #[arg(long)]
     pub profile: bool,
+}
+
+/// A number of seconds above zero (at most a day).
+fn positive_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 86_400.0 => Ok(v),
+        _ => Err(format!("'{text}' is not a number of seconds in (0, 86400]")),
+    }
 }
 
 /// Values of `--precision`.

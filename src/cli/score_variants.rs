@@ -8,7 +8,10 @@ use ssmgen::backend::Backend;
 use ssmgen::error::escape_controls;
 use ssmgen::input::SequenceFile;
 use ssmgen::input::shards::check_sorted_disjoint;
-use ssmgen::output::format_extension;
+use ssmgen::output::Preset;
+use ssmgen::provenance::{ModelFingerprint, contig_lines, vcf_header_lines};
+
+use super::formats::{IndexArgs, Known, choose};
 use ssmgen::variants::engine::EngineOptions;
 use ssmgen::variants::output::{ScoreKind, VariantFormat, write};
 use ssmgen::variants::{
@@ -16,7 +19,7 @@ use ssmgen::variants::{
 };
 
 use super::masked::{GraphTask, MaskedArgs, run_masked};
-use super::progress::bases_bar;
+use super::progress::counter;
 use super::shards::{WarmupArgs, index_records, refuse_warmup_for_masked};
 use super::{BackendTask, EngineArgs, read_regions};
 use ssmgen::graph::Ops;
@@ -35,13 +38,27 @@ pub struct ScoreVariantsArgs {
     /// (1-based); `-` for stdin.
     #[arg(long, value_name = "FILE")]
     vcf: PathBuf,
-    /// Output file (`.gz` compresses); stdout when absent or `-`. Repeatable: one scoring pass
-    /// written to several files (e.g. `-o s.tsv -o s.vcf`), each in its extension's format.
+    /// Output file (`.gz`: BGZF-compressed); stdout when absent or `-`. Repeatable: one scoring
+    /// pass written to several files (e.g. `-o s.tsv -o s.vcf.gz`), each in its extension's
+    /// format.
     #[arg(short, long, value_name = "FILE")]
     output: Vec<PathBuf>,
-    /// Output format (default: from each output's extension, else tsv).
-    #[arg(short, long, value_enum)]
-    format: Option<FormatArg>,
+    /// Output format for every output (`-f/--format` is an alias). Default: from each output's
+    /// extension — .tsv/.txt, .csv, .bed, .vcf; any other extension is an error — else (stdout, a
+    /// name without extension) tsv.
+    #[arg(
+        short = 'O',
+        long = "output-type",
+        short_alias = 'f',
+        alias = "format",
+        value_enum
+    )]
+    output_type: Option<FormatArg>,
+    #[command(flatten)]
+    index: IndexArgs,
+    /// VCF header lines (provenance, contigs), filled in by `run`.
+    #[arg(skip)]
+    vcf_header: Vec<String>,
     /// Downstream bases after the allele included in delta_ll.
     #[arg(long, default_value_t = 128)]
     window: usize,
@@ -77,7 +94,7 @@ pub struct ScoreVariantsArgs {
     engine: EngineArgs,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum FormatArg {
     Tsv,
     Csv,
@@ -91,18 +108,62 @@ enum ScoreArg {
     Llr,
 }
 
-fn format_from_name(path: &Path) -> Option<VariantFormat> {
-    match format_extension(path)?.as_str() {
-        "tsv" | "txt" => Some(VariantFormat::Tsv),
-        "csv" => Some(VariantFormat::Csv),
-        "bed" => Some(VariantFormat::Bed),
-        "vcf" => Some(VariantFormat::Vcf),
-        _ => None,
+const KNOWN: [Known<FormatArg>; 4] = [
+    Known {
+        extensions: &["tsv", "txt"],
+        format: FormatArg::Tsv,
+        text: true,
+    },
+    Known {
+        extensions: &["csv"],
+        format: FormatArg::Csv,
+        text: true,
+    },
+    Known {
+        extensions: &["bed"],
+        format: FormatArg::Bed,
+        text: true,
+    },
+    Known {
+        extensions: &["vcf"],
+        format: FormatArg::Vcf,
+        text: true,
+    },
+];
+
+/// The format of each output (stdout alone when there is none), checked before any work.
+fn output_formats(args: &ScoreVariantsArgs) -> anyhow::Result<Vec<(Option<&Path>, FormatArg)>> {
+    let outputs: Vec<Option<&Path>> = if args.output.is_empty() {
+        vec![None]
+    } else {
+        args.output.iter().map(|p| Some(p.as_path())).collect()
+    };
+    let mut formats = Vec::with_capacity(outputs.len());
+    for output in outputs {
+        let format = choose(output, args.output_type, &KNOWN, FormatArg::Tsv)?;
+        if args.index.write_index.is_some() && format == FormatArg::Csv {
+            anyhow::bail!(
+                "{}: --write-index applies to VCF, BED and TSV output (.vcf.gz, .bed.gz,                  .tsv.gz), not CSV",
+                output.unwrap_or(Path::new("<stdout>")).display()
+            );
+        }
+        formats.push((output, format));
     }
+    Ok(formats)
+}
+
+/// The provenance lines every VCF output gets.
+fn vcf_header(args: &ScoreVariantsArgs) -> anyhow::Result<Vec<String>> {
+    let model = match &args.engine.model {
+        Some(dir) => ModelFingerprint::of_dir(dir)?,
+        None => ssmgen::model::builtin::fingerprint(),
+    };
+    let argv: Vec<String> = std::env::args().collect();
+    Ok(vcf_header_lines(&argv, &model))
 }
 
 /// Runs the command.
-pub fn run(args: ScoreVariantsArgs) -> anyhow::Result<()> {
+pub fn run(mut args: ScoreVariantsArgs) -> anyhow::Result<()> {
     args.engine.init_threads()?;
     if args.reference == Path::new("-") && args.vcf == Path::new("-") {
         anyhow::bail!("--ref and --vcf cannot both read stdin (-)");
@@ -116,6 +177,10 @@ pub fn run(args: ScoreVariantsArgs) -> anyhow::Result<()> {
         args.output.iter().map(PathBuf::as_path).collect()
     };
     ssmgen::output::atomic::check_not_inputs(&outputs, &inputs)?;
+    let formats = output_formats(&args)?;
+    if formats.iter().any(|(_, f)| *f == FormatArg::Vcf) {
+        args.vcf_header = vcf_header(&args)?;
+    }
     let model = match args.engine.load_any()? {
         AnyModel::Causal(m) => m,
         AnyModel::Caduceus(m) => {
@@ -203,7 +268,7 @@ impl GraphTask for MaskedTask {
         let file = VariantFile::read(&args.vcf)?;
         let mut reference = SequenceFile::open(&args.reference, false)?;
         let path = reference.path().to_path_buf();
-        let bar = bases_bar(Some(file.variants.len() as u64), args.engine.quiet);
+        let bar = counter(Some(file.variants.len() as u64), "variants", &args.engine);
         let progress = |n: u64| bar.inc(n);
         let scorer = MaskedScorer::new(graph, self.options, &progress);
         let report = score_by_chromosome(
@@ -243,7 +308,7 @@ impl BackendTask for Task {
             stripe_len,
             bos,
         };
-        let bar = bases_bar(Some(file.variants.len() as u64), args.engine.quiet);
+        let bar = counter(Some(file.variants.len() as u64), "variants", &args.engine);
         let progress = |n: u64| bar.inc(n);
         let report = match (&spans, &mut reference) {
             (Some(spans), SequenceFile::Indexed(indexed)) => ScoreReport {
@@ -340,15 +405,6 @@ fn report_and_write(
         Some(ScoreArg::Llr) => ScoreKind::Llr,
         None => default_kind,
     };
-    let format_of = |output: Option<&Path>| match args.format {
-        Some(FormatArg::Tsv) => VariantFormat::Tsv,
-        Some(FormatArg::Csv) => VariantFormat::Csv,
-        Some(FormatArg::Bed) => VariantFormat::Bed,
-        Some(FormatArg::Vcf) => VariantFormat::Vcf,
-        None => output
-            .and_then(format_from_name)
-            .unwrap_or(VariantFormat::Tsv),
-    };
     let mut counts: HashMap<&str, usize> = HashMap::new();
     for (v, r) in file.variants.iter().zip(results) {
         if let Some(skip) = r.skip {
@@ -382,14 +438,23 @@ fn report_and_write(
             "ssmgen: warning: {n} variant(s) not scored: {reason} (--strict makes this an error)"
         );
     }
-    let outputs: Vec<Option<&Path>> = if args.output.is_empty() {
-        vec![None]
-    } else {
-        args.output.iter().map(|p| Some(p.as_path())).collect()
-    };
-    for output in outputs {
-        let out = ssmgen::output::Output::create(output)?;
-        write(out, format_of(output), kind, file, results)?;
+    let mut header = args.vcf_header.clone();
+    if !args.vcf_header.is_empty() && !file.is_vcf && args.reference != Path::new("-") {
+        // A table has no header of its own: the contigs come from the reference's index.
+        header.extend(contig_lines(&args.reference)?);
+    }
+    for (output, format) in output_formats(args)? {
+        let mut out = ssmgen::output::Output::create(output)?;
+        let (format, preset) = match format {
+            FormatArg::Tsv => (VariantFormat::Tsv, Preset::PosTable),
+            FormatArg::Csv => (VariantFormat::Csv, Preset::PosTable),
+            FormatArg::Bed => (VariantFormat::Bed, Preset::Bed { skip: 0 }),
+            FormatArg::Vcf => (VariantFormat::Vcf, Preset::Vcf),
+        };
+        if let Some(index) = args.index.kind() {
+            out = out.with_index(preset, index)?;
+        }
+        write(out, format, &header, kind, file, results)?;
     }
     Ok(())
 }

@@ -13,6 +13,11 @@ pub const NAME: &str = "ssmgen-dna-small";
 const CONFIG: &str = include_str!("../../models/ssmgen-dna-small/config.json");
 const WEIGHTS: &[u8] = include_bytes!("../../models/ssmgen-dna-small/model.safetensors");
 
+/// The built-in model's provenance: its name and the SHA-256 of its files.
+pub fn fingerprint() -> crate::provenance::ModelFingerprint {
+    crate::provenance::ModelFingerprint::of_bytes(NAME, CONFIG.as_bytes(), WEIGHTS)
+}
+
 /// Loads the built-in model.
 pub fn load() -> Result<Model> {
     Model::from_bytes(NAME, CONFIG, WEIGHTS)

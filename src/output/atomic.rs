@@ -1,5 +1,7 @@
 //! Output destinations: stdout, or a file written under a temporary name in the same folder
-//! and renamed into place only when everything succeeded (gzip-compressed if it ends in `.gz`).
+//! and renamed into place only when everything succeeded (BGZF-compressed if it ends in `.gz`,
+//! which every gzip reader reads and `tabix`/`bcftools index` can index; with
+//! [`Output::with_index`] the `.tbi`/`.csi` is written too and put in place with the file).
 //!
 //! What `-o PATH` names decides how it is written, as a shell's `>` would:
 //! - a regular file (or nothing yet): a temporary `.NAME.XXXX.tmp` beside it, renamed onto it
@@ -16,6 +18,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, Once};
 
+use super::index::{IndexKind, Preset};
 use crate::error::{Error, Result};
 
 /// Paths of the temporary files that exist right now; the signal handler removes them.
@@ -275,6 +278,9 @@ pub fn check_not_inputs(outputs: &[&Path], inputs: &[&Path]) -> Result<()> {
     Ok(())
 }
 
+/// The index asked for by [`Output::with_index`]: how to read the lines, which file to write.
+type IndexRequest = (Preset, IndexKind);
+
 /// Where the bytes of an [`Output`] go.
 enum Sink {
     /// A staged temporary file.
@@ -299,7 +305,7 @@ impl Write for Sink {
 enum Inner {
     Stdout(BufWriter<io::Stdout>),
     Plain(BufWriter<Sink>),
-    Gzip(flate2::write::GzEncoder<BufWriter<Sink>>),
+    Gzip(noodles_bgzf::io::Writer<BufWriter<Sink>>),
 }
 
 /// Where results go. Dropping it without [`Output::commit`] leaves no file behind.
@@ -307,6 +313,7 @@ pub struct Output {
     inner: Inner,
     path: Option<PathBuf>,
     staged: Option<StagedFile>,
+    index: Option<IndexRequest>,
 }
 
 impl Output {
@@ -318,6 +325,7 @@ impl Output {
                 inner: Inner::Stdout(BufWriter::with_capacity(1 << 16, io::stdout())),
                 path: None,
                 staged: None,
+                index: None,
             });
         };
         let (sink, staged) = match resolve(path)? {
@@ -335,10 +343,7 @@ impl Output {
         };
         let buffered = BufWriter::with_capacity(1 << 16, sink);
         let inner = if is_gzip_name(path) {
-            Inner::Gzip(flate2::write::GzEncoder::new(
-                buffered,
-                flate2::Compression::default(),
-            ))
+            Inner::Gzip(noodles_bgzf::io::Writer::new(buffered))
         } else {
             Inner::Plain(buffered)
         };
@@ -346,7 +351,33 @@ impl Output {
             inner,
             path: Some(path.to_path_buf()),
             staged,
+            index: None,
         })
+    }
+
+    /// Asks for a `.tbi`/`.csi` index of the output, built on commit and put in place together
+    /// with it. Refused for stdout, devices and FIFOs, and for names not ending in `.gz`.
+    pub fn with_index(mut self, preset: Preset, kind: IndexKind) -> Result<Self> {
+        let Some(path) = self.path.clone() else {
+            return Err(Error::format(
+                "<stdout>",
+                "--write-index needs an output file (-o FILE.gz), not stdout",
+            ));
+        };
+        if self.staged.is_none() {
+            return Err(Error::format(
+                &path,
+                "--write-index needs a regular output file, not a device or FIFO",
+            ));
+        }
+        if !matches!(self.inner, Inner::Gzip(_)) {
+            return Err(Error::format(
+                &path,
+                "--write-index needs a BGZF-compressed output: name it with .gz",
+            ));
+        }
+        self.index = Some((preset, kind));
+        Ok(self)
     }
 
     /// The final path, if writing to a file.
@@ -363,19 +394,25 @@ impl Output {
 
     /// Flushes everything; returns the staged file still to be put in place, if any.
     pub fn finish(self) -> Result<Option<StagedFile>> {
+        self.finish_parts().map(|(staged, _)| staged)
+    }
+
+    fn finish_parts(self) -> Result<(Option<StagedFile>, Option<IndexRequest>)> {
+        let index = self.index;
         let path = self.display_path();
         let sink = match self.inner {
             Inner::Stdout(mut w) => {
                 return match w.flush() {
-                    Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(None),
-                    r => r.map(|()| None).map_err(|e| Error::io(path, e)),
+                    Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok((None, None)),
+                    r => r.map(|()| (None, None)).map_err(|e| Error::io(path, e)),
                 };
             }
             Inner::Plain(w) => w
                 .into_inner()
                 .map_err(|e| Error::io(&path, e.into_error()))?,
-            Inner::Gzip(w) => {
-                let w = w.finish().map_err(|e| Error::io(&path, e))?;
+            Inner::Gzip(mut w) => {
+                w.try_finish().map_err(|e| Error::io(&path, e))?;
+                let w = w.into_inner();
                 w.into_inner()
                     .map_err(|e| Error::io(&path, e.into_error()))?
             }
@@ -383,14 +420,24 @@ impl Output {
         if let Sink::Direct(mut f) = sink {
             f.flush().map_err(|e| Error::io(&path, e))?;
         }
-        Ok(self.staged)
+        Ok((self.staged, index))
     }
 
-    /// Flushes and, for a file, renames the temporary file to its final name.
+    /// Flushes and, for a file, renames the temporary file to its final name (with its index,
+    /// if one was asked for, in the same step).
     pub fn commit(self) -> Result<()> {
-        match self.finish()? {
-            Some(staged) => staged.commit(),
-            None => Ok(()),
+        match self.finish_parts()? {
+            (Some(staged), Some((preset, kind))) => {
+                let bytes = super::index::build(&staged.tmp, staged.path(), preset, kind)?;
+                let index_path = index_path(staged.path(), kind);
+                let (index, mut file) = StagedFile::create(&index_path)?;
+                file.write_all(&bytes)
+                    .map_err(|e| Error::io(&index_path, e))?;
+                drop(file);
+                commit_together(vec![staged, index])
+            }
+            (Some(staged), None) => staged.commit(),
+            (None, _) => Ok(()),
         }
     }
 }
@@ -426,10 +473,20 @@ impl Write for Output {
 pub fn format_extension(path: &Path) -> Option<String> {
     let name = path.file_name()?.to_string_lossy().to_ascii_lowercase();
     let name = name.strip_suffix(".gz").unwrap_or(&name);
+    // A leading dot makes a hidden name, not an extension (`.tmpX`, `.bashrc`).
+    let name = name.strip_prefix('.').unwrap_or(name);
     name.rsplit_once('.').map(|(_, ext)| ext.to_string())
 }
 
-/// Whether a file name asks for gzip compression.
+/// Where the index of `path` goes: `path.tbi` or `path.csi`, beside the name as given.
+pub fn index_path(path: &Path, kind: IndexKind) -> PathBuf {
+    let mut name = path.as_os_str().to_os_string();
+    name.push(".");
+    name.push(kind.extension());
+    PathBuf::from(name)
+}
+
+/// Whether a file name asks for (BGZF) compression.
 pub fn is_gzip_name(path: &Path) -> bool {
     path.extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("gz"))
@@ -451,6 +508,11 @@ mod tests {
         );
         assert_eq!(format_extension(Path::new("x.gz")), None);
         assert_eq!(format_extension(Path::new("csv")), None);
+        assert_eq!(format_extension(Path::new("/tmp/.tmpAbc")), None);
+        assert_eq!(
+            format_extension(Path::new(".hidden.tsv")).as_deref(),
+            Some("tsv")
+        );
     }
 
     #[test]

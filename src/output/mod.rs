@@ -3,10 +3,12 @@
 pub mod atomic;
 pub mod bigwig;
 pub mod embedding;
+pub mod index;
 pub mod track;
 
 pub use atomic::{Output, format_extension};
 pub use bigwig::BigWigWriter;
+pub use index::{IndexKind, Preset};
 pub use track::{BedGraphSink, CsvSink, IntervalSink, TrackSink};
 
 /// A csv crate error as ssmgen's I/O error on `what`.

@@ -64,10 +64,12 @@ pub fn score_of(r: &VariantResult, kind: ScoreKind) -> Option<f64> {
     }
 }
 
-/// Writes `results` (parallel to `file.variants`) to `out` and commits it.
+/// Writes `results` (parallel to `file.variants`) to `out` and commits it. VCF output gets the
+/// header lines `extra_header` (provenance, `##contig`) before `#CHROM`.
 pub fn write(
     mut out: Output,
     format: VariantFormat,
+    extra_header: &[String],
     kind: ScoreKind,
     file: &VariantFile,
     results: &[VariantResult],
@@ -130,7 +132,7 @@ pub fn write(
                 .map_err(io(&out))?;
             }
         }
-        VariantFormat::Vcf => write_vcf(&mut out, kind, file, results)?,
+        VariantFormat::Vcf => write_vcf(&mut out, kind, file, results, extra_header)?,
     }
     out.commit()
 }
@@ -147,6 +149,7 @@ fn write_vcf(
     kind: ScoreKind,
     file: &VariantFile,
     results: &[VariantResult],
+    extra_header: &[String],
 ) -> Result<()> {
     let e = |err: std::io::Error| Error::io("<vcf output>", err);
     let header: Vec<String> = if file.is_vcf {
@@ -159,6 +162,9 @@ fn write_vcf(
     };
     for line in &header {
         if line.starts_with("#CHROM") {
+            for extra in extra_header {
+                writeln!(out, "{extra}").map_err(e)?;
+            }
             for info in INFO_LINES {
                 writeln!(out, "{info}").map_err(e)?;
             }

@@ -123,6 +123,12 @@ def header_of(lines, kind):
     return n
 
 
+def same_header(lines):
+    """The header lines that must agree between parts: a VCF's `##ssmgenCommand` names each
+    shard's own command line (its --regions file), so the merged file keeps the first part's."""
+    return [l for l in lines if not l.startswith("##ssmgenCommand=")]
+
+
 def gather_text(parts, out, header, sorted_by, fai):
     check = SortCheck(sorted_by, fai, out)
     w = Atomic(out)
@@ -135,7 +141,7 @@ def gather_text(parts, out, header, sorted_by, fai):
             if first_header is None:
                 first_header = lines[:n]
                 w.f.writelines(first_header)
-            elif lines[:n] != first_header:
+            elif same_header(lines[:n]) != same_header(first_header):
                 fail(f"{part}: its header differs from the first part's ({parts[0]})")
             for i, line in enumerate(lines[n:], start=n + 1):
                 check.row(line, f"{part}:{i}")
