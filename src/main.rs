@@ -11,6 +11,7 @@ fn main() {
         cli::Command::Embed(a) => cli::embed::run(a),
         cli::Command::ScoreVariants(a) => cli::score_variants::run(a),
         cli::Command::Info(a) => cli::info::run(a),
+        cli::Command::Models => cli::info::models(),
         cli::Command::Shards(a) => cli::shards::run(a),
     };
     if let Err(err) = result {

@@ -86,3 +86,21 @@ fn read_first_record(path: &Path, bases: usize) -> String {
         .collect();
     seq[..bases].to_string()
 }
+
+#[test]
+fn models_lists_the_built_in_model_and_model_takes_its_name() {
+    let out = ssmgen().arg("models").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("ssmgen-dna-small"), "{text}");
+    assert!(text.contains("701312"), "{text}");
+    let by_name = likelihood_csv(&["--model", "ssmgen-dna-small"], "test-data/fixture.fa");
+    let default = likelihood_csv(&[], "test-data/fixture.fa");
+    assert_eq!(by_name, default);
+    // Another name is still a folder that must exist.
+    let out = ssmgen()
+        .args(["info", "--model", "no-such-model"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}

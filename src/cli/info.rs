@@ -75,3 +75,19 @@ fn caduceus(model: &ssmgen::model::caduceus::CaduceusModel) -> anyhow::Result<()
     println!("tokens             A=7 C=8 G=9 T=10 N=11 [MASK]=3");
     Ok(())
 }
+
+/// `ssmgen models`: the models compiled into the binary.
+pub fn models() -> anyhow::Result<()> {
+    let model = ssmgen::model::builtin::load()?;
+    let c = &model.config;
+    println!("name\tarchitecture\tlayers\td_model\tparameters\ttrained on");
+    println!(
+        "{}\tcausal Mamba-1 (default)\t{}\t{}\t{}\t{}",
+        ssmgen::model::builtin::NAME,
+        c.num_hidden_layers,
+        c.hidden_size,
+        model.weights.parameter_count(c),
+        "four Klebsiella pneumoniae genomes and phage lambda (models/README.md)"
+    );
+    Ok(())
+}

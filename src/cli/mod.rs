@@ -33,6 +33,8 @@ pub enum Command {
     ScoreVariants(score_variants::ScoreVariantsArgs),
     /// Print a model's configuration, parameter count and state size.
     Info(info::InfoArgs),
+    /// List the built-in models (usable by name with --model).
+    Models,
     /// BED regions that cut a genome into shards for pipeline jobs (from its `.fai`).
     Shards(shards::ShardsArgs),
 }
@@ -104,7 +106,8 @@ impl From<StrandArg> for ssmgen::likelihood::Strand {
 #[derive(clap::Args, Debug, Clone)]
 pub struct EngineArgs {
     /// Model directory (config.json + model.safetensors): a Hugging Face MambaForCausalLM, or a
-    /// Caduceus / PlantCaduceus CaduceusForMaskedLM as published (docs/models.md).
+    /// Caduceus / PlantCaduceus CaduceusForMaskedLM as published (docs/models.md); or the name
+    /// of a built-in model (`ssmgen models`).
     /// Default: the built-in `ssmgen-dna-small`, trained on bacterial genomes (models/README.md).
     #[arg(short, long, value_name = "DIR")]
     pub model: Option<PathBuf>,
@@ -171,10 +174,16 @@ pub use ssmgen::backend::Device;
 
 impl EngineArgs {
     /// Loads the model named by `--model` whatever its architecture, or the built-in one.
+    /// `--model` may also name a built-in model (`ssmgen models` lists them) when no folder of
+    /// that name exists.
     pub fn load_any(&self) -> anyhow::Result<ssmgen::model::AnyModel> {
+        use ssmgen::model::{AnyModel, builtin};
         Ok(match &self.model {
-            Some(dir) => ssmgen::model::AnyModel::load(dir)?,
-            None => ssmgen::model::AnyModel::Causal(ssmgen::model::builtin::load()?),
+            Some(dir) if !dir.exists() && dir.as_os_str() == builtin::NAME => {
+                AnyModel::Causal(builtin::load()?)
+            }
+            Some(dir) => AnyModel::load(dir)?,
+            None => AnyModel::Causal(builtin::load()?),
         })
     }
 
