@@ -82,12 +82,12 @@ pub fn models() -> anyhow::Result<()> {
     let c = &model.config;
     println!("name\tarchitecture\tlayers\td_model\tparameters\ttrained on");
     println!(
-        "{}\tcausal Mamba-1 (default)\t{}\t{}\t{}\t{}",
+        "{}\tcausal Mamba-1 (default)\t{}\t{}\t{}\tfour Klebsiella pneumoniae genomes and \
+         phage lambda (models/README.md)",
         ssmgen::model::builtin::NAME,
         c.num_hidden_layers,
         c.hidden_size,
         model.weights.parameter_count(c),
-        "four Klebsiella pneumoniae genomes and phage lambda (models/README.md)"
     );
     Ok(())
 }
