@@ -12,6 +12,8 @@ fn main() {
         cli::Command::ScoreVariants(a) => cli::score_variants::run(a),
         cli::Command::Info(a) => cli::info::run(a),
         cli::Command::Models => cli::info::models(),
+        cli::Command::Completions { shell } => cli::completions(shell),
+        cli::Command::Man { command } => cli::man(command.as_deref()),
         cli::Command::Shards(a) => cli::shards::run(a),
     };
     if let Err(err) = result {

@@ -104,3 +104,18 @@ fn models_lists_the_built_in_model_and_model_takes_its_name() {
         .unwrap();
     assert!(!out.status.success());
 }
+
+#[test]
+fn completions_and_man_pages_are_printed() {
+    let out = ssmgen().args(["completions", "bash"]).output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("_ssmgen()"));
+    let out = ssmgen().args(["man", "likelihood"]).output().unwrap();
+    assert!(out.status.success());
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(page.contains(".TH ssmgen-likelihood 1"), "{page}");
+    assert!(page.contains("window\\-len"), "the options are in the page");
+    let out = ssmgen().args(["man", "nope"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("commands: likelihood"));
+}

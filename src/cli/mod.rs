@@ -35,8 +35,47 @@ pub enum Command {
     Info(info::InfoArgs),
     /// List the built-in models (usable by name with --model).
     Models,
+    /// Print a shell completion script (e.g. `ssmgen completions bash > ~/.local/share/bash-completion/completions/ssmgen`).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page of ssmgen or of one command (roff; `ssmgen man likelihood | man -l -`).
+    Man {
+        /// A command; the top-level page when absent.
+        command: Option<String>,
+    },
     /// BED regions that cut a genome into shards for pipeline jobs (from its `.fai`).
     Shards(shards::ShardsArgs),
+}
+
+/// Writes the completion script for `shell` to stdout.
+pub fn completions(shell: clap_complete::Shell) -> anyhow::Result<()> {
+    use clap::CommandFactory;
+    clap_complete::generate(shell, &mut Cli::command(), "ssmgen", &mut std::io::stdout());
+    Ok(())
+}
+
+/// Writes the man page of ssmgen, or of its subcommand `name`, to stdout.
+pub fn man(name: Option<&str>) -> anyhow::Result<()> {
+    use clap::CommandFactory;
+    let top = Cli::command();
+    let page = match name {
+        None => top,
+        Some(n) => {
+            let Some(sub) = top.find_subcommand(n).cloned() else {
+                let known: Vec<String> = top
+                    .get_subcommands()
+                    .map(|c| c.get_name().to_string())
+                    .collect();
+                anyhow::bail!("man: no command '{n}'; commands: {}", known.join(", "));
+            };
+            sub.display_name(format!("ssmgen-{n}"))
+        }
+    };
+    clap_mangen::Man::new(page).render(&mut std::io::stdout())?;
+    Ok(())
 }
 
 /// The regions of `--region` (1-based strings) and `--regions` (a BED file), in that order.
