@@ -13,9 +13,19 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-/// Run selective state-space (Mamba) DNA language models over whole chromosomes.
+/// Run selective state-space (Mamba, Caduceus) DNA language models over whole chromosomes.
 #[derive(Parser, Debug)]
-#[command(name = "ssmgen", version, about, propagate_version = true)]
+#[command(
+    name = "ssmgen",
+    version,
+    about,
+    propagate_version = true,
+    after_help = "Outputs (by extension, or -O): likelihood — bedGraph (.bedgraph/.bg[.gz]), CSV \
+(.csv[.gz]), bigWig (.bw); embed — CSV/TSV (.csv/.tsv[.gz]), NPY (.npy), safetensors \
+(.safetensors), each matrix with a .rows.bed; score-variants — TSV/CSV, BED, VCF \
+(.vcf[.gz]). Scores are natural logarithms. Docs: docs/likelihood.md, docs/embed.md, \
+docs/scoring.md, docs/models.md, docs/outputs.md."
+)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -25,11 +35,13 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Per-base log-probabilities of the observed bases (bedGraph or CSV).
+    /// Per-base log-probabilities of the observed bases (natural log, ≤ 0; closer to 0 = more
+    /// expected by the model). bedGraph, CSV or bigWig.
     Likelihood(likelihood::LikelihoodArgs),
     /// Embeddings (hidden states) per record, per window or per base (CSV, TSV, NPY, safetensors).
     Embed(embed::EmbedArgs),
-    /// Variant-effect scores from a VCF or table, with state shared by REF and ALT.
+    /// Variant-effect scores from a VCF, BCF or table: llr and delta_ll, natural log, ALT
+    /// against REF (negative = ALT less likely than the reference). TSV, CSV, BED or VCF.
     ScoreVariants(score_variants::ScoreVariantsArgs),
     /// Print a model's configuration, parameter count and state size.
     Info(info::InfoArgs),
