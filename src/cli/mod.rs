@@ -183,7 +183,7 @@ pub struct EngineArgs {
     #[arg(long, value_name = "DEVICE", default_value = "auto")]
     pub device: String,
     /// GPU arithmetic for the projections: `f32`; `bf16` (in_proj and out_proj with bf16
-    /// weights and inputs and f32 accumulation; the step-size projections, the LM head and all
+    /// weights and inputs and f32 accumulation, x_proj in TF32; dt_proj, the LM head and all
     /// states stay f32): about 60% faster on a d256 model but measurably less accurate; or
     /// `tf32` (in_proj and out_proj on the tensor cores in TF32, f32 elsewhere). Errors of each
     /// are measured in docs/performance.md. The CPU always computes in f32.
@@ -275,7 +275,12 @@ impl EngineArgs {
             }
             Device::Cuda(n) => {
                 let c = &model.config;
-                let ops = self.cuda_ops(n, c.state_size, c.conv_kernel)?;
+                let shape = ssmgen::backend::cuda::MixerShape {
+                    d_state: c.state_size,
+                    d_conv: c.conv_kernel,
+                    dt_rank: c.time_step_rank,
+                };
+                let ops = self.cuda_ops(n, shape)?;
                 let backend = ssmgen::graph::mamba::MambaGraph::build(ops, model)?;
                 self.announce(&backend.describe(), &device);
                 let stripe = match fixed {
@@ -290,15 +295,13 @@ impl EngineArgs {
         }
     }
 
-    /// The GPU ops for a model with `d_state` and `d_conv`, at `--precision`, timed with
-    /// `--profile`.
+    /// The GPU ops for a model's mixer `shape`, at `--precision`, timed with `--profile`.
     pub fn cuda_ops(
         &self,
         ordinal: usize,
-        d_state: usize,
-        d_conv: usize,
+        shape: ssmgen::backend::cuda::MixerShape,
     ) -> anyhow::Result<ssmgen::backend::cuda::CudaOps> {
-        let ops = ssmgen::backend::cuda::CudaOps::new(ordinal, self.precision(), d_state, d_conv)?;
+        let ops = ssmgen::backend::cuda::CudaOps::new(ordinal, self.precision(), shape)?;
         Ok(if self.profile { ops.profiled() } else { ops })
     }
 

@@ -72,15 +72,28 @@ impl Precision {
     }
 }
 
+/// The sizes of a model's Mamba mixer that the kernels are compiled for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MixerShape {
+    /// SSM state lanes per channel (`d_state`), kept in registers.
+    pub d_state: usize,
+    /// Conv taps (`d_conv`).
+    pub d_conv: usize,
+    /// Rank of the step-size projection (`dt_rank`), folded into the scan.
+    pub dt_rank: usize,
+}
+
 /// Threads per block of the element-wise kernels.
 const THREADS: u32 = 256;
 
 /// Time steps per scan chunk. Fixed, so that chunk boundaries sit at the same positions of a
 /// sequence whatever the stripe: results then do not depend on where stripes start, as long as
 /// they start at multiples of it (see [`crate::backend::Backend::checkpoint_stride`]).
-const SCAN_CHUNK: usize = 64;
-// The scan kernels stage a chunk's B and C in shared memory sized by SCAN_CHUNK_MAX (64).
-const _: () = assert!(SCAN_CHUNK <= 64);
+/// 128 halves the carry's sequential walk and the chunk buffers against 64, while a 1 Mb
+/// stripe still has thousands of chunks to spread over the GPU.
+const SCAN_CHUNK: usize = 128;
+// The scan kernels stage x_dbl 32 or 64 rows at a time (STAGE_ROWS in kernels/scan.cu).
+const _: () = assert!(SCAN_CHUNK.is_multiple_of(64));
 
 /// Time steps per thread of `conv1d_silu` (`CONV_T` in kernels/conv.cu).
 const CONV_STEPS: usize = 8;
@@ -103,7 +116,12 @@ impl MambaGraph<CudaOps> {
     /// Uploads `model` to GPU `ordinal` at `precision` and compiles the kernels for it.
     pub fn new(model: &Model, ordinal: usize, precision: Precision) -> Result<Self> {
         let c = &model.config;
-        let ops = CudaOps::new(ordinal, precision, c.state_size, c.conv_kernel)?;
+        let shape = MixerShape {
+            d_state: c.state_size,
+            d_conv: c.conv_kernel,
+            dt_rank: c.time_step_rank,
+        };
+        let ops = CudaOps::new(ordinal, precision, shape)?;
         MambaGraph::build(ops, model)
     }
 

@@ -1,8 +1,8 @@
 //! Compiling `kernels/*.cu` with NVRTC for the GPU at hand, cached on disk.
 //!
 //! The PTX is cached under `$XDG_CACHE_HOME/ssmgen` (or `~/.cache/ssmgen`) in a file named by
-//! a hash of the source (with the model's `d_state` and `d_conv` defined in it) and the target architecture,
-//! so a new source, model shape or GPU compiles afresh.
+//! a hash of the source (with the model's mixer shape defined in it) and the target
+//! architecture, so a new source, model shape or GPU compiles afresh.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,6 +10,7 @@ use std::sync::Arc;
 use cudarc::driver::{CudaContext, CudaFunction, CudaModule};
 use cudarc::nvrtc::{CompileOptions, Ptx};
 
+use super::MixerShape;
 use crate::error::{Error, Result};
 
 /// The kernel sources, compiled as one program.
@@ -67,14 +68,19 @@ pub struct Kernels {
 
 impl Kernels {
     /// Compiles (or loads from the cache) and loads the kernels for `ctx`'s device and a
-    /// model with `d_state` SSM state lanes per channel and a conv kernel of `d_conv` taps.
-    pub fn load(ctx: &Arc<CudaContext>, d_state: usize, d_conv: usize) -> Result<Self> {
+    /// model's mixer shape (its SSM state lanes, conv taps and step-size rank are compiled in).
+    pub fn load(ctx: &Arc<CudaContext>, shape: MixerShape) -> Result<Self> {
+        let MixerShape {
+            d_state,
+            d_conv,
+            dt_rank,
+        } = shape;
         let (major, minor) = ctx.compute_capability().map_err(|e| {
             Error::Backend(format!("cannot read the GPU's compute capability: {e}"))
         })?;
         let arch = format!("sm_{major}{minor}");
         let source: String = std::iter::once(format!(
-            "#define SSM_N {d_state}\n#define CONV_K {d_conv}\n"
+            "#define SSM_N {d_state}\n#define CONV_K {d_conv}\n#define DT_RANK {dt_rank}\n"
         ))
         .chain(
             SOURCES

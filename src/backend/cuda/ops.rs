@@ -12,7 +12,7 @@ use cudarc::driver::{
 };
 
 use super::module::Kernels;
-use super::{Precision, SCAN_CHUNK, cuda_available, cuda_err, grid};
+use super::{MixerShape, Precision, SCAN_CHUNK, cuda_available, cuda_err, grid};
 use crate::error::{Error, Result};
 use crate::graph::{Consumer, LinearRole, Ops};
 use crate::model::LayerWeights;
@@ -221,24 +221,24 @@ fn keep_pool_memory(ctx: &Arc<CudaContext>) {
 }
 
 impl CudaOps {
-    /// Opens GPU `ordinal` and compiles the kernels for a model with `d_state` SSM lanes and
-    /// a conv of `d_conv` taps.
-    pub fn new(
-        ordinal: usize,
-        precision: Precision,
-        d_state: usize,
-        d_conv: usize,
-    ) -> Result<Self> {
+    /// Opens GPU `ordinal` and compiles the kernels for a model's mixer `shape`.
+    pub fn new(ordinal: usize, precision: Precision, shape: MixerShape) -> Result<Self> {
+        let MixerShape {
+            d_state,
+            d_conv,
+            dt_rank,
+        } = shape;
         let count = cuda_available().map_err(Error::Backend)?;
         if ordinal >= count {
             return Err(Error::Backend(format!(
                 "cuda:{ordinal} does not exist: {count} GPU(s) found"
             )));
         }
-        if d_state > 64 || d_conv > 16 {
+        if d_state > 64 || d_conv > 16 || dt_rank > 256 {
             return Err(Error::Backend(format!(
-                "the CUDA kernels keep d_state (up to 64) and d_conv (up to 16) in registers; \
-                 the model has {d_state} and {d_conv}"
+                "the CUDA kernels keep d_state (up to 64), d_conv (up to 16) and dt_rank (up to \
+                 256) in registers and shared memory; the model has {d_state}, {d_conv} and \
+                 {dt_rank}"
             )));
         }
         let ctx = CudaContext::new(ordinal).map_err(cuda_err("cannot open the GPU"))?;
@@ -250,7 +250,7 @@ impl CudaOps {
         let stream = ctx.default_stream();
         let blas = CudaBlas::new(stream.clone())
             .map_err(|e| Error::Backend(format!("cannot start cuBLAS: {e}")))?;
-        let kernels = Kernels::load(&ctx, d_state, d_conv)?;
+        let kernels = Kernels::load(&ctx, shape)?;
         let p = precision.name();
         let dummy = stream
             .alloc_zeros::<f32>(1)
@@ -751,16 +751,22 @@ impl CudaOps {
         }
         self.sub_stage("mixer/conv", &mut since);
         let mut x_dbl = self.alloc(rows * xw)?;
-        let mut delta = self.alloc(rows * e)?;
-        self.linear(rows, xw, e, &u, e, &w.x_proj, &mut x_dbl, false)?;
-        self.linear(rows, e, r, &x_dbl, xw, &w.dt_proj, &mut delta, false)?;
-        self.sub_stage("mixer/x_dt_proj", &mut since);
+        // x_proj is an f32 product of a [rows, e] input with a [r + 2n, e] weight, bound by the
+        // f32 cores; in bf16 mode, where the block projections round to bf16 anyway, it runs
+        // on the tensor cores in TF32 (f32 in memory; measured: the bf16 error is unchanged).
+        if self.precision == Precision::Bf16 {
+            self.linear_tf32(rows, xw, e, &u, &w.x_proj, &mut x_dbl, 0.0)?;
+        } else {
+            self.linear(rows, xw, e, &u, e, &w.x_proj, &mut x_dbl, false)?;
+        }
+        self.sub_stage("mixer/x_proj", &mut since);
         let en = e * n;
         let mut h_end = self.alloc(batch * chunks * en)?;
         let mut decay = self.alloc(batch * chunks * en)?;
         let mut h_start = self.alloc(batch * chunks * en)?;
-        let (bc_stride, b_off, z_stride) = (xw as i32, r as i32, (2 * e) as i32);
+        let (xs, z_stride) = (xw as i32, (2 * e) as i32);
         let (chunk_i, chunks_i, en_i) = (SCAN_CHUNK as i32, chunks as i32, en as i32);
+        let mut dt = self.alloc(rows * e)?;
         let scan_grid = LaunchConfig {
             grid_dim: ((e as u32).div_ceil(128), chunks as u32, batch as u32),
             block_dim: (128, 1, 1),
@@ -771,17 +777,17 @@ impl CudaOps {
             self.stream
                 .launch_builder(&self.kernels.scan_local)
                 .arg(&u)
-                .arg(&delta)
-                .arg(&w.dt_bias)
                 .arg(&x_dbl)
-                .arg(&bc_stride)
-                .arg(&b_off)
+                .arg(&xs)
+                .arg(&w.dt_proj)
+                .arg(&w.dt_bias)
                 .arg(&w.a)
                 .arg(&len_i)
                 .arg(&e_i)
                 .arg(&chunk_i)
                 .arg(&mut h_end)
                 .arg(&mut decay)
+                .arg(&mut dt)
                 .launch(scan_grid)
                 .map_err(&launch_err)?;
         }
@@ -829,11 +835,9 @@ impl CudaOps {
                 self.stream
                     .launch_builder(&self.kernels.scan_output)
                     .arg(&u)
-                    .arg(&delta)
-                    .arg(&w.dt_bias)
                     .arg(&x_dbl)
-                    .arg(&bc_stride)
-                    .arg(&b_off)
+                    .arg(&xs)
+                    .arg(&dt)
                     .arg(&w.a)
                     .arg(&w.d)
                     .arg(&z)
@@ -905,8 +909,8 @@ impl Ops for CudaOps {
             w.dt_proj.len() / e.max(1),
         );
         let _g = self.guard("upload")?;
-        // The step size goes through softplus and exp: x_proj and dt_proj stay f32 at either
-        // precision.
+        // The step size goes through softplus and exp: x_proj and dt_proj weights stay f32 at
+        // either precision (in bf16 mode x_proj multiplies in TF32, see `mixer_forward`).
         Ok(CudaMixer {
             e,
             n,
