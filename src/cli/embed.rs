@@ -7,6 +7,7 @@ use ssmgen::backend::Backend;
 use ssmgen::embed::{EmbedOptions, Embedder, EmbeddingSink, Pooling};
 use ssmgen::input::{Region, SequenceFile};
 use ssmgen::output::embedding::{DelimitedEmbeddings, MatrixEmbeddings, MatrixFormat};
+use ssmgen::output::parquet::ParquetEmbeddings;
 use ssmgen::output::{Output, Preset};
 
 use super::formats::{IndexArgs, Known, choose};
@@ -56,7 +57,7 @@ pub struct EmbedArgs {
     #[arg(short, long, value_enum, default_value_t = StrandArg::Fwd)]
     strand: StrandArg,
     /// Output format (`-f/--format` is an alias). Default: from the output's extension — .csv,
-    /// .tsv/.txt, .npy, .safetensors/.st; any other extension is an error — else (stdout, a
+    /// .tsv/.txt, .npy, .safetensors/.st, .parquet/.pq; any other extension is an error — else (stdout, a
     /// name without extension) CSV.
     #[arg(
         short = 'O',
@@ -90,9 +91,11 @@ enum EmbedFormat {
     Tsv,
     Npy,
     Safetensors,
+    /// Parquet: chrom, start, end, name and a fixed-size list column `embedding`.
+    Parquet,
 }
 
-const KNOWN: [Known<EmbedFormat>; 4] = [
+const KNOWN: [Known<EmbedFormat>; 5] = [
     Known {
         extensions: &["csv"],
         format: EmbedFormat::Csv,
@@ -111,6 +114,11 @@ const KNOWN: [Known<EmbedFormat>; 4] = [
     Known {
         extensions: &["safetensors", "st"],
         format: EmbedFormat::Safetensors,
+        text: false,
+    },
+    Known {
+        extensions: &["parquet", "pq"],
+        format: EmbedFormat::Parquet,
         text: false,
     },
 ];
@@ -249,6 +257,11 @@ fn open_sink(
             }
             Box::new(DelimitedEmbeddings::new(out, delimiter, dim)?)
         }
+        EmbedFormat::Parquet => Box::new(ParquetEmbeddings::create(
+            Output::create(output)?,
+            dim,
+            &args.engine.provenance()?,
+        )?),
         EmbedFormat::Npy | EmbedFormat::Safetensors => {
             let Some(path) = output else {
                 anyhow::bail!("NPY and safetensors output need a file name (-o FILE)");

@@ -238,6 +238,26 @@ impl EngineArgs {
         })
     }
 
+    /// The model's name and content hash, for provenance (the built-in one, by default or by
+    /// name).
+    pub fn fingerprint(&self) -> anyhow::Result<ssmgen::provenance::ModelFingerprint> {
+        use ssmgen::model::builtin;
+        Ok(match &self.model {
+            Some(dir) if !dir.exists() && dir.as_os_str() == builtin::NAME => {
+                builtin::fingerprint()
+            }
+            Some(dir) => ssmgen::provenance::ModelFingerprint::of_dir(dir)?,
+            None => builtin::fingerprint(),
+        })
+    }
+
+    /// The provenance key/value pairs of binary outputs: ssmgen's version, this command line,
+    /// the model and its hashes.
+    pub fn provenance(&self) -> anyhow::Result<Vec<(String, String)>> {
+        let argv: Vec<String> = std::env::args().collect();
+        Ok(ssmgen::provenance::metadata(&argv, &self.fingerprint()?))
+    }
+
     /// Resolves `--device` against the machine.
     pub fn device(&self) -> anyhow::Result<Device> {
         Device::resolve(&self.device)
