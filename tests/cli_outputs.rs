@@ -375,19 +375,19 @@ fn unknown_extensions_are_errors_naming_the_known_ones() {
     let cases: [(&[&str], &str, &[&str]); 5] = [
         (
             &["embed", GENOME],
-            "x.parquet",
-            &[".csv", ".tsv", ".npy", ".safetensors"],
+            "x.h5",
+            &[".csv", ".tsv", ".npy", ".safetensors", ".parquet"],
         ),
         (
             &["likelihood", GENOME],
             "x.tsv",
-            &[".bedgraph", ".bg", ".csv", ".bw", ".bigwig"],
+            &[".bedgraph", ".bg", ".csv", ".bw", ".bigwig", ".parquet"],
         ),
         (&["likelihood", GENOME], "x.tsv.gz", &[".bedgraph", ".csv"]),
         (
             &["score-variants", "--ref", GENOME, "--vcf", VCF],
-            "x.parquet",
-            &[".tsv", ".csv", ".bed", ".vcf"],
+            "x.feather",
+            &[".tsv", ".csv", ".bed", ".vcf", ".parquet"],
         ),
         (
             &["embed", GENOME],

@@ -21,9 +21,9 @@ use clap::{Parser, Subcommand};
     about,
     propagate_version = true,
     after_help = "Outputs (by extension, or -O): likelihood — bedGraph (.bedgraph/.bg[.gz]), CSV \
-(.csv[.gz]), bigWig (.bw); embed — CSV/TSV (.csv/.tsv[.gz]), NPY (.npy), safetensors \
-(.safetensors), each matrix with a .rows.bed; score-variants — TSV/CSV, BED, VCF \
-(.vcf[.gz]). Scores are natural logarithms. Docs: docs/likelihood.md, docs/embed.md, \
+(.csv[.gz]), bigWig (.bw), Parquet (.parquet); embed — CSV/TSV (.csv/.tsv[.gz]), NPY (.npy), \
+safetensors (.safetensors), each matrix with a .rows.bed, Parquet (.parquet); score-variants — \
+TSV/CSV, BED, VCF (.vcf[.gz]), Parquet (.parquet). Scores are natural logarithms. Docs: docs/likelihood.md, docs/embed.md, \
 docs/scoring.md, docs/models.md, docs/outputs.md."
 )]
 pub struct Cli {
@@ -36,12 +36,13 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Per-base log-probabilities of the observed bases (natural log, ≤ 0; closer to 0 = more
-    /// expected by the model). bedGraph, CSV or bigWig.
+    /// expected by the model). bedGraph, CSV, bigWig or Parquet.
     Likelihood(likelihood::LikelihoodArgs),
-    /// Embeddings (hidden states) per record, per window or per base (CSV, TSV, NPY, safetensors).
+    /// Embeddings (hidden states) per record, per window or per base (CSV, TSV, NPY, safetensors, Parquet).
     Embed(embed::EmbedArgs),
     /// Variant-effect scores from a VCF, BCF or table: llr and delta_ll, natural log, ALT
-    /// against REF (negative = ALT less likely than the reference). TSV, CSV, BED or VCF.
+    /// against REF (negative = ALT less likely than the reference). TSV, CSV, BED, VCF or
+    /// Parquet.
     ScoreVariants(score_variants::ScoreVariantsArgs),
     /// Print a model's configuration, parameter count and state size.
     Info(info::InfoArgs),
