@@ -68,7 +68,8 @@ pub struct EmbedArgs {
     )]
     output_type: Option<EmbedFormat>,
     /// Output file (`.gz`: BGZF-compressed CSV/TSV); stdout when absent or `-` (CSV/TSV only).
-    /// NPY and safetensors also write FILE.rows.bed with each row's coordinates.
+    /// NPY and safetensors also write FILE.rows.bed with each row's coordinates; NPY also
+    /// FILE.json with the provenance (safetensors keeps it in its `__metadata__`).
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
     #[command(flatten)]
@@ -271,7 +272,8 @@ fn open_sink(
             } else {
                 MatrixFormat::Safetensors
             };
-            Box::new(MatrixEmbeddings::create(path, matrix, dim)?)
+            let metadata = args.engine.provenance()?;
+            Box::new(MatrixEmbeddings::create(path, matrix, dim, &metadata)?)
         }
     })
 }

@@ -106,7 +106,7 @@ pub fn read_regions(
     Ok(out)
 }
 
-/// Refuses an output (and its `.rows.bed` sidecar) that is the same file as an input: the
+/// Refuses an output (and its `.rows.bed` and `.json` sidecars) that is the same file as an input: the
 /// sequences, their `.fai`/`.gzi`, the BED of regions, or the model's files.
 pub fn check_outputs(
     output: Option<&std::path::Path>,
@@ -118,6 +118,7 @@ pub fn check_outputs(
         return Ok(());
     };
     let sidecar = ssmgen::output::embedding::rows_bed_path(output);
+    let json = ssmgen::output::embedding::npy_json_path(output);
     let fai = PathBuf::from(format!("{}.fai", input.display()));
     let gzi = PathBuf::from(format!("{}.gzi", input.display()));
     let mut inputs = vec![input, fai.as_path(), gzi.as_path()];
@@ -129,7 +130,10 @@ pub fn check_outputs(
     if let Some(files) = &model_files {
         inputs.extend(files.iter().map(PathBuf::as_path));
     }
-    ssmgen::output::atomic::check_not_inputs(&[output, sidecar.as_path()], &inputs)?;
+    ssmgen::output::atomic::check_not_inputs(
+        &[output, sidecar.as_path(), json.as_path()],
+        &inputs,
+    )?;
     Ok(())
 }
 
