@@ -28,10 +28,11 @@ pub struct EmbedArgs {
     /// FASTA or FASTQ (plain, gzip or bgzip; `-` for stdin). A `.fai` beside it enables regions.
     #[arg(value_name = "SEQUENCES")]
     input: PathBuf,
-    /// Region `chr:start-end`, 1-based inclusive (repeatable); needs a `.fai` index.
+    /// Region `chr:start-end`, 1-based inclusive (repeatable). Needs a `.fai` (built for a plain
+    /// FASTA that has none); regions are output in the `.fai`'s order whatever their order here.
     #[arg(short, long = "region", value_name = "REGION")]
     regions: Vec<String>,
-    /// BED file of regions (0-based half-open); needs a `.fai` index.
+    /// BED file of regions (0-based half-open), sorted like --region.
     #[arg(long = "regions", value_name = "BED")]
     regions_bed: Option<PathBuf>,
     /// Hidden state after block K (0-based) instead of the final normalised one.
@@ -142,7 +143,8 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
     if args.index.write_index.is_some() && format != EmbedFormat::Tsv {
         anyhow::bail!("--write-index applies to TSV output (-o FILE.tsv.gz) only");
     }
-    let regions = read_regions(&args.regions, args.regions_bed.as_deref())?;
+    let mut regions = read_regions(&args.regions, args.regions_bed.as_deref())?;
+    super::order_regions(&args.input, &mut regions, false)?;
     check_shard_regions(&args.input, &regions, &args.warmup)?;
     if args.warmup.warmup.is_some() && !args.per_base && args.window.is_none() {
         // One row per record cannot be split: refuse partial shards before any work.

@@ -28,10 +28,12 @@ pub struct LikelihoodArgs {
     /// FASTA or FASTQ (plain, gzip or bgzip; `-` for stdin). A `.fai` beside it enables regions.
     #[arg(value_name = "SEQUENCES")]
     input: PathBuf,
-    /// Region `chr:start-end`, 1-based inclusive (repeatable); needs a `.fai` index.
+    /// Region `chr:start-end`, 1-based inclusive (repeatable). Needs a `.fai` (built for a plain
+    /// FASTA that has none); regions are output in the `.fai`'s order whatever their order here,
+    /// and must not overlap.
     #[arg(short, long = "region", value_name = "REGION")]
     regions: Vec<String>,
-    /// BED file of regions (0-based half-open); needs a `.fai` index.
+    /// BED file of regions (0-based half-open), sorted like --region.
     #[arg(long = "regions", value_name = "BED")]
     regions_bed: Option<PathBuf>,
     /// Strand to score: the reverse strand runs on the reverse complement and is reported at
@@ -122,7 +124,8 @@ pub fn run(args: LikelihoodArgs) -> anyhow::Result<()> {
     if args.bin.is_some() && format == TrackFormat::Csv {
         anyhow::bail!("--bin applies to bedGraph, bigWig and Parquet output only");
     }
-    let regions = read_regions(&args.regions, args.regions_bed.as_deref())?;
+    let mut regions = read_regions(&args.regions, args.regions_bed.as_deref())?;
+    super::order_regions(&args.input, &mut regions, true)?;
     check_shard_regions(&args.input, &regions, &args.warmup)?;
 
     let model = match args.engine.load_any()? {

@@ -106,6 +106,31 @@ pub fn read_regions(
     Ok(out)
 }
 
+/// Puts `regions` in the order of `input`'s FASTA index — its records' order, then start —
+/// so outputs come out sorted whatever order the regions were given in (bedGraph and bigWig
+/// stay valid, `.gz` outputs indexable). With `disjoint`, overlapping regions are refused
+/// naming the first pair. Opening the index builds it for a plain FASTA that has none.
+pub fn order_regions(
+    input: &std::path::Path,
+    regions: &mut [ssmgen::input::Region],
+    disjoint: bool,
+) -> anyhow::Result<()> {
+    if regions.is_empty() {
+        return Ok(());
+    }
+    let records = shards::index_records(input)?;
+    ssmgen::input::sort_regions(regions, &records);
+    if disjoint && let Some((a, b)) = ssmgen::input::first_overlap(regions, &records) {
+        anyhow::bail!(
+            "regions {} and {} overlap: likelihood writes one value per base, so its regions \
+             must be disjoint; merge them first (e.g. `bedtools merge`)",
+            ssmgen::error::escape_controls(&a.label),
+            ssmgen::error::escape_controls(&b.label)
+        );
+    }
+    Ok(())
+}
+
 /// Refuses an output (and its `.rows.bed` and `.json` sidecars) that is the same file as an input: the
 /// sequences, their `.fai`/`.gzi`, the BED of regions, or the model's files.
 pub fn check_outputs(
