@@ -90,6 +90,24 @@ pub fn vcf_header_lines(argv: &[String], model: &ModelFingerprint) -> Vec<String
     ]
 }
 
+/// The provenance as key/value pairs, for the metadata of binary outputs (safetensors
+/// `__metadata__`, the `.json` beside an NPY file, Parquet's key-value metadata):
+/// `ssmgen_version`, `ssmgen_command`, `ssmgen_model`, `ssmgen_model_source`,
+/// `ssmgen_model_config_sha256`, `ssmgen_model_weights_sha256`.
+pub fn metadata(argv: &[String], model: &ModelFingerprint) -> Vec<(String, String)> {
+    [
+        ("ssmgen_version", env!("CARGO_PKG_VERSION").to_string()),
+        ("ssmgen_command", one_line(&argv.join(" "))),
+        ("ssmgen_model", model.name.clone()),
+        ("ssmgen_model_source", model.source.clone()),
+        ("ssmgen_model_config_sha256", model.config_sha256.clone()),
+        ("ssmgen_model_weights_sha256", model.weights_sha256.clone()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
 /// `##contig=<ID=name,length=n>` lines from a FASTA index (`.fai`) beside `fasta`, if any.
 pub fn contig_lines(fasta: &Path) -> Result<Vec<String>> {
     let fai = std::path::PathBuf::from(format!("{}.fai", fasta.display()));

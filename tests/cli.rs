@@ -326,7 +326,15 @@ fn missing_index_is_a_clean_error() {
     let dir = tmp();
     let f = dir.path().join("x.fa");
     std::fs::write(&f, ">chr1\nACGTACGTAC\n").unwrap();
-    bad_case(&f, &["-r", "chr1:1-5"], &["x.fa.fai", "samtools faidx"]);
+    // A plain FASTA gets its index built (tests/cli_regions.rs); a bgzip one without .fai does not.
+    let bgz = dir.path().join("x.fa.gz");
+    common::bgzip_with_index(&f, &bgz);
+    std::fs::remove_file(format!("{}.fai", bgz.display())).unwrap();
+    bad_case(
+        &bgz,
+        &["-r", "chr1:1-5"],
+        &["x.fa.gz.fai", "samtools faidx"],
+    );
     let gz = dir.path().join("x.fa.gz");
     gzip(&f, &gz);
     std::fs::copy(format!("{}", f.display()), dir.path().join("unused")).unwrap();

@@ -241,3 +241,73 @@ fn bad_requests_are_clean_errors() {
     let stride_alone = ssmgen(&[fa, "--stride", "5"]);
     assert!(!stride_alone.status.success());
 }
+
+fn sha256_hex(path: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(std::fs::read(path).unwrap());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn matrices_record_provenance() {
+    let dir = tempfile::tempdir().unwrap();
+    let fa = "test-data/fixture.fa";
+    let weights = sha256_hex(&format!("{MODEL}/model.safetensors"));
+    let config = sha256_hex(&format!("{MODEL}/config.json"));
+
+    // safetensors: in the header's __metadata__, read by the safetensors crate.
+    let st = dir.path().join("e.safetensors");
+    ok_stdout(ssmgen(&[fa, "--window", "700", "-o", st.to_str().unwrap()]));
+    let bytes = std::fs::read(&st).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let kv = meta.metadata().clone().expect("no __metadata__");
+    assert_eq!(kv["ssmgen_version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(kv["ssmgen_model"], "fixture-model");
+    assert_eq!(kv["ssmgen_model_source"], MODEL);
+    assert_eq!(kv["ssmgen_model_weights_sha256"], weights);
+    assert_eq!(kv["ssmgen_model_config_sha256"], config);
+    assert!(kv["ssmgen_command"].contains("embed"), "{kv:?}");
+    assert!(kv["ssmgen_command"].contains("--window 700"), "{kv:?}");
+    let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    assert_eq!(tensors.tensor("embeddings").unwrap().shape(), &[5, 64]);
+    // safetensors' recommended alignment: the data starts at a multiple of 8.
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap());
+    assert_eq!((8 + n) % 8, 0);
+
+    // NPY: FILE.json beside it, with the same keys and the matrix's shape.
+    let npy = dir.path().join("e.npy");
+    ok_stdout(ssmgen(&[
+        fa,
+        "--window",
+        "700",
+        "-o",
+        npy.to_str().unwrap(),
+    ]));
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("e.npy.json")).unwrap()).unwrap();
+    assert_eq!(json["ssmgen_version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(json["ssmgen_model_weights_sha256"], weights.as_str());
+    assert_eq!(json["ssmgen_model_config_sha256"], config.as_str());
+    assert_eq!(json["shape"], serde_json::json!([5, 64]));
+    assert_eq!(json["dtype"], "float32");
+    assert_eq!(json["rows_bed"], "e.npy.rows.bed");
+    let file = npyz::NpyFile::new(std::fs::File::open(&npy).unwrap()).unwrap();
+    assert_eq!(file.shape(), &[5, 64]);
+
+    // The built-in model by name: its own hashes.
+    let st2 = dir.path().join("b.safetensors");
+    let out = Command::new(env!("CARGO_BIN_EXE_ssmgen"))
+        .args(["embed", "-q", "-m", "ssmgen-dna-small", fa, "-o"])
+        .arg(&st2)
+        .output()
+        .unwrap();
+    ok_stdout(out);
+    let bytes = std::fs::read(&st2).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let kv = meta.metadata().clone().unwrap();
+    assert_eq!(kv["ssmgen_model_source"], "builtin:ssmgen-dna-small");
+    assert_eq!(
+        kv["ssmgen_model_weights_sha256"],
+        sha256_hex("models/ssmgen-dna-small/model.safetensors")
+    );
+}

@@ -128,7 +128,7 @@ fn bigwig_needs_a_file_and_an_index() {
             "-o",
             bw.to_str().unwrap(),
         ]),
-        &["x.bw", "bigWig", "overlapping"],
+        &["chrA:100-200", "chrA:150-300", "overlap", "disjoint"],
     );
     assert!(!bw.exists());
 }

@@ -375,19 +375,19 @@ fn unknown_extensions_are_errors_naming_the_known_ones() {
     let cases: [(&[&str], &str, &[&str]); 5] = [
         (
             &["embed", GENOME],
-            "x.parquet",
-            &[".csv", ".tsv", ".npy", ".safetensors"],
+            "x.h5",
+            &[".csv", ".tsv", ".npy", ".safetensors", ".parquet"],
         ),
         (
             &["likelihood", GENOME],
             "x.tsv",
-            &[".bedgraph", ".bg", ".csv", ".bw", ".bigwig"],
+            &[".bedgraph", ".bg", ".csv", ".bw", ".bigwig", ".parquet"],
         ),
         (&["likelihood", GENOME], "x.tsv.gz", &[".bedgraph", ".csv"]),
         (
             &["score-variants", "--ref", GENOME, "--vcf", VCF],
-            "x.parquet",
-            &[".tsv", ".csv", ".bed", ".vcf"],
+            "x.feather",
+            &[".tsv", ".csv", ".bed", ".vcf", ".parquet"],
         ),
         (
             &["embed", GENOME],
@@ -462,8 +462,38 @@ fn write_index_is_refused_where_no_index_can_be_written() {
 fn an_unindexable_output_leaves_neither_file_nor_index() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("l.bedgraph.gz");
-    // chrA, chrB, then chrA again: interleaved chromosomes cannot be indexed.
+    // Variants on chrA, chrB, then chrA again (rows follow the input's order): interleaved
+    // chromosomes cannot be indexed.
+    let inputs = tempfile::tempdir().unwrap();
+    let vcf = inputs.path().join("interleaved.vcf");
+    let text = std::fs::read_to_string(VCF).unwrap();
+    let header: Vec<&str> = text.lines().filter(|l| l.starts_with('#')).collect();
+    let body: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+    let interleaved = [header, vec![body[0], body[19], body[1]]]
+        .concat()
+        .join("\n")
+        + "\n";
+    std::fs::write(&vcf, interleaved).unwrap();
+    let tsv = dir.path().join("v.tsv.gz");
     let result = ssmgen(&[
+        "score-variants",
+        "--ref",
+        GENOME,
+        "--vcf",
+        p(&vcf),
+        "-o",
+        p(&tsv),
+        "--write-index",
+    ]);
+    assert_clean_error(&result, &["v.tsv.gz", "chrA", "not sorted"]);
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "files left behind"
+    );
+    // Regions given interleaved are sorted first, so their output is indexed; an index from an
+    // earlier run is replaced with the file.
+    ok_stdout(ssmgen(&[
         "likelihood",
         GENOME,
         "-r",
@@ -472,24 +502,6 @@ fn an_unindexable_output_leaves_neither_file_nor_index() {
         "chrB:1-50",
         "-r",
         "chrA:100-150",
-        "-o",
-        p(&out),
-        "--write-index",
-    ]);
-    assert_clean_error(&result, &["l.bedgraph.gz", "chrA", "not sorted"]);
-    assert_eq!(
-        std::fs::read_dir(dir.path()).unwrap().count(),
-        0,
-        "files left behind"
-    );
-    // Sorted regions are indexed; an index from an earlier run is replaced with the file.
-    ok_stdout(ssmgen(&[
-        "likelihood",
-        GENOME,
-        "-r",
-        "chrA:1-50",
-        "-r",
-        "chrB:1-50",
         "-o",
         p(&out),
         "--write-index",

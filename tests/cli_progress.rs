@@ -1,15 +1,16 @@
 //! Progress on a non-terminal stderr: one log line every `--log-interval` seconds with the
-//! count, total, percent, rate and ETA; none with `-q`.
+//! count, total, percent, rate and ETA; none with `-q`. The input is sized so the run takes over
+//! 2.5 s on the machine at hand, so the periodic lines must appear.
 
 use std::process::Command;
 use std::time::Instant;
 
 mod common;
 
-/// A 100 kb indexed FASTA (random bases), long enough for several 1 s intervals on the CPU.
-fn long_fasta(dir: &std::path::Path) -> std::path::PathBuf {
+/// An indexed FASTA of `length` random bases (record `chrL`).
+fn long_fasta(dir: &std::path::Path, length: usize) -> std::path::PathBuf {
     let mut state = 7u64;
-    let seq: String = (0..100_000)
+    let seq: String = (0..length)
         .map(|_| {
             state = state
                 .wrapping_mul(6364136223846793005)
@@ -23,10 +24,9 @@ fn long_fasta(dir: &std::path::Path) -> std::path::PathBuf {
     fa
 }
 
-#[test]
-fn non_terminal_stderr_gets_a_progress_line_every_interval() {
-    let dir = tempfile::tempdir().unwrap();
-    let fa = long_fasta(dir.path());
+/// Runs `likelihood` with the fixture model, stderr a pipe (not a terminal) and a 1 s
+/// interval; returns the stderr text and the run's wall time.
+fn run_logged(fa: &std::path::Path) -> (String, f64) {
     let started = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_ssmgen"))
         .args([
@@ -37,29 +37,57 @@ fn non_terminal_stderr_gets_a_progress_line_every_interval() {
             "-t",
             "2",
         ])
+        .args(["-m", "test-data/fixture-model"])
         .args(["--log-interval", "1", "-o", "/dev/null"])
         .output()
         .unwrap();
     let elapsed = started.elapsed().as_secs_f64();
     assert!(out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    (String::from_utf8_lossy(&out.stderr).into_owned(), elapsed)
+}
+
+#[test]
+fn non_terminal_stderr_gets_a_progress_line_every_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    // An input long enough for the run to take over 2.5 s on this machine: start at 200 kb and
+    // grow it from the measured rate until it does.
+    let mut length = 200_000usize;
+    let (err, elapsed) = loop {
+        let fa = long_fasta(dir.path(), length);
+        let (err, elapsed) = run_logged(&fa);
+        if elapsed >= 2.5 || length >= 50_000_000 {
+            break (err, elapsed);
+        }
+        length = (length as f64 * (4.0 / elapsed.max(0.05))).min(50e6) as usize;
+    };
+    assert!(elapsed >= 2.5, "even {length} bases ran in {elapsed:.1} s");
+    let total = format!("/{}", itoa_like(length as u64));
     let lines: Vec<&str> = err
         .lines()
         .filter(|l| l.starts_with("ssmgen: progress: "))
         .collect();
-    // One a second: at least 2 when the run took 3 s or more, never more than one a second.
-    assert!(
-        lines.len() as f64 <= elapsed + 1.0,
-        "{} lines in {elapsed:.1} s: {err}",
+    eprintln!(
+        "{length} bases in {elapsed:.1} s: {} progress lines",
         lines.len()
     );
-    if elapsed >= 3.0 {
+    // One a second: the periodic lines appear (at least 2 once the run took 3.5 s), and never
+    // more than one a second.
+    assert!(
+        !lines.is_empty(),
+        "no progress line in {elapsed:.1} s: {err}"
+    );
+    if elapsed >= 3.5 {
         assert!(
             lines.len() as f64 >= (elapsed - 2.0).floor().max(2.0),
             "{} lines in {elapsed:.1} s: {err}",
             lines.len()
         );
     }
+    assert!(
+        lines.len() as f64 <= elapsed + 1.0,
+        "{} lines in {elapsed:.1} s: {err}",
+        lines.len()
+    );
     let mut last = 0u64;
     for line in &lines {
         // "ssmgen: progress: 12,345/100,000 bases (12.3%), 4,567 bases/s, elapsed 0:00:03, ETA 0:00:19"
@@ -67,10 +95,10 @@ fn non_terminal_stderr_gets_a_progress_line_every_interval() {
             .split(' ')
             .next()
             .unwrap();
-        let (done, total) = counts.split_once('/').expect("total known from the .fai");
+        let (done, line_total) = counts.split_once('/').expect("total known from the .fai");
         let done: u64 = done.replace(',', "").parse().unwrap();
-        assert_eq!(total, "100,000");
-        assert!(done >= last && done <= 100_000, "{line}");
+        assert_eq!(format!("/{line_total}"), total, "{line}");
+        assert!(done >= last && done <= length as u64, "{line}");
         last = done;
         for part in ["bases (", "%), ", " bases/s, elapsed 0:00:", ", ETA "] {
             assert!(line.contains(part), "{line} lacks {part:?}");
@@ -95,4 +123,17 @@ fn non_terminal_stderr_gets_a_progress_line_every_interval() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!err.contains("progress"), "{err}");
     }
+}
+
+/// `n` with thousands separators, as the progress lines print counts (`1,234,567`).
+fn itoa_like(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }

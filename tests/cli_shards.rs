@@ -97,7 +97,24 @@ fn shards_prints_whole_records_or_pieces() {
     assert!(!bad_size.status.success());
     assert!(String::from_utf8_lossy(&bad_size.stderr).contains("not a base count"));
     fails(ssmgen(&["shards", GENOME, "--by", "size"]), "needs --size");
-    fails(ssmgen(&["shards", "test-data/fixture.fa"]), ".fai");
+    // A plain FASTA without .fai gets one built beside it (as `samtools faidx`); plain gzip
+    // cannot be indexed.
+    let plain = dir.path().join("one.fa");
+    std::fs::copy("test-data/fixture.fa", &plain).unwrap();
+    let out = ssmgen(&["shards", plain.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("fixture\t0\t3000"));
+    assert!(dir.path().join("one.fa.fai").is_file());
+    let gz = dir.path().join("one.fa.gz");
+    common::gzip(&plain, &gz);
+    fails(
+        ssmgen(&["shards", gz.to_str().unwrap()]),
+        "recompress with bgzip",
+    );
 }
 
 #[test]

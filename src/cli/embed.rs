@@ -7,6 +7,7 @@ use ssmgen::backend::Backend;
 use ssmgen::embed::{EmbedOptions, Embedder, EmbeddingSink, Pooling};
 use ssmgen::input::{Region, SequenceFile};
 use ssmgen::output::embedding::{DelimitedEmbeddings, MatrixEmbeddings, MatrixFormat};
+use ssmgen::output::parquet::ParquetEmbeddings;
 use ssmgen::output::{Output, Preset};
 
 use super::formats::{IndexArgs, Known, choose};
@@ -27,10 +28,11 @@ pub struct EmbedArgs {
     /// FASTA or FASTQ (plain, gzip or bgzip; `-` for stdin). A `.fai` beside it enables regions.
     #[arg(value_name = "SEQUENCES")]
     input: PathBuf,
-    /// Region `chr:start-end`, 1-based inclusive (repeatable); needs a `.fai` index.
+    /// Region `chr:start-end`, 1-based inclusive (repeatable). Needs a `.fai` (built for a plain
+    /// FASTA that has none); regions are output in the `.fai`'s order whatever their order here.
     #[arg(short, long = "region", value_name = "REGION")]
     regions: Vec<String>,
-    /// BED file of regions (0-based half-open); needs a `.fai` index.
+    /// BED file of regions (0-based half-open), sorted like --region.
     #[arg(long = "regions", value_name = "BED")]
     regions_bed: Option<PathBuf>,
     /// Hidden state after block K (0-based) instead of the final normalised one.
@@ -56,7 +58,7 @@ pub struct EmbedArgs {
     #[arg(short, long, value_enum, default_value_t = StrandArg::Fwd)]
     strand: StrandArg,
     /// Output format (`-f/--format` is an alias). Default: from the output's extension — .csv,
-    /// .tsv/.txt, .npy, .safetensors/.st; any other extension is an error — else (stdout, a
+    /// .tsv/.txt, .npy, .safetensors/.st, .parquet/.pq; any other extension is an error — else (stdout, a
     /// name without extension) CSV.
     #[arg(
         short = 'O',
@@ -67,7 +69,8 @@ pub struct EmbedArgs {
     )]
     output_type: Option<EmbedFormat>,
     /// Output file (`.gz`: BGZF-compressed CSV/TSV); stdout when absent or `-` (CSV/TSV only).
-    /// NPY and safetensors also write FILE.rows.bed with each row's coordinates.
+    /// NPY and safetensors also write FILE.rows.bed with each row's coordinates; NPY also
+    /// FILE.json with the provenance (safetensors keeps it in its `__metadata__`).
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
     #[command(flatten)]
@@ -90,9 +93,11 @@ enum EmbedFormat {
     Tsv,
     Npy,
     Safetensors,
+    /// Parquet: chrom, start, end, name and a fixed-size list column `embedding`.
+    Parquet,
 }
 
-const KNOWN: [Known<EmbedFormat>; 4] = [
+const KNOWN: [Known<EmbedFormat>; 5] = [
     Known {
         extensions: &["csv"],
         format: EmbedFormat::Csv,
@@ -111,6 +116,11 @@ const KNOWN: [Known<EmbedFormat>; 4] = [
     Known {
         extensions: &["safetensors", "st"],
         format: EmbedFormat::Safetensors,
+        text: false,
+    },
+    Known {
+        extensions: &["parquet", "pq"],
+        format: EmbedFormat::Parquet,
         text: false,
     },
 ];
@@ -133,7 +143,11 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
     if args.index.write_index.is_some() && format != EmbedFormat::Tsv {
         anyhow::bail!("--write-index applies to TSV output (-o FILE.tsv.gz) only");
     }
-    let regions = read_regions(&args.regions, args.regions_bed.as_deref())?;
+    let mut regions = read_regions(&args.regions, args.regions_bed.as_deref())?;
+    if args.warmup.warmup.is_none() {
+        // Shards (--warmup) keep their own stricter check below: sorted and disjoint as given.
+        super::order_regions(&args.input, &mut regions, false)?;
+    }
     check_shard_regions(&args.input, &regions, &args.warmup)?;
     if args.warmup.warmup.is_some() && !args.per_base && args.window.is_none() {
         // One row per record cannot be split: refuse partial shards before any work.
@@ -249,6 +263,11 @@ fn open_sink(
             }
             Box::new(DelimitedEmbeddings::new(out, delimiter, dim)?)
         }
+        EmbedFormat::Parquet => Box::new(ParquetEmbeddings::create(
+            Output::create(output)?,
+            dim,
+            &args.engine.provenance()?,
+        )?),
         EmbedFormat::Npy | EmbedFormat::Safetensors => {
             let Some(path) = output else {
                 anyhow::bail!("NPY and safetensors output need a file name (-o FILE)");
@@ -258,7 +277,8 @@ fn open_sink(
             } else {
                 MatrixFormat::Safetensors
             };
-            Box::new(MatrixEmbeddings::create(path, matrix, dim)?)
+            let metadata = args.engine.provenance()?;
+            Box::new(MatrixEmbeddings::create(path, matrix, dim, &metadata)?)
         }
     })
 }

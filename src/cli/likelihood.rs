@@ -6,6 +6,7 @@ use clap::ValueEnum;
 use ssmgen::backend::Backend;
 use ssmgen::input::{Region, SequenceFile};
 use ssmgen::likelihood::{LikelihoodOptions, Scorer, Strand};
+use ssmgen::output::parquet::ParquetIntervals;
 use ssmgen::output::{
     BedGraphSink, BigWigWriter, CsvSink, IntervalSink, Output, Preset, TrackSink,
 };
@@ -27,10 +28,12 @@ pub struct LikelihoodArgs {
     /// FASTA or FASTQ (plain, gzip or bgzip; `-` for stdin). A `.fai` beside it enables regions.
     #[arg(value_name = "SEQUENCES")]
     input: PathBuf,
-    /// Region `chr:start-end`, 1-based inclusive (repeatable); needs a `.fai` index.
+    /// Region `chr:start-end`, 1-based inclusive (repeatable). Needs a `.fai` (built for a plain
+    /// FASTA that has none); regions are output in the `.fai`'s order whatever their order here,
+    /// and must not overlap.
     #[arg(short, long = "region", value_name = "REGION")]
     regions: Vec<String>,
-    /// BED file of regions (0-based half-open); needs a `.fai` index.
+    /// BED file of regions (0-based half-open), sorted like --region.
     #[arg(long = "regions", value_name = "BED")]
     regions_bed: Option<PathBuf>,
     /// Strand to score: the reverse strand runs on the reverse complement and is reported at
@@ -38,7 +41,7 @@ pub struct LikelihoodArgs {
     #[arg(short, long, value_enum, default_value_t = StrandArg::Fwd)]
     strand: StrandArg,
     /// Output format (`-f/--format` is an alias). Default: from the output's extension —
-    /// .bedgraph/.bg, .csv, .bw/.bigwig; any other extension is an error — else (stdout, a name
+    /// .bedgraph/.bg, .csv, .bw/.bigwig, .parquet/.pq; any other extension is an error — else (stdout, a name
     /// without extension) bedGraph.
     #[arg(
         short = 'O',
@@ -53,7 +56,7 @@ pub struct LikelihoodArgs {
     output: Option<PathBuf>,
     #[command(flatten)]
     index: IndexArgs,
-    /// bedGraph and bigWig: mean over bins of N bases instead of one value per base.
+    /// bedGraph, bigWig and Parquet: mean over bins of N bases instead of one value per base.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     bin: Option<u64>,
     /// Fail when records are skipped (records with no bases), instead of a warning.
@@ -73,9 +76,11 @@ enum TrackFormat {
     Csv,
     /// bigWig (needs an output file and the FASTA's `.fai` for chromosome sizes).
     Bigwig,
+    /// Parquet: the bedGraph's rows as columns chrom, start, end, logp.
+    Parquet,
 }
 
-const KNOWN: [Known<TrackFormat>; 3] = [
+const KNOWN: [Known<TrackFormat>; 4] = [
     Known {
         extensions: &["bedgraph", "bg"],
         format: TrackFormat::Bedgraph,
@@ -89,6 +94,11 @@ const KNOWN: [Known<TrackFormat>; 3] = [
     Known {
         extensions: &["bw", "bigwig"],
         format: TrackFormat::Bigwig,
+        text: false,
+    },
+    Known {
+        extensions: &["parquet", "pq"],
+        format: TrackFormat::Parquet,
         text: false,
     },
 ];
@@ -112,9 +122,13 @@ pub fn run(args: LikelihoodArgs) -> anyhow::Result<()> {
         anyhow::bail!("--write-index applies to bedGraph output (-o FILE.bedgraph.gz) only");
     }
     if args.bin.is_some() && format == TrackFormat::Csv {
-        anyhow::bail!("--bin applies to bedGraph and bigWig output only");
+        anyhow::bail!("--bin applies to bedGraph, bigWig and Parquet output only");
     }
-    let regions = read_regions(&args.regions, args.regions_bed.as_deref())?;
+    let mut regions = read_regions(&args.regions, args.regions_bed.as_deref())?;
+    if args.warmup.warmup.is_none() {
+        // Shards (--warmup) keep their own stricter check below: sorted and disjoint as given.
+        super::order_regions(&args.input, &mut regions, true)?;
+    }
     check_shard_regions(&args.input, &regions, &args.warmup)?;
 
     let model = match args.engine.load_any()? {
@@ -241,6 +255,11 @@ fn open_sink(
             Box::new(BedGraphSink::new(out, args.bin))
         }
         TrackFormat::Csv => Box::new(CsvSink::new(Output::create(args.output.as_deref())?)?),
+        TrackFormat::Parquet => {
+            let out = Output::create(args.output.as_deref())?;
+            let writer = ParquetIntervals::create(out, &args.engine.provenance()?)?;
+            Box::new(IntervalSink::with_writer(writer, args.bin))
+        }
         TrackFormat::Bigwig => {
             let Some(path) = args.output.as_deref().filter(|p| *p != Path::new("-")) else {
                 anyhow::bail!("bigWig output needs a file name (-o track.bw), not stdout");

@@ -21,9 +21,9 @@ use clap::{Parser, Subcommand};
     about,
     propagate_version = true,
     after_help = "Outputs (by extension, or -O): likelihood — bedGraph (.bedgraph/.bg[.gz]), CSV \
-(.csv[.gz]), bigWig (.bw); embed — CSV/TSV (.csv/.tsv[.gz]), NPY (.npy), safetensors \
-(.safetensors), each matrix with a .rows.bed; score-variants — TSV/CSV, BED, VCF \
-(.vcf[.gz]). Scores are natural logarithms. Docs: docs/likelihood.md, docs/embed.md, \
+(.csv[.gz]), bigWig (.bw), Parquet (.parquet); embed — CSV/TSV (.csv/.tsv[.gz]), NPY (.npy), \
+safetensors (.safetensors), each matrix with a .rows.bed, Parquet (.parquet); score-variants — \
+TSV/CSV, BED, VCF (.vcf[.gz]), Parquet (.parquet). Scores are natural logarithms. Docs: docs/likelihood.md, docs/embed.md, \
 docs/scoring.md, docs/models.md, docs/outputs.md."
 )]
 pub struct Cli {
@@ -36,12 +36,13 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Per-base log-probabilities of the observed bases (natural log, ≤ 0; closer to 0 = more
-    /// expected by the model). bedGraph, CSV or bigWig.
+    /// expected by the model). bedGraph, CSV, bigWig or Parquet.
     Likelihood(likelihood::LikelihoodArgs),
-    /// Embeddings (hidden states) per record, per window or per base (CSV, TSV, NPY, safetensors).
+    /// Embeddings (hidden states) per record, per window or per base (CSV, TSV, NPY, safetensors, Parquet).
     Embed(embed::EmbedArgs),
     /// Variant-effect scores from a VCF, BCF or table: llr and delta_ll, natural log, ALT
-    /// against REF (negative = ALT less likely than the reference). TSV, CSV, BED or VCF.
+    /// against REF (negative = ALT less likely than the reference). TSV, CSV, BED, VCF or
+    /// Parquet.
     ScoreVariants(score_variants::ScoreVariantsArgs),
     /// Print a model's configuration, parameter count and state size.
     Info(info::InfoArgs),
@@ -105,7 +106,32 @@ pub fn read_regions(
     Ok(out)
 }
 
-/// Refuses an output (and its `.rows.bed` sidecar) that is the same file as an input: the
+/// Puts `regions` in the order of `input`'s FASTA index — its records' order, then start —
+/// so outputs come out sorted whatever order the regions were given in (bedGraph and bigWig
+/// stay valid, `.gz` outputs indexable). With `disjoint`, overlapping regions are refused
+/// naming the first pair. Opening the index builds it for a plain FASTA that has none.
+pub fn order_regions(
+    input: &std::path::Path,
+    regions: &mut [ssmgen::input::Region],
+    disjoint: bool,
+) -> anyhow::Result<()> {
+    if regions.is_empty() {
+        return Ok(());
+    }
+    let records = shards::index_records(input)?;
+    ssmgen::input::sort_regions(regions, &records);
+    if disjoint && let Some((a, b)) = ssmgen::input::first_overlap(regions, &records) {
+        anyhow::bail!(
+            "regions {} and {} overlap: likelihood writes one value per base, so its regions \
+             must be disjoint; merge them first (e.g. `bedtools merge`)",
+            ssmgen::error::escape_controls(&a.label),
+            ssmgen::error::escape_controls(&b.label)
+        );
+    }
+    Ok(())
+}
+
+/// Refuses an output (and its `.rows.bed` and `.json` sidecars) that is the same file as an input: the
 /// sequences, their `.fai`/`.gzi`, the BED of regions, or the model's files.
 pub fn check_outputs(
     output: Option<&std::path::Path>,
@@ -117,6 +143,7 @@ pub fn check_outputs(
         return Ok(());
     };
     let sidecar = ssmgen::output::embedding::rows_bed_path(output);
+    let json = ssmgen::output::embedding::npy_json_path(output);
     let fai = PathBuf::from(format!("{}.fai", input.display()));
     let gzi = PathBuf::from(format!("{}.gzi", input.display()));
     let mut inputs = vec![input, fai.as_path(), gzi.as_path()];
@@ -128,7 +155,10 @@ pub fn check_outputs(
     if let Some(files) = &model_files {
         inputs.extend(files.iter().map(PathBuf::as_path));
     }
-    ssmgen::output::atomic::check_not_inputs(&[output, sidecar.as_path()], &inputs)?;
+    ssmgen::output::atomic::check_not_inputs(
+        &[output, sidecar.as_path(), json.as_path()],
+        &inputs,
+    )?;
     Ok(())
 }
 
@@ -236,6 +266,26 @@ impl EngineArgs {
             Some(dir) => AnyModel::load(dir)?,
             None => AnyModel::Causal(builtin::load()?),
         })
+    }
+
+    /// The model's name and content hash, for provenance (the built-in one, by default or by
+    /// name).
+    pub fn fingerprint(&self) -> anyhow::Result<ssmgen::provenance::ModelFingerprint> {
+        use ssmgen::model::builtin;
+        Ok(match &self.model {
+            Some(dir) if !dir.exists() && dir.as_os_str() == builtin::NAME => {
+                builtin::fingerprint()
+            }
+            Some(dir) => ssmgen::provenance::ModelFingerprint::of_dir(dir)?,
+            None => builtin::fingerprint(),
+        })
+    }
+
+    /// The provenance key/value pairs of binary outputs: ssmgen's version, this command line,
+    /// the model and its hashes.
+    pub fn provenance(&self) -> anyhow::Result<Vec<(String, String)>> {
+        let argv: Vec<String> = std::env::args().collect();
+        Ok(ssmgen::provenance::metadata(&argv, &self.fingerprint()?))
     }
 
     /// Resolves `--device` against the machine.

@@ -9,7 +9,7 @@ use ssmgen::error::escape_controls;
 use ssmgen::input::SequenceFile;
 use ssmgen::input::shards::check_sorted_disjoint;
 use ssmgen::output::Preset;
-use ssmgen::provenance::{ModelFingerprint, contig_lines, vcf_header_lines};
+use ssmgen::provenance::{contig_lines, vcf_header_lines};
 
 use super::formats::{IndexArgs, Known, choose};
 use ssmgen::variants::engine::EngineOptions;
@@ -44,7 +44,7 @@ pub struct ScoreVariantsArgs {
     #[arg(short, long, value_name = "FILE")]
     output: Vec<PathBuf>,
     /// Output format for every output (`-f/--format` is an alias). Default: from each output's
-    /// extension — .tsv/.txt, .csv, .bed, .vcf; any other extension is an error — else (stdout, a
+    /// extension — .tsv/.txt, .csv, .bed, .vcf, .parquet/.pq; any other extension is an error — else (stdout, a
     /// name without extension) tsv.
     #[arg(
         short = 'O',
@@ -100,6 +100,8 @@ enum FormatArg {
     Csv,
     Bed,
     Vcf,
+    /// Parquet: the TSV's columns, typed (scores float64, null where the TSV is empty).
+    Parquet,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -108,7 +110,7 @@ enum ScoreArg {
     Llr,
 }
 
-const KNOWN: [Known<FormatArg>; 4] = [
+const KNOWN: [Known<FormatArg>; 5] = [
     Known {
         extensions: &["tsv", "txt"],
         format: FormatArg::Tsv,
@@ -129,6 +131,11 @@ const KNOWN: [Known<FormatArg>; 4] = [
         format: FormatArg::Vcf,
         text: true,
     },
+    Known {
+        extensions: &["parquet", "pq"],
+        format: FormatArg::Parquet,
+        text: false,
+    },
 ];
 
 /// The format of each output (stdout alone when there is none), checked before any work.
@@ -141,9 +148,10 @@ fn output_formats(args: &ScoreVariantsArgs) -> anyhow::Result<Vec<(Option<&Path>
     let mut formats = Vec::with_capacity(outputs.len());
     for output in outputs {
         let format = choose(output, args.output_type, &KNOWN, FormatArg::Tsv)?;
-        if args.index.write_index.is_some() && format == FormatArg::Csv {
+        if args.index.write_index.is_some() && matches!(format, FormatArg::Csv | FormatArg::Parquet)
+        {
             anyhow::bail!(
-                "{}: --write-index applies to VCF, BED and TSV output (.vcf.gz, .bed.gz,                  .tsv.gz), not CSV",
+                "{}: --write-index applies to VCF, BED and TSV output (.vcf.gz, .bed.gz, .tsv.gz), not CSV or Parquet",
                 output.unwrap_or(Path::new("<stdout>")).display()
             );
         }
@@ -154,10 +162,7 @@ fn output_formats(args: &ScoreVariantsArgs) -> anyhow::Result<Vec<(Option<&Path>
 
 /// The provenance lines every VCF output gets.
 fn vcf_header(args: &ScoreVariantsArgs) -> anyhow::Result<Vec<String>> {
-    let model = match &args.engine.model {
-        Some(dir) => ModelFingerprint::of_dir(dir)?,
-        None => ssmgen::model::builtin::fingerprint(),
-    };
+    let model = args.engine.fingerprint()?;
     let argv: Vec<String> = std::env::args().collect();
     Ok(vcf_header_lines(&argv, &model))
 }
@@ -446,6 +451,11 @@ fn report_and_write(
     for (output, format) in output_formats(args)? {
         let mut out = ssmgen::output::Output::create(output)?;
         let (format, preset) = match format {
+            FormatArg::Parquet => {
+                let metadata = args.engine.provenance()?;
+                ssmgen::output::parquet::write_variants(out, kind, file, results, &metadata)?;
+                continue;
+            }
             FormatArg::Tsv => (VariantFormat::Tsv, Preset::PosTable),
             FormatArg::Csv => (VariantFormat::Csv, Preset::PosTable),
             FormatArg::Bed => (VariantFormat::Bed, Preset::Bed { skip: 0 }),

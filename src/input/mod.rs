@@ -5,7 +5,7 @@ pub mod sequence_file;
 pub mod shards;
 pub mod span;
 
-pub use region::{Region, read_bed};
+pub use region::{Region, first_overlap, read_bed, sort_regions};
 pub use sequence_file::{
     ChunkRead, IndexedFasta, RecordCounts, SequenceFile, StreamFile, StreamFormat,
 };

@@ -180,6 +180,48 @@ pub fn parse_bed(path: &Path, reader: impl BufRead) -> Result<Vec<Region>> {
     Ok(regions)
 }
 
+/// Sorts `regions` into the order of an indexed file: by the rank of their record in
+/// `records` (the `.fai`'s order, as `samtools faidx` and `bedtools sort -g` use), then by
+/// start and end. The sort is stable; regions on records not in `records` go last, in their
+/// given order (the run reports them).
+pub fn sort_regions(regions: &mut [Region], records: &[(String, u64)]) {
+    let rank: std::collections::HashMap<&str, (usize, u64)> = records
+        .iter()
+        .enumerate()
+        .map(|(i, (n, l))| (n.as_str(), (i, *l)))
+        .collect();
+    regions.sort_by_key(|r| match rank.get(r.name.as_str()) {
+        Some(&(i, length)) => (i, r.start, r.end.unwrap_or(length)),
+        None => (usize::MAX, 0, 0),
+    });
+}
+
+/// The first two regions of sorted `regions` that share a base (a region with no end reaches
+/// its record's end); `None` when they are disjoint. Regions touching end to start do not
+/// overlap.
+pub fn first_overlap<'a>(
+    regions: &'a [Region],
+    records: &[(String, u64)],
+) -> Option<(&'a Region, &'a Region)> {
+    let length: std::collections::HashMap<&str, u64> =
+        records.iter().map(|(n, l)| (n.as_str(), *l)).collect();
+    let mut furthest: Option<(&Region, u64)> = None;
+    for r in regions {
+        let Some(&len) = length.get(r.name.as_str()) else {
+            continue;
+        };
+        let end = r.end.unwrap_or(len);
+        match furthest {
+            Some((prev, prev_end)) if prev.name == r.name && r.start < prev_end => {
+                return Some((prev, r));
+            }
+            // Sorted and disjoint so far: this region ends furthest.
+            _ => furthest = Some((r, end)),
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,5 +263,39 @@ mod tests {
         assert_eq!((r[1].start, r[1].end), (5, Some(6)));
         std::fs::write(&p, "chr1\t10\t5\n").unwrap();
         assert!(read_bed(&p).unwrap_err().to_string().contains("line 1"));
+    }
+
+    fn regions(spec: &[&str]) -> Vec<Region> {
+        spec.iter().map(|s| Region::parse(s).unwrap()).collect()
+    }
+
+    #[test]
+    fn sorts_by_index_order_then_start() {
+        let records = vec![("chrB".to_string(), 100), ("chrA".to_string(), 50)];
+        let mut r = regions(&["chrA:5-9", "chrZ:1-2", "chrB:50-60", "chrA:1-3", "chrB:2-4"]);
+        sort_regions(&mut r, &records);
+        let labels: Vec<&str> = r.iter().map(|r| r.label.as_str()).collect();
+        assert_eq!(
+            labels,
+            ["chrB:2-4", "chrB:50-60", "chrA:1-3", "chrA:5-9", "chrZ:1-2"]
+        );
+        assert!(first_overlap(&r, &records).is_none());
+    }
+
+    #[test]
+    fn finds_overlaps_but_not_touching_regions() {
+        let records = vec![("c".to_string(), 100)];
+        let touching = regions(&["c:1-10", "c:11-20"]);
+        assert!(first_overlap(&touching, &records).is_none());
+        let overlapping = regions(&["c:1-10", "c:10-20"]);
+        let (a, b) = first_overlap(&overlapping, &records).unwrap();
+        assert_eq!((a.label.as_str(), b.label.as_str()), ("c:1-10", "c:10-20"));
+        // A long region swallowing a later one after a short one.
+        let nested = regions(&["c:1-50", "c:5-8", "c:30-40"]);
+        let (a, b) = first_overlap(&nested, &records).unwrap();
+        assert_eq!((a.label.as_str(), b.label.as_str()), ("c:1-50", "c:5-8"));
+        // A whole record and a part of it.
+        let whole = regions(&["c", "c:90-95"]);
+        assert!(first_overlap(&whole, &records).is_some());
     }
 }

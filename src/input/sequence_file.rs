@@ -1,11 +1,12 @@
 //! Opening sequence files: FASTA or FASTQ, plain, gzip or bgzip, from a path or stdin.
 //!
 //! A file with a `.fai` index is read region by region: memory-mapped when uncompressed, through
-//! the `.gzi` index when bgzip-compressed. Anything else is streamed record by record, with a
+//! the `.gzi` index when bgzip-compressed; a plain FASTA asked for regions without one gets it
+//! built, and written beside it when the folder allows. Anything else is streamed record by record, with a
 //! record's bases delivered in chunks so a chromosome never has to be held whole.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Cursor, Read, Seek, SeekFrom};
+use std::io::{self, BufRead, BufReader, Cursor, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use noodles_fasta as fasta;
@@ -211,6 +212,14 @@ impl SequenceFile {
             return IndexedFasta::open(path, &fai_path, gz.then_some(gzi_path.as_path()))
                 .map(SequenceFile::Indexed);
         }
+        if need_index && !gz && !has_fai {
+            // As `samtools faidx` would: index the plain FASTA now, and keep the index beside
+            // it when that folder is writable (else in memory only).
+            let index = build_fai(path)?;
+            save_fai(&fai_path, &index);
+            return IndexedFasta::open_with_index(path, &fai_path, index, None)
+                .map(SequenceFile::Indexed);
+        }
         if need_index {
             let message = if gz && !is_bgzf(path) {
                 format!(
@@ -289,6 +298,15 @@ impl SequenceFile {
 impl IndexedFasta {
     fn open(path: &Path, fai_path: &Path, gzi_path: Option<&Path>) -> Result<Self> {
         let index = read_fai(fai_path)?;
+        Self::open_with_index(path, fai_path, index, gzi_path)
+    }
+
+    fn open_with_index(
+        path: &Path,
+        fai_path: &Path,
+        index: fai::Index,
+        gzi_path: Option<&Path>,
+    ) -> Result<Self> {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         let (reader, map): (Box<dyn BufReadSeek>, _) = match gzi_path {
             Some(gzi_path) => {
@@ -592,6 +610,42 @@ impl IndexedFasta {
 
 /// Reads a `.fai`, each line read with a length limit (a name past [`MAX_NAME_LEN`] is an
 /// error before it is held in memory).
+/// Builds the `.fai` index of a plain FASTA file by reading it once (noodles' indexer, which
+/// checks line lengths as `samtools faidx` does).
+fn build_fai(path: &Path) -> Result<fai::Index> {
+    noodles_fasta::fs::index(path).map_err(|e| {
+        Error::format(
+            path,
+            format!(
+                "regions need a FASTA index; there is no .fai and one cannot be built: {e} \
+                 (every line of a record but its last must have the same length)"
+            ),
+        )
+    })
+}
+
+/// Writes `index` to `fai_path` (staged, then renamed into place) when nothing is there yet;
+/// a folder that cannot be written to, or a name already taken (even by a dangling link), is
+/// left alone: the index then lives in memory for this run only.
+fn save_fai(fai_path: &Path, index: &fai::Index) {
+    if !matches!(std::fs::symlink_metadata(fai_path), Err(e) if e.kind() == io::ErrorKind::NotFound)
+    {
+        return;
+    }
+    let Ok((staged, file)) = crate::output::atomic::StagedFile::create(fai_path) else {
+        return;
+    };
+    let mut writer = fai::io::Writer::new(io::BufWriter::new(file));
+    if writer.write_index(index).is_err() {
+        return;
+    }
+    if writer.get_mut().flush().is_err() {
+        return;
+    }
+    drop(writer);
+    let _ = staged.commit();
+}
+
 fn read_fai(fai_path: &Path) -> Result<fai::Index> {
     let file = File::open(fai_path).map_err(|e| Error::io(fai_path, e))?;
     let mut reader = BufReader::new(file);

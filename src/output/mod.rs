@@ -4,6 +4,7 @@ pub mod atomic;
 pub mod bigwig;
 pub mod embedding;
 pub mod index;
+pub mod parquet;
 pub mod track;
 
 pub use atomic::{Output, format_extension};
