@@ -14,8 +14,8 @@ use cudarc::driver::{
 use super::module::Kernels;
 use super::{Precision, SCAN_CHUNK, cuda_available, cuda_err, grid};
 use crate::error::{Error, Result};
-use crate::graph::{Consumer, LinearRole, Ops};
-use crate::model::LayerWeights;
+use crate::graph::{Consumer, LinearRole, Mamba2Shape, Ops};
+use crate::model::{LayerWeights, Mamba2LayerWeights};
 
 /// The GPU handles: stream, cuBLAS, compiled kernels. The causal backend and the graph ops
 /// share them.
@@ -172,6 +172,16 @@ pub struct CudaMixer {
     dt_bias: CudaSlice<f32>,
     a: CudaSlice<f32>,
     d: CudaSlice<f32>,
+}
+
+/// One Mamba-2 mixer's parameters on the GPU.
+pub struct CudaMixer2 {
+    shape: Mamba2Shape,
+}
+
+/// The error for a Mamba-2 op this backend does not run yet.
+fn no_mamba2() -> Error {
+    Error::Backend("Mamba-2 mixers do not run on CUDA yet; use --device cpu".into())
 }
 
 /// The carried state of one mixer for a batch of sequences, stacked sequence by sequence.
@@ -878,6 +888,7 @@ impl CudaOps {
 impl Ops for CudaOps {
     type Act = CudaAct;
     type Mixer = CudaMixer;
+    type Mixer2 = CudaMixer2;
     type Linear = CudaLinear;
     type Vector = CudaSlice<f32>;
     type MixerState = CudaMixerState;
@@ -920,6 +931,45 @@ impl Ops for CudaOps {
             a: self.upload(&a)?,
             d: self.upload(&w.d)?,
         })
+    }
+
+    fn prepare_mixer2(&self, _w: &Mamba2LayerWeights, shape: Mamba2Shape) -> Result<CudaMixer2> {
+        Ok(CudaMixer2 { shape })
+    }
+
+    fn new_mixer2_state(&self, w: &CudaMixer2, batch: usize) -> Result<CudaMixerState> {
+        let _g = self.guard("state")?;
+        let s = &w.shape;
+        let z = |n: usize| {
+            self.stream
+                .alloc_zeros::<f32>(n.max(1))
+                .map_err(cuda_err("allocating state"))
+        };
+        Ok(CudaMixerState {
+            conv: z(batch * (s.d_conv - 1).max(1) * s.conv_dim())?,
+            ssm: z(batch * s.d_inner * s.d_state)?,
+            batch,
+        })
+    }
+
+    fn mixer2(
+        &self,
+        _w: &CudaMixer2,
+        _zxbcdt: &CudaAct,
+        _state: &mut CudaMixerState,
+        _reverse: bool,
+    ) -> Result<CudaAct> {
+        Err(no_mamba2())
+    }
+
+    fn mixer2_checkpoints(
+        &self,
+        _w: &CudaMixer2,
+        _zxbcdt: &CudaAct,
+        _state: &mut CudaMixerState,
+        _at: &[usize],
+    ) -> Result<(CudaAct, Vec<CudaMixerState>)> {
+        Err(no_mamba2())
     }
 
     fn prepare_linear(
