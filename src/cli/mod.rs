@@ -275,7 +275,8 @@ impl EngineArgs {
             }
             Device::Cuda(n) => {
                 let c = &model.config;
-                let ops = self.cuda_ops(n, c.state_size, c.conv_kernel)?;
+                let ops = ssmgen::backend::cuda::CudaOps::for_config(n, self.precision(), c)?;
+                let ops = if self.profile { ops.profiled() } else { ops };
                 let backend = ssmgen::graph::mamba::MambaGraph::build(ops, model)?;
                 self.announce(&backend.describe(), &device);
                 let stripe = match fixed {

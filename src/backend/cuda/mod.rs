@@ -102,8 +102,7 @@ pub type CudaState = Vec<ops::CudaMixerState>;
 impl MambaGraph<CudaOps> {
     /// Uploads `model` to GPU `ordinal` at `precision` and compiles the kernels for it.
     pub fn new(model: &Model, ordinal: usize, precision: Precision) -> Result<Self> {
-        let c = &model.config;
-        let ops = CudaOps::new(ordinal, precision, c.state_size, c.conv_kernel)?;
+        let ops = CudaOps::for_config(ordinal, precision, &model.config)?;
         MambaGraph::build(ops, model)
     }
 

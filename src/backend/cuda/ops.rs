@@ -17,6 +17,16 @@ use crate::error::{Error, Result};
 use crate::graph::{Consumer, LinearRole, Mamba2Shape, Ops};
 use crate::model::{LayerWeights, Mamba2LayerWeights};
 
+mod mamba2;
+pub use mamba2::CudaMixer2;
+
+/// Largest Mamba-2 state size the scan supports (8 registers per lane).
+const M2_STATE_MAX: usize = 256;
+/// The Mamba-2 state size compiled into the kernels of a Mamba-1 or Caduceus model (unused).
+const M2_STATE_UNUSED: usize = 16;
+/// The Mamba-1 state size compiled into the kernels of a Mamba-2 model (unused).
+const M1_STATE_UNUSED: usize = 16;
+
 /// The GPU handles: stream, cuBLAS, compiled kernels. The causal backend and the graph ops
 /// share them.
 pub struct CudaOps {
@@ -174,16 +184,6 @@ pub struct CudaMixer {
     d: CudaSlice<f32>,
 }
 
-/// One Mamba-2 mixer's parameters on the GPU.
-pub struct CudaMixer2 {
-    shape: Mamba2Shape,
-}
-
-/// The error for a Mamba-2 op this backend does not run yet.
-fn no_mamba2() -> Error {
-    Error::Backend("Mamba-2 mixers do not run on CUDA yet; use --device cpu".into())
-}
-
 /// The carried state of one mixer for a batch of sequences, stacked sequence by sequence.
 pub struct CudaMixerState {
     conv: CudaSlice<f32>,
@@ -239,6 +239,36 @@ impl CudaOps {
         d_state: usize,
         d_conv: usize,
     ) -> Result<Self> {
+        Self::open(ordinal, precision, d_state, d_conv, M2_STATE_UNUSED)
+    }
+
+    /// Opens GPU `ordinal` for the causal model `config` (Mamba-1 or Mamba-2), with the kernels
+    /// compiled for its state size and conv width.
+    pub fn for_config(
+        ordinal: usize,
+        precision: Precision,
+        config: &crate::model::MambaConfig,
+    ) -> Result<Self> {
+        match &config.mamba2 {
+            None => Self::new(ordinal, precision, config.state_size, config.conv_kernel),
+            Some(_) => Self::open(
+                ordinal,
+                precision,
+                M1_STATE_UNUSED,
+                config.conv_kernel,
+                config.state_size,
+            ),
+        }
+    }
+
+    /// [`CudaOps::new`] with the Mamba-2 kernels compiled for `m2_state` state lanes.
+    fn open(
+        ordinal: usize,
+        precision: Precision,
+        d_state: usize,
+        d_conv: usize,
+        m2_state: usize,
+    ) -> Result<Self> {
         let count = cuda_available().map_err(Error::Backend)?;
         if ordinal >= count {
             return Err(Error::Backend(format!(
@@ -251,6 +281,12 @@ impl CudaOps {
                  the model has {d_state} and {d_conv}"
             )));
         }
+        if m2_state > M2_STATE_MAX {
+            return Err(Error::Backend(format!(
+                "the CUDA Mamba-2 scan keeps d_state (up to {M2_STATE_MAX}) in registers; \
+                 the model has {m2_state}"
+            )));
+        }
         let ctx = CudaContext::new(ordinal).map_err(cuda_err("cannot open the GPU"))?;
         // SAFETY: everything runs on the one default stream, in order, so buffers need no
         // cross-stream events.
@@ -260,7 +296,7 @@ impl CudaOps {
         let stream = ctx.default_stream();
         let blas = CudaBlas::new(stream.clone())
             .map_err(|e| Error::Backend(format!("cannot start cuBLAS: {e}")))?;
-        let kernels = Kernels::load(&ctx, d_state, d_conv)?;
+        let kernels = Kernels::load(&ctx, d_state, d_conv, m2_state)?;
         let p = precision.name();
         let dummy = stream
             .alloc_zeros::<f32>(1)
@@ -933,43 +969,48 @@ impl Ops for CudaOps {
         })
     }
 
-    fn prepare_mixer2(&self, _w: &Mamba2LayerWeights, shape: Mamba2Shape) -> Result<CudaMixer2> {
-        Ok(CudaMixer2 { shape })
+    fn prepare_mixer2(&self, w: &Mamba2LayerWeights, shape: Mamba2Shape) -> Result<CudaMixer2> {
+        self.upload_mixer2(w, shape)
     }
 
     fn new_mixer2_state(&self, w: &CudaMixer2, batch: usize) -> Result<CudaMixerState> {
         let _g = self.guard("state")?;
-        let s = &w.shape;
-        let z = |n: usize| {
-            self.stream
-                .alloc_zeros::<f32>(n.max(1))
-                .map_err(cuda_err("allocating state"))
-        };
-        Ok(CudaMixerState {
-            conv: z(batch * (s.d_conv - 1).max(1) * s.conv_dim())?,
-            ssm: z(batch * s.d_inner * s.d_state)?,
-            batch,
-        })
+        self.zero_state2(w, batch)
     }
 
     fn mixer2(
         &self,
-        _w: &CudaMixer2,
-        _zxbcdt: &CudaAct,
-        _state: &mut CudaMixerState,
-        _reverse: bool,
+        w: &CudaMixer2,
+        zxbcdt: &CudaAct,
+        state: &mut CudaMixerState,
+        reverse: bool,
     ) -> Result<CudaAct> {
-        Err(no_mamba2())
+        let batch = state.batch;
+        let (e, width) = (w.shape.d_inner, w.shape.in_width());
+        if zxbcdt.width != width || batch == 0 || !zxbcdt.rows().is_multiple_of(batch) {
+            return Err(shape_err("mixer2"));
+        }
+        let _g = self.guard("mixer2")?;
+        let rows = zxbcdt.rows();
+        if reverse {
+            let flipped = self.flip_unlocked(zxbcdt, batch, true, false)?;
+            let y = self.mixer2_forward(w, &flipped.values()?.slice(..), rows, state)?;
+            self.flip_unlocked(&CudaAct::f32(y, rows, e), batch, true, false)
+        } else {
+            let y = self.mixer2_forward(w, &zxbcdt.values()?.slice(..), rows, state)?;
+            Ok(CudaAct::f32(y, rows, e))
+        }
     }
 
     fn mixer2_checkpoints(
         &self,
-        _w: &CudaMixer2,
-        _zxbcdt: &CudaAct,
-        _state: &mut CudaMixerState,
-        _at: &[usize],
+        w: &CudaMixer2,
+        zxbcdt: &CudaAct,
+        state: &mut CudaMixerState,
+        at: &[usize],
     ) -> Result<(CudaAct, Vec<CudaMixerState>)> {
-        Err(no_mamba2())
+        let _g = self.guard("mixer2")?;
+        self.mixer2_pieces(w, zxbcdt, state, at)
     }
 
     fn prepare_linear(
