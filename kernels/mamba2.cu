@@ -7,7 +7,7 @@
 // [batch, heads, head_dim, M2_N]. Head h reads the B and C of group h / (heads / groups).
 //
 // m2_scan is sequential in time: one warp per (sequence, head, channel p), each lane holding
-// the states n = lane + 32 j. The order of every operation is fixed, so results do not depend on
+// the states n = lane + 32 j (M2_N up to 128, so a tile fits the 48 KiB of static shared memory). The order of every operation is fixed, so results do not depend on
 // how a sequence is split into stripes. (This is the recurrent form, not the chunked SSD form
 // with tensor-core matmuls.)
 
@@ -31,18 +31,21 @@ extern "C" __global__ void m2_dt(const float* zxbcdt, int width, int dt_off, lon
     dt[i] = fminf(fmaxf(sp, lo), hi);
 }
 
-// grid (ceil(head_dim / M2_WARPS), heads, batch), block 32 * M2_WARPS threads, dynamic shared
-// memory tile * (2 * M2_N + 1 + M2_WARPS) floats: a tile of time steps' B, C, dt and x is
-// staged there, then each warp runs its channel through the tile.
+// grid (ceil(head_dim / M2_WARPS), heads, batch), block 32 * M2_WARPS threads. A tile of
+// M2_TILE (= 32, one per lane) time steps' B, C, dt, exp(dt * A) and x is staged in shared
+// memory; each warp runs its channel through the tile keeping one partial sum of C . s per step
+// and lane, then one reduce-scatter over the lanes (31 shuffles) leaves step t's sum in lane t,
+// which writes y. The sum over the lanes is the same butterfly tree for every step, so results
+// do not depend on where tiles or stripes start.
+#define M2_TILE 32
 extern "C" __global__ void m2_scan(const float* xbc, int conv_dim, int len, int heads,
                                    int head_dim, int groups, int d_inner, const float* dt,
-                                   const float* a, const float* d, float* ssm, float* y,
-                                   int tile) {
-    extern __shared__ float sh[];
-    float* sB = sh;
-    float* sC = sB + tile * M2_N;
-    float* sdt = sC + tile * M2_N;
-    float* sx = sdt + tile;
+                                   const float* a, const float* d, float* ssm, float* y) {
+    __shared__ float sB[M2_TILE * M2_N];
+    __shared__ float sC[M2_TILE * M2_N];
+    __shared__ float sdt[M2_TILE];
+    __shared__ float sdecay[M2_TILE];
+    __shared__ float sx[M2_TILE * M2_WARPS];
     int b = blockIdx.z, h = blockIdx.y;
     int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     int p0 = blockIdx.x * M2_WARPS;
@@ -59,8 +62,8 @@ extern "C" __global__ void m2_scan(const float* xbc, int conv_dim, int len, int 
     }
     long row0 = (long)b * len;
     int b_off = d_inner + g * M2_N, c_off = d_inner + (groups + g) * M2_N;
-    for (int t0 = 0; t0 < len; t0 += tile) {
-        int steps = min(tile, len - t0);
+    for (int t0 = 0; t0 < len; t0 += M2_TILE) {
+        int steps = min(M2_TILE, len - t0);
         __syncthreads();
         for (int i = threadIdx.x; i < steps * M2_N; i += blockDim.x) {
             int tt = i / M2_N, n = i % M2_N;
@@ -68,7 +71,11 @@ extern "C" __global__ void m2_scan(const float* xbc, int conv_dim, int len, int 
             sB[i] = row[b_off + n];
             sC[i] = row[c_off + n];
         }
-        for (int i = threadIdx.x; i < steps; i += blockDim.x) sdt[i] = dt[(row0 + t0 + i) * heads + h];
+        for (int i = threadIdx.x; i < steps; i += blockDim.x) {
+            float v = dt[(row0 + t0 + i) * heads + h];
+            sdt[i] = v;
+            sdecay[i] = expf(v * ah);
+        }
         for (int i = threadIdx.x; i < steps * M2_WARPS; i += blockDim.x) {
             int tt = i / M2_WARPS, w = i % M2_WARPS;
             int pp = p0 + w;
@@ -76,22 +83,39 @@ extern "C" __global__ void m2_scan(const float* xbc, int conv_dim, int len, int 
         }
         __syncthreads();
         if (active) {
-            for (int tt = 0; tt < steps; ++tt) {
-                float dtv = sdt[tt];
-                float decay = expf(dtv * ah);
-                float x = sx[tt * M2_WARPS + warp];
-                float dtx = dtv * x;
-                float acc = 0.0f;
+            float part[M2_TILE];
 #pragma unroll
-                for (int j = 0; j < M2_LANE_STATES; ++j) {
-                    int n = lane + 32 * j;
-                    if (n < M2_N) {
-                        s[j] = decay * s[j] + dtx * sB[tt * M2_N + n];
-                        acc += s[j] * sC[tt * M2_N + n];
+            for (int tt = 0; tt < M2_TILE; ++tt) {
+                float acc = 0.0f;
+                if (tt < steps) {
+                    float decay = sdecay[tt];
+                    float dtx = sdt[tt] * sx[tt * M2_WARPS + warp];
+#pragma unroll
+                    for (int j = 0; j < M2_LANE_STATES; ++j) {
+                        int n = lane + 32 * j;
+                        if (n < M2_N) {
+                            s[j] = decay * s[j] + dtx * sB[tt * M2_N + n];
+                            acc += s[j] * sC[tt * M2_N + n];
+                        }
                     }
                 }
-                for (int off = 16; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
-                if (lane == 0) y[(row0 + t0 + tt) * d_inner + h * head_dim + p] = acc + dh * x;
+                part[tt] = acc;
+            }
+            // Reduce-scatter: at width k, lanes with bit k keep the upper k of their 2k steps,
+            // the others the lower k, each adding its partner's partial for the steps it keeps.
+#pragma unroll
+            for (int k = 16; k >= 1; k >>= 1) {
+                bool upper = (lane & k) != 0;
+#pragma unroll
+                for (int i = 0; i < k; ++i) {
+                    float send = upper ? part[i] : part[i + k];
+                    float keep = upper ? part[i + k] : part[i];
+                    part[i] = keep + __shfl_xor_sync(0xffffffffu, send, k);
+                }
+            }
+            if (lane < steps) {
+                float x = sx[lane * M2_WARPS + warp];
+                y[(row0 + t0 + lane) * d_inner + h * head_dim + p] = part[0] + dh * x;
             }
         }
     }

@@ -20,8 +20,9 @@ use crate::model::{LayerWeights, Mamba2LayerWeights};
 mod mamba2;
 pub use mamba2::CudaMixer2;
 
-/// Largest Mamba-2 state size the scan supports (8 registers per lane).
-const M2_STATE_MAX: usize = 256;
+/// Largest Mamba-2 state size the scan supports (a 32-step tile of B and C in 48 KiB of shared
+/// memory).
+const M2_STATE_MAX: usize = 128;
 /// The Mamba-2 state size compiled into the kernels of a Mamba-1 or Caduceus model (unused).
 const M2_STATE_UNUSED: usize = 16;
 /// The Mamba-1 state size compiled into the kernels of a Mamba-2 model (unused).
@@ -283,7 +284,7 @@ impl CudaOps {
         }
         if m2_state > M2_STATE_MAX {
             return Err(Error::Backend(format!(
-                "the CUDA Mamba-2 scan keeps d_state (up to {M2_STATE_MAX}) in registers; \
+                "the CUDA Mamba-2 scan stages d_state (up to {M2_STATE_MAX}) in shared memory; \
                  the model has {m2_state}"
             )));
         }

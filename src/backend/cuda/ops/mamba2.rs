@@ -1,5 +1,6 @@
 //! The Mamba-2 mixer on the GPU: conv (`conv1d_silu` over the xBC columns), `m2_dt`, `m2_scan`
-//! (sequential in time, one warp per head channel), `m2_gated_norm` (kernels/mamba2.cu).
+//! (sequential in time, one warp per head channel, 32-step tiles), `m2_gated_norm`
+//! (kernels/mamba2.cu).
 
 use cudarc::driver::{CudaSlice, CudaView, LaunchConfig, PushKernelArg};
 
@@ -10,8 +11,6 @@ use crate::model::Mamba2LayerWeights;
 
 /// Warps (head channels) per block of `m2_scan` (`M2_WARPS` in kernels/mamba2.cu).
 const SCAN_WARPS: usize = 8;
-/// Floats of dynamic shared memory `m2_scan` may stage per block (48 KiB).
-const SCAN_SHARED_FLOATS: usize = 12 * 1024;
 
 /// One Mamba-2 mixer's parameters on the GPU.
 pub struct CudaMixer2 {
@@ -164,8 +163,6 @@ impl CudaOps {
             state.conv = conv_next;
         }
         self.sub_stage("mixer2/conv_dt", &mut since);
-        let per_step = 2 * s.d_state + 1 + SCAN_WARPS;
-        let tile = (SCAN_SHARED_FLOATS / per_step).clamp(1, 64);
         let config = LaunchConfig {
             grid_dim: (
                 s.head_dim.div_ceil(SCAN_WARPS) as u32,
@@ -173,16 +170,11 @@ impl CudaOps {
                 batch as u32,
             ),
             block_dim: (32 * SCAN_WARPS as u32, 1, 1),
-            shared_mem_bytes: (tile * per_step * 4) as u32,
+            shared_mem_bytes: 0,
         };
-        let (heads_i, p_i, g_i, e_i, tile_i) = (
-            heads as i32,
-            s.head_dim as i32,
-            s.n_groups as i32,
-            e as i32,
-            tile as i32,
-        );
-        // SAFETY: as above; the shared memory holds `tile` steps of B, C, dt and x.
+        let (heads_i, p_i, g_i, e_i) =
+            (heads as i32, s.head_dim as i32, s.n_groups as i32, e as i32);
+        // SAFETY: as above.
         unsafe {
             self.stream
                 .launch_builder(&self.kernels.m2_scan)
@@ -198,7 +190,6 @@ impl CudaOps {
                 .arg(&w.d)
                 .arg(&mut state.ssm)
                 .arg(&mut y)
-                .arg(&tile_i)
                 .launch(config)
                 .map_err(&launch_err)?;
         }
