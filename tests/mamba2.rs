@@ -185,3 +185,55 @@ fn wrong_shapes_name_the_tensor() {
         "{err}"
     );
 }
+
+/// The reverse mixer (what a bidirectional model's reverse direction runs) is the forward mixer
+/// of the time-flipped rows, flipped back, for each sequence of a batch.
+#[test]
+fn reverse_mixer_is_the_flipped_forward_mixer() {
+    use ssmgen::backend::cpu::{CpuAct, CpuOps};
+    use ssmgen::graph::{Mamba2Shape, Ops};
+    let model = Model::load(Path::new("test-data/mamba2-fixture")).unwrap();
+    let (c, m2) = (&model.config, model.config.mamba2.as_ref().unwrap());
+    let shape = Mamba2Shape {
+        d_inner: c.intermediate_size,
+        d_state: c.state_size,
+        d_conv: c.conv_kernel,
+        num_heads: m2.num_heads,
+        head_dim: m2.head_dim,
+        n_groups: m2.n_groups,
+        norm_group_size: m2.norm_group_size,
+        eps: c.layer_norm_epsilon,
+        dt_limit: m2.time_step_limit,
+    };
+    let ops = CpuOps;
+    let mixer = ops
+        .prepare_mixer2(&model.weights.mamba2_layers[1], shape)
+        .unwrap();
+    let (len, width) = (37, shape.in_width());
+    // Deterministic inputs in [-1.5, 1.5].
+    let data: Vec<f32> = (0..2 * len * width)
+        .map(|i| ((i * 7919 % 1000) as f32 / 1000.0 - 0.5) * 3.0)
+        .collect();
+    let xz = CpuAct { data, width };
+    let mut state = ops.new_mixer2_state(&mixer, 2).unwrap();
+    let reversed = ops.mixer2(&mixer, &xz, &mut state, true).unwrap();
+    let flipped = ops.flip(&xz, 2, true, false).unwrap();
+    let mut fresh = ops.new_mixer2_state(&mixer, 2).unwrap();
+    let forward = ops.mixer2(&mixer, &flipped, &mut fresh, false).unwrap();
+    let back = ops.flip(&forward, 2, true, false).unwrap();
+    assert_eq!(reversed, back);
+    assert_eq!(
+        state, fresh,
+        "the reverse pass leaves the state after the first row"
+    );
+    assert_ne!(
+        reversed,
+        ops.mixer2(
+            &mixer,
+            &xz,
+            &mut ops.new_mixer2_state(&mixer, 2).unwrap(),
+            false
+        )
+        .unwrap()
+    );
+}
