@@ -227,7 +227,10 @@ def speed(lengths, precisions):
                                 rms_norm=True, fused_add_norm=True, residual_in_fp32=True)
                 return MambaLMHeadModel(c)
 
-            for label, build in (("transformers Mamba2", hf), ("mamba-ssm Mamba2 (Triton SSD)", mamba_ssm_lm)):
+            import importlib.util
+            fast = importlib.util.find_spec("mamba_ssm") is not None
+            hf_label = "transformers Mamba2 (" + ("mamba-ssm kernels" if fast else "torch path") + ")"
+            for label, build in ((hf_label, hf), ("mamba-ssm Mamba2 (Triton SSD)", mamba_ssm_lm)):
                 for p in precisions:
                     rate, peak, err = torch_forward_speed(build, n, dtypes[p])
                     rows.append((n, p, label, rate, peak, None, err))
