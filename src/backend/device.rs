@@ -54,10 +54,22 @@ pub fn gpu_stripe_len(config: &MambaConfig, free_bytes: usize) -> usize {
 
 /// f32 activation values per token of one stripe.
 fn floats_per_token(config: &MambaConfig) -> usize {
-    3 * config.hidden_size
-        + 6 * config.intermediate_size
-        + config.x_proj_width()
-        + config.vocab_size
+    match &config.mamba2 {
+        None => {
+            3 * config.hidden_size
+                + 6 * config.intermediate_size
+                + config.x_proj_width()
+                + config.vocab_size
+        }
+        // in_proj's output, the conv output, y, dt, plus the residual stream and logits.
+        Some(m) => {
+            3 * config.hidden_size
+                + 2 * config.in_proj_width()
+                + 2 * config.intermediate_size
+                + m.num_heads
+                + config.vocab_size
+        }
+    }
 }
 
 #[cfg(test)]

@@ -18,6 +18,9 @@ pub fn run(args: InfoArgs) -> anyhow::Result<()> {
     let c = &model.config;
     let state = c.state_floats_per_layer();
     println!("model              {}", model.source);
+    if c.mamba2.is_some() {
+        println!("architecture       mamba2 (causal LM, Mamba-2 / SSD mixers)");
+    }
     println!("weights dtype      {}", model.weights.dtype);
     println!("parameters         {}", model.weights.parameter_count(c));
     println!("layers             {}", c.num_hidden_layers);
@@ -25,7 +28,20 @@ pub fn run(args: InfoArgs) -> anyhow::Result<()> {
     println!("d_inner            {}", c.intermediate_size);
     println!("d_state            {}", c.state_size);
     println!("d_conv             {}", c.conv_kernel);
-    println!("dt_rank            {}", c.time_step_rank);
+    match &c.mamba2 {
+        None => println!("dt_rank            {}", c.time_step_rank),
+        Some(m) => {
+            println!(
+                "heads              {} of head_dim {}",
+                m.num_heads, m.head_dim
+            );
+            println!("n_groups           {}", m.n_groups);
+            println!(
+                "time_step_limit    {} to {}",
+                m.time_step_limit.0, m.time_step_limit.1
+            );
+        }
+    }
     println!("vocab_size         {}", c.vocab_size);
     println!("prepend_bos        {}", c.prepend_bos);
     let tokens: Vec<String> = c.tokens.iter().map(|(b, t)| format!("{b}={t}")).collect();
@@ -33,7 +49,7 @@ pub fn run(args: InfoArgs) -> anyhow::Result<()> {
     println!(
         "state per layer    {} floats ({} conv + {} ssm), {} bytes f32; {} bytes for all layers",
         state,
-        c.intermediate_size * (c.conv_kernel - 1),
+        c.conv_state_floats_per_layer(),
         c.intermediate_size * c.state_size,
         state * 4,
         state * 4 * c.num_hidden_layers

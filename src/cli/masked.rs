@@ -78,11 +78,7 @@ pub fn run_masked<T: GraphTask>(
         }
         Device::Cuda(n) => {
             let c = &model.config;
-            let shape = ssmgen::backend::cuda::MixerShape {
-                d_state: c.d_state,
-                d_conv: c.d_conv,
-                dt_rank: c.dt_rank,
-            };
+            let shape = ssmgen::backend::cuda::MixerShape::mamba1(c.d_state, c.d_conv, c.dt_rank);
             let graph = CaduceusGraph::build(engine.cuda_ops(n, shape)?, model)?;
             engine.announce(&graph.ops().describe(), &device);
             let started = std::time::Instant::now();

@@ -325,12 +325,8 @@ impl EngineArgs {
             }
             Device::Cuda(n) => {
                 let c = &model.config;
-                let shape = ssmgen::backend::cuda::MixerShape {
-                    d_state: c.state_size,
-                    d_conv: c.conv_kernel,
-                    dt_rank: c.time_step_rank,
-                };
-                let ops = self.cuda_ops(n, shape)?;
+                let ops = ssmgen::backend::cuda::CudaOps::for_config(n, self.precision(), c)?;
+                let ops = if self.profile { ops.profiled() } else { ops };
                 let backend = ssmgen::graph::mamba::MambaGraph::build(ops, model)?;
                 self.announce(&backend.describe(), &device);
                 let stripe = match fixed {

@@ -1,14 +1,15 @@
-//! The causal Mamba-1 language model (`MambaForCausalLM`) over [`Ops`]: embedding, blocks of
-//! RMSNorm → `in_proj` → mixer → `out_proj` added into the residual stream, final norm, LM head.
+//! The causal Mamba language models (`MambaForCausalLM`, `Mamba2ForCausalLM`) over [`Ops`]:
+//! embedding, blocks of RMSNorm → `in_proj` → mixer (Mamba-1 or Mamba-2) → `out_proj` added
+//! into the residual stream, final norm, LM head.
 //!
 //! It is a [`Backend`]: the stripe driver carries its per-layer mixer states across stripes.
 
 use rayon::prelude::*;
 
-use super::{Consumer, LinearRole, Ops};
+use super::{Consumer, LinearRole, Mamba2Shape, Ops};
 use crate::backend::{Backend, batch_len, check_checkpoints, check_layer, check_tokens};
 use crate::error::Result;
-use crate::model::{LayerWeights, MambaConfig, Model};
+use crate::model::{LayerWeights, Mamba2LayerWeights, MambaConfig, Model};
 
 /// One Mamba mixer with its projections: `in_proj` → mixer → `out_proj`.
 pub struct MixerPath<O: Ops> {
@@ -50,12 +51,94 @@ impl<O: Ops> MixerPath<O> {
     }
 }
 
+/// One Mamba-2 mixer with its projections: `in_proj` → mixer (ending in the gated norm) →
+/// `out_proj`.
+pub struct Mixer2Path<O: Ops> {
+    /// `in_proj` (with its bias, if any): z, xBC, dt.
+    pub in_proj: O::Linear,
+    /// Conv, scan, gated norm.
+    pub mixer: O::Mixer2,
+    /// `out_proj` (with its bias, if any).
+    pub out_proj: O::Linear,
+}
+
+impl<O: Ops> Mixer2Path<O> {
+    /// Prepares a Mamba-2 mixer of `shape` and its projections on `ops`.
+    pub fn new(
+        ops: &O,
+        w: &Mamba2LayerWeights,
+        d_model: usize,
+        shape: Mamba2Shape,
+    ) -> Result<Self> {
+        Ok(Mixer2Path {
+            in_proj: ops.prepare_linear(
+                &w.in_proj,
+                shape.in_width(),
+                w.in_proj_bias.as_deref(),
+                LinearRole::Block,
+            )?,
+            mixer: ops.prepare_mixer2(w, shape)?,
+            out_proj: ops.prepare_linear(
+                &w.out_proj,
+                d_model,
+                w.out_proj_bias.as_deref(),
+                LinearRole::Block,
+            )?,
+        })
+    }
+}
+
 /// Per checkpoint, the state of every layer there.
 type Snapshots<O> = Vec<Vec<<O as Ops>::MixerState>>;
 
+/// A block's mixer: Mamba-1 or Mamba-2.
+enum BlockPath<O: Ops> {
+    Mamba1(MixerPath<O>),
+    Mamba2(Mixer2Path<O>),
+}
+
 struct Block<O: Ops> {
     norm: O::Vector,
-    path: MixerPath<O>,
+    path: BlockPath<O>,
+}
+
+impl<O: Ops> Block<O> {
+    fn in_proj(&self) -> &O::Linear {
+        match &self.path {
+            BlockPath::Mamba1(p) => &p.in_proj,
+            BlockPath::Mamba2(p) => &p.in_proj,
+        }
+    }
+
+    fn out_proj(&self) -> &O::Linear {
+        match &self.path {
+            BlockPath::Mamba1(p) => &p.out_proj,
+            BlockPath::Mamba2(p) => &p.out_proj,
+        }
+    }
+
+    /// The mixer over `xz` from and to `state`, with checkpoint copies when `at` is not empty.
+    fn mix(
+        &self,
+        ops: &O,
+        xz: &O::Act,
+        state: &mut O::MixerState,
+        at: &[usize],
+    ) -> Result<(O::Act, Vec<O::MixerState>)> {
+        match (&self.path, at.is_empty()) {
+            (BlockPath::Mamba1(p), true) => Ok((ops.mixer(&p.mixer, xz, state, false)?, vec![])),
+            (BlockPath::Mamba1(p), false) => ops.mixer_checkpoints(&p.mixer, xz, state, at),
+            (BlockPath::Mamba2(p), true) => Ok((ops.mixer2(&p.mixer, xz, state, false)?, vec![])),
+            (BlockPath::Mamba2(p), false) => ops.mixer2_checkpoints(&p.mixer, xz, state, at),
+        }
+    }
+
+    fn new_state(&self, ops: &O, batch: usize) -> Result<O::MixerState> {
+        match &self.path {
+            BlockPath::Mamba1(p) => ops.new_mixer_state(&p.mixer, batch),
+            BlockPath::Mamba2(p) => ops.new_mixer2_state(&p.mixer, batch),
+        }
+    }
 }
 
 /// A causal Mamba LM on a device.
@@ -73,16 +156,40 @@ impl<O: Ops> MambaGraph<O> {
     pub fn build(ops: O, model: &Model) -> Result<Self> {
         let c = &model.config;
         let w = &model.weights;
-        let blocks = w
+        let mut blocks = w
             .layers
             .iter()
             .map(|l| {
                 Ok(Block {
                     norm: ops.prepare_vector(&l.norm)?,
-                    path: MixerPath::new(&ops, l, c.hidden_size, c.intermediate_size)?,
+                    path: BlockPath::Mamba1(MixerPath::new(
+                        &ops,
+                        l,
+                        c.hidden_size,
+                        c.intermediate_size,
+                    )?),
                 })
             })
             .collect::<Result<Vec<_>>>()?;
+        if let Some(m2) = &c.mamba2 {
+            let shape = Mamba2Shape {
+                d_inner: c.intermediate_size,
+                d_state: c.state_size,
+                d_conv: c.conv_kernel,
+                num_heads: m2.num_heads,
+                head_dim: m2.head_dim,
+                n_groups: m2.n_groups,
+                norm_group_size: m2.norm_group_size,
+                eps: c.layer_norm_epsilon,
+                dt_limit: m2.time_step_limit,
+            };
+            for l in &w.mamba2_layers {
+                blocks.push(Block {
+                    norm: ops.prepare_vector(&l.norm)?,
+                    path: BlockPath::Mamba2(Mixer2Path::new(&ops, l, c.hidden_size, shape)?),
+                });
+            }
+        }
         Ok(MambaGraph {
             embeddings: ops.prepare_linear(&w.embeddings, c.vocab_size, None, LinearRole::Head)?,
             norm_f: ops.prepare_vector(&w.norm_f)?,
@@ -116,19 +223,14 @@ impl<O: Ops> MambaGraph<O> {
         let last = stop_after.unwrap_or(self.blocks.len() - 1);
         for (block, st) in self.blocks.iter().zip(states.iter_mut()).take(last + 1) {
             let normed = ops.rms_norm(&hidden, &block.norm, eps, Consumer::BlockProjection)?;
-            let xz = ops.linear(&normed, &block.path.in_proj)?;
+            let xz = ops.linear(&normed, block.in_proj())?;
             drop(normed);
-            let y = if at.is_empty() {
-                ops.mixer(&block.path.mixer, &xz, st, false)?
-            } else {
-                let (y, copies) = ops.mixer_checkpoints(&block.path.mixer, &xz, st, at)?;
-                for (snap, copy) in snapshots.iter_mut().zip(copies) {
-                    snap.push(copy);
-                }
-                y
-            };
+            let (y, copies) = block.mix(ops, &xz, st, at)?;
+            for (snap, copy) in snapshots.iter_mut().zip(copies) {
+                snap.push(copy);
+            }
             drop(xz);
-            ops.linear_add(&y, &block.path.out_proj, &mut hidden)?;
+            ops.linear_add(&y, block.out_proj(), &mut hidden)?;
         }
         Ok((hidden, snapshots))
     }
@@ -186,7 +288,7 @@ where
     fn new_state(&self) -> Result<Self::State> {
         self.blocks
             .iter()
-            .map(|b| self.ops.new_mixer_state(&b.path.mixer, 1))
+            .map(|b| b.new_state(&self.ops, 1))
             .collect()
     }
 

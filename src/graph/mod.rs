@@ -1,6 +1,6 @@
 //! The model graphs, written once over the backend [`Ops`].
 //!
-//! A graph (the causal Mamba LM in [`mamba`], the bidirectional, RC-equivariant Caduceus in
+//! A graph (the causal Mamba-1 and Mamba-2 LMs in [`mamba`], the bidirectional, RC-equivariant Caduceus in
 //! [`caduceus`]) says which ops run in which order; a backend (CPU, CUDA) says how each op runs.
 //! A new architecture is one more graph, and every backend runs it.
 
@@ -8,7 +8,42 @@ pub mod caduceus;
 pub mod mamba;
 
 use crate::error::Result;
-use crate::model::LayerWeights;
+use crate::model::{LayerWeights, Mamba2LayerWeights};
+
+/// The sizes of one Mamba-2 mixer, for [`Ops::prepare_mixer2`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Mamba2Shape {
+    /// Inner width, `num_heads * head_dim`.
+    pub d_inner: usize,
+    /// State size per head and channel.
+    pub d_state: usize,
+    /// Conv width.
+    pub d_conv: usize,
+    /// Heads.
+    pub num_heads: usize,
+    /// Channels per head.
+    pub head_dim: usize,
+    /// Groups of heads sharing `B` and `C`.
+    pub n_groups: usize,
+    /// Channels per mean square of the gated RMSNorm (`d_inner`: one norm over the row).
+    pub norm_group_size: usize,
+    /// The gated RMSNorm's epsilon.
+    pub eps: f32,
+    /// `dt` is clamped to this interval after softplus.
+    pub dt_limit: (f32, f32),
+}
+
+impl Mamba2Shape {
+    /// Channels of the conv: x, B, C.
+    pub fn conv_dim(&self) -> usize {
+        self.d_inner + 2 * self.n_groups * self.d_state
+    }
+
+    /// Width of `in_proj`'s output: z, xBC, dt.
+    pub fn in_width(&self) -> usize {
+        self.d_inner + self.conv_dim() + self.num_heads
+    }
+}
 
 /// The operations a device provides for the graphs.
 ///
@@ -24,11 +59,15 @@ pub trait Ops: Send + Sync {
     /// One Mamba mixer's parameters between `in_proj` and `out_proj` (conv, `x_proj`,
     /// `dt_proj`, `A`, `D`), prepared for the device.
     type Mixer: Send + Sync;
+    /// One Mamba-2 mixer's parameters between `in_proj` and `out_proj` (conv, `dt_bias`, `A`,
+    /// `D`, gated norm), prepared for the device.
+    type Mixer2: Send + Sync;
     /// A projection `[out, in]` with its optional bias; also an embedding table.
     type Linear: Send + Sync;
     /// A per-channel vector (a norm's scale).
     type Vector: Send + Sync;
-    /// The carried conv and SSM state of one mixer for a batch of sequences.
+    /// The carried conv and SSM state of one mixer (Mamba-1 or Mamba-2) for a batch of
+    /// sequences.
     type MixerState: Clone + Send;
 
     /// A short name for logs, e.g. `cpu (8 threads)`.
@@ -46,6 +85,12 @@ pub trait Ops: Send + Sync {
 
     /// Prepares a mixer's parameters (`in_proj`/`out_proj` are left to [`Ops::linear`]).
     fn prepare_mixer(&self, w: &LayerWeights) -> Result<Self::Mixer>;
+    /// Prepares a Mamba-2 mixer's parameters (`in_proj`/`out_proj` are left to
+    /// [`Ops::linear`]).
+    fn prepare_mixer2(&self, w: &Mamba2LayerWeights, shape: Mamba2Shape) -> Result<Self::Mixer2>;
+    /// A zeroed Mamba-2 mixer state for `batch` sequences: conv `[d_conv - 1, conv_dim]` and
+    /// SSM `[num_heads, head_dim, d_state]` per sequence.
+    fn new_mixer2_state(&self, mixer: &Self::Mixer2, batch: usize) -> Result<Self::MixerState>;
     /// Prepares a projection `weight` `[out, in]` (row-major) with an optional bias `[out]`.
     fn prepare_linear(
         &self,
@@ -87,6 +132,27 @@ pub trait Ops: Send + Sync {
         state: &mut Self::MixerState,
         reverse: bool,
     ) -> Result<Self::Act>;
+    /// The Mamba-2 mixer from `in_proj`'s output `zxbcdt` (`[rows, d_inner + conv_dim +
+    /// num_heads]`: z, xBC, dt) to the gated-norm output (`[rows, d_inner]`): causal conv +
+    /// SiLU over xBC, `dt = clamp(softplus(dt + dt_bias))`, the scan with per-head scalar decay
+    /// `exp(dt·A)`, grouped B and C and `D` skip, then `RMSNorm(y · SiLU(z))`. Batch, state and
+    /// `reverse` as [`Ops::mixer`].
+    fn mixer2(
+        &self,
+        w: &Self::Mixer2,
+        zxbcdt: &Self::Act,
+        state: &mut Self::MixerState,
+        reverse: bool,
+    ) -> Result<Self::Act>;
+    /// [`Ops::mixer2`] forward for one sequence, with state copies as
+    /// [`Ops::mixer_checkpoints`].
+    fn mixer2_checkpoints(
+        &self,
+        w: &Self::Mixer2,
+        zxbcdt: &Self::Act,
+        state: &mut Self::MixerState,
+        at: &[usize],
+    ) -> Result<(Self::Act, Vec<Self::MixerState>)>;
     /// Positions at which [`Ops::mixer_checkpoints`] can copy a state: multiples of this
     /// from a sequence's start (1 on the CPU; a GPU's scan chunk). Stripes that start at such
     /// multiples give the same results bit for bit, whatever their lengths.
@@ -155,7 +221,7 @@ pub enum Consumer {
 /// precision and keep the small, sensitive ones (LM head, embedding table) in f32.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LinearRole {
-    /// A block's `in_proj` or `out_proj`.
+    /// A block's `in_proj` or `out_proj` (Mamba-1 or Mamba-2).
     Block,
     /// The LM head or the embedding table.
     Head,

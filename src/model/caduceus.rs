@@ -162,6 +162,19 @@ const MAX_VOCAB: usize = 1 << 20;
 impl CaduceusConfig {
     /// Parses the JSON text of a Caduceus `config.json`; the error is a message without path.
     pub fn from_json(text: &str) -> std::result::Result<Self, String> {
+        let layout: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| format!("config.json: {e}"))?;
+        if let Some(layer_cfg) = layout.get("layer_cfg") {
+            let version = layer_cfg
+                .pointer("/mamba_cfg/version")
+                .and_then(|v| v.as_str())
+                .unwrap_or("v2");
+            return Err(format!(
+                "config.json: the nested layer_cfg layout (PlantCAD2's Caduceus, mamba_cfg \
+                 version {version:?}) is not supported yet: only the original Caduceus layout \
+                 with Mamba-1 mixers (docs/models.md)"
+            ));
+        }
         let raw: RawConfig = serde_json::from_str(text).map_err(|e| format!("config.json: {e}"))?;
         let ssm = raw.ssm_cfg.unwrap_or_default();
         if let Some(layer) = ssm.layer.as_deref().filter(|l| *l != "Mamba1") {
@@ -590,6 +603,11 @@ mod tests {
                 .unwrap_err()
                 .contains("Mamba1")
         );
+        let plantcad2 = format!(
+            r#"{base}, "layer_cfg": {{"mode": "mamba-only", "mamba_cfg": {{"version": "v2"}}}}}}"#
+        );
+        let err = CaduceusConfig::from_json(&plantcad2).unwrap_err();
+        assert!(err.contains("PlantCAD2") && err.contains("\"v2\""), "{err}");
         let huge = r#"{"d_model": 8, "n_layer": 99999999, "vocab_size": 12}"#;
         assert!(
             CaduceusConfig::from_json(huge)

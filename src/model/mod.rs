@@ -1,4 +1,5 @@
-//! A Mamba-1 language model: its config and its weights.
+//! The models ssmgen runs: causal Mamba-1 and Mamba-2 language models (config and weights) and
+//! Caduceus masked models.
 
 pub mod builtin;
 pub mod caduceus;
@@ -7,8 +8,8 @@ pub mod weights;
 
 use std::path::Path;
 
-pub use config::MambaConfig;
-pub use weights::{LayerWeights, ModelWeights, WeightDtype};
+pub use config::{Mamba2Settings, MambaConfig};
+pub use weights::{LayerWeights, Mamba2LayerWeights, ModelWeights, WeightDtype};
 
 use crate::error::{Error, Result};
 
@@ -64,7 +65,7 @@ impl Model {
 /// A model of any architecture ssmgen runs.
 #[derive(Clone, Debug)]
 pub enum AnyModel {
-    /// A causal `MambaForCausalLM`, run as one unbroken scan per record.
+    /// A causal `MambaForCausalLM` or `Mamba2ForCausalLM`, run as one unbroken scan per record.
     Causal(Model),
     /// A Caduceus masked LM, run over windows.
     Caduceus(caduceus::CaduceusModel),
@@ -72,7 +73,7 @@ pub enum AnyModel {
 
 impl AnyModel {
     /// Loads a model folder, choosing the architecture from `config.json`'s `model_type`
-    /// (`mamba`, or absent, for causal Mamba; `caduceus`).
+    /// (`mamba`, or absent, and `mamba2` for causal Mamba; `caduceus`).
     pub fn load(dir: &Path) -> Result<Self> {
         if !dir.is_dir() {
             return Err(Error::model(
@@ -82,14 +83,14 @@ impl AnyModel {
         }
         let config_path = dir.join("config.json");
         let text = std::fs::read_to_string(&config_path).map_err(|e| Error::io(&config_path, e))?;
-        let kind: serde_json::Value = serde_json::from_str(&text)
+        let kind: serde_json::Value = serde_json::from_str(&config::nonfinite_as_strings(&text))
             .map_err(|e| Error::model(&config_path, format!("config.json: {e}")))?;
         match kind.get("model_type").and_then(|v| v.as_str()) {
-            None | Some("mamba") => Ok(AnyModel::Causal(Model::load(dir)?)),
+            None | Some("mamba") | Some("mamba2") => Ok(AnyModel::Causal(Model::load(dir)?)),
             Some("caduceus") => Ok(AnyModel::Caduceus(caduceus::CaduceusModel::load(dir)?)),
             Some(other) => Err(Error::model(
                 &config_path,
-                format!("model_type {other:?} is not supported (mamba, caduceus)"),
+                format!("model_type {other:?} is not supported (mamba, mamba2, caduceus)"),
             )),
         }
     }

@@ -1,4 +1,5 @@
-//! Tensors of a `MambaForCausalLM` checkpoint, read from safetensors and checked against the config.
+//! Tensors of a `MambaForCausalLM` or `Mamba2ForCausalLM` checkpoint, read from safetensors and
+//! checked against the config.
 
 use std::path::{Path, PathBuf};
 
@@ -58,13 +59,59 @@ pub struct LayerWeights {
     pub out_proj_bias: Option<Vec<f32>>,
 }
 
-/// All parameters of a `MambaForCausalLM`, widened to f32 on the host.
+/// One Mamba-2 block's parameters (transformers' `Mamba2Block`), row-major, widened to f32.
+#[derive(Clone, Debug)]
+pub struct Mamba2LayerWeights {
+    /// The block's RMSNorm scale, `[d_model]`.
+    pub norm: Vec<f32>,
+    /// `in_proj.weight`, `[d_inner + conv_dim + num_heads, d_model]`: rows for z, xBC, dt.
+    pub in_proj: Vec<f32>,
+    /// `in_proj.bias`, when `use_bias`.
+    pub in_proj_bias: Option<Vec<f32>>,
+    /// `conv1d.weight` squeezed to `[conv_dim, d_conv]`.
+    pub conv_weight: Vec<f32>,
+    /// `conv1d.bias`, `[conv_dim]`, when `use_conv_bias`.
+    pub conv_bias: Option<Vec<f32>>,
+    /// `dt_bias`, `[num_heads]`.
+    pub dt_bias: Vec<f32>,
+    /// `A_log`, `[num_heads]` (always kept f32).
+    pub a_log: Vec<f32>,
+    /// `D`, `[num_heads]`.
+    pub d: Vec<f32>,
+    /// The gated RMSNorm's scale (`norm.weight`), `[d_inner]`.
+    pub gated_norm: Vec<f32>,
+    /// `out_proj.weight`, `[d_model, d_inner]`.
+    pub out_proj: Vec<f32>,
+    /// `out_proj.bias`, `[d_model]`, when `use_bias`.
+    pub out_proj_bias: Option<Vec<f32>>,
+}
+
+impl Mamba2LayerWeights {
+    /// Number of parameters.
+    pub fn parameter_count(&self) -> usize {
+        self.norm.len()
+            + self.in_proj.len()
+            + self.in_proj_bias.as_ref().map_or(0, Vec::len)
+            + self.conv_weight.len()
+            + self.conv_bias.as_ref().map_or(0, Vec::len)
+            + self.dt_bias.len()
+            + self.a_log.len()
+            + self.d.len()
+            + self.gated_norm.len()
+            + self.out_proj.len()
+            + self.out_proj_bias.as_ref().map_or(0, Vec::len)
+    }
+}
+
+/// All parameters of a `MambaForCausalLM` or `Mamba2ForCausalLM`, widened to f32 on the host.
 #[derive(Clone, Debug)]
 pub struct ModelWeights {
     /// `backbone.embeddings.weight`, `[vocab, d_model]`.
     pub embeddings: Vec<f32>,
-    /// The blocks, in order.
+    /// The Mamba-1 blocks, in order (empty for a Mamba-2 model).
     pub layers: Vec<LayerWeights>,
+    /// The Mamba-2 blocks, in order (empty for a Mamba-1 model).
+    pub mamba2_layers: Vec<Mamba2LayerWeights>,
     /// `backbone.norm_f.weight`, `[d_model]`.
     pub norm_f: Vec<f32>,
     /// `lm_head.weight` (or the tied embeddings), `[vocab, d_model]`.
@@ -263,6 +310,40 @@ pub(crate) fn read_mixer(
     })
 }
 
+/// Reads the Mamba-2 mixer whose tensors are named `{m}.in_proj.weight`, `{m}.A_log`, ...
+/// (transformers' `Mamba2Mixer`); `norm` is its block's norm scale.
+pub(crate) fn read_mamba2_mixer(
+    l: &Loader<'_>,
+    m: &str,
+    norm: Vec<f32>,
+    config: &MambaConfig,
+    m2: &super::config::Mamba2Settings,
+) -> Result<Mamba2LayerWeights> {
+    let (d, e, n, k, h) = (
+        config.hidden_size,
+        config.intermediate_size,
+        config.state_size,
+        config.conv_kernel,
+        m2.num_heads,
+    );
+    let conv_dim = m2.conv_dim(e, n);
+    let in_w = m2.in_proj_width(e, n);
+    let (use_bias, use_conv_bias) = (config.use_bias, config.use_conv_bias);
+    Ok(Mamba2LayerWeights {
+        norm,
+        in_proj: l.get(&format!("{m}.in_proj.weight"), &[in_w, d])?,
+        in_proj_bias: l.get_opt(&format!("{m}.in_proj.bias"), &[in_w], use_bias)?,
+        conv_weight: l.get(&format!("{m}.conv1d.weight"), &[conv_dim, 1, k])?,
+        conv_bias: l.get_opt(&format!("{m}.conv1d.bias"), &[conv_dim], use_conv_bias)?,
+        dt_bias: l.get(&format!("{m}.dt_bias"), &[h])?,
+        a_log: l.get(&format!("{m}.A_log"), &[h])?,
+        d: l.get(&format!("{m}.D"), &[h])?,
+        gated_norm: l.get(&format!("{m}.norm.weight"), &[e])?,
+        out_proj: l.get(&format!("{m}.out_proj.weight"), &[d, e])?,
+        out_proj_bias: l.get_opt(&format!("{m}.out_proj.bias"), &[d], use_bias)?,
+    })
+}
+
 /// `Err(i)` for the first value that is NaN or infinite: such a weight makes every score NaN.
 pub fn check_finite(values: &[f32]) -> std::result::Result<(), usize> {
     match values.iter().position(|v| !v.is_finite()) {
@@ -285,7 +366,8 @@ impl ModelWeights {
             config.time_step_rank,
         );
         let embeddings = l.get("backbone.embeddings.weight", &[v, d])?;
-        let mut layers = Vec::with_capacity(config.num_hidden_layers);
+        let mut layers = Vec::new();
+        let mut mamba2_layers = Vec::new();
         let dims = MixerDims {
             d_model: d,
             d_inner: e,
@@ -298,7 +380,16 @@ impl ModelWeights {
         for i in 0..config.num_hidden_layers {
             let p = format!("backbone.layers.{i}");
             let norm = l.get(&format!("{p}.norm.weight"), &[d])?;
-            layers.push(read_mixer(&l, &format!("{p}.mixer"), norm, dims, None)?);
+            match &config.mamba2 {
+                None => layers.push(read_mixer(&l, &format!("{p}.mixer"), norm, dims, None)?),
+                Some(m2) => mamba2_layers.push(read_mamba2_mixer(
+                    &l,
+                    &format!("{p}.mixer"),
+                    norm,
+                    config,
+                    m2,
+                )?),
+            }
         }
         if l.has(&format!(
             "backbone.layers.{}.norm.weight",
@@ -323,6 +414,7 @@ impl ModelWeights {
         Ok(ModelWeights {
             embeddings,
             layers,
+            mamba2_layers,
             norm_f,
             lm_head,
             dtype,
@@ -348,7 +440,12 @@ impl ModelWeights {
                     + w.out_proj.len()
                     + w.out_proj_bias.as_ref().map_or(0, Vec::len)
             })
-            .sum();
+            .sum::<usize>()
+            + self
+                .mamba2_layers
+                .iter()
+                .map(Mamba2LayerWeights::parameter_count)
+                .sum::<usize>();
         let head = if self.lm_head == self.embeddings && config.tie_word_embeddings {
             0
         } else {

@@ -1,5 +1,6 @@
 //! The CPU backend: the graph [`Ops`] on the host, parallel with rayon.
 
+mod mamba2;
 pub mod ops;
 mod simd;
 
@@ -7,8 +8,8 @@ use ops::ScanInputs;
 
 use crate::error::{Error, Result};
 use crate::graph::mamba::MambaGraph;
-use crate::graph::{Consumer, LinearRole, Ops};
-use crate::model::{LayerWeights, Model};
+use crate::graph::{Consumer, LinearRole, Mamba2Shape, Ops};
+use crate::model::{LayerWeights, Mamba2LayerWeights, Model};
 
 /// The causal Mamba LM on the CPU.
 pub type CpuBackend = MambaGraph<CpuOps>;
@@ -66,7 +67,22 @@ pub struct CpuMixer {
     d: Vec<f32>,
 }
 
+/// One Mamba-2 mixer's parameters, laid out for the CPU kernels.
+pub struct CpuMixer2 {
+    shape: Mamba2Shape,
+    /// Conv kernel transposed to `[d_conv, conv_dim]`.
+    conv_t: Vec<f32>,
+    conv_bias: Option<Vec<f32>>,
+    dt_bias: Vec<f32>,
+    /// `A = -exp(A_log)`, `[num_heads]`.
+    a: Vec<f32>,
+    d: Vec<f32>,
+    norm: Vec<f32>,
+}
+
 /// The carried state of one mixer for a batch of sequences, stacked sequence by sequence.
+/// A Mamba-2 mixer's holds `[d_conv - 1, conv_dim]` conv inputs and a
+/// `[num_heads, head_dim, d_state]` SSM state per sequence.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CpuMixerState {
     /// Per sequence, the last `d_conv - 1` conv inputs, `[d_conv - 1, d_inner]`, oldest first.
@@ -127,6 +143,43 @@ impl CpuOps {
     }
 }
 
+impl CpuOps {
+    /// The Mamba-2 mixer over one sequence's rows of `zxbcdt`, forward in time, into `y_rows`
+    /// (`[len, d_inner]`), from and to that sequence's `conv` and `ssm` state.
+    fn mixer2_one(
+        &self,
+        w: &CpuMixer2,
+        zxbcdt: &[f32],
+        conv: &mut [f32],
+        ssm: &mut [f32],
+        y_rows: &mut [f32],
+    ) {
+        let s = &w.shape;
+        let (e, conv_dim, width) = (s.d_inner, s.conv_dim(), s.in_width());
+        let len = zxbcdt.len() / width;
+        let mut xbc = vec![0.0; len * conv_dim];
+        ops::causal_conv_silu(
+            &zxbcdt[e..],
+            width,
+            len,
+            conv,
+            &w.conv_t,
+            w.conv_bias.as_deref(),
+            &mut xbc,
+        );
+        let mut dt = vec![0.0; len * s.num_heads];
+        mamba2::dt_rows(zxbcdt, width, &w.dt_bias, s.dt_limit, &mut dt);
+        let inputs = mamba2::Scan2Inputs {
+            xbc: &xbc,
+            dt: &dt,
+            a: &w.a,
+            d: &w.d,
+        };
+        mamba2::scan(s, &inputs, len, ssm, y_rows);
+        mamba2::gated_rms_norm(y_rows, zxbcdt, width, &w.norm, s.norm_group_size, s.eps);
+    }
+}
+
 /// `rows` rows of `width` values in reverse order.
 fn reverse_rows(src: &[f32], width: usize) -> Vec<f32> {
     let mut out = Vec::with_capacity(src.len());
@@ -139,6 +192,7 @@ fn reverse_rows(src: &[f32], width: usize) -> Vec<f32> {
 impl Ops for CpuOps {
     type Act = CpuAct;
     type Mixer = CpuMixer;
+    type Mixer2 = CpuMixer2;
     type Linear = CpuLinear;
     type Vector = Vec<f32>;
     type MixerState = CpuMixerState;
@@ -172,6 +226,44 @@ impl Ops for CpuOps {
                 .map(|i| -w.a_log[(i % e) * n + i / e].exp())
                 .collect(),
             d: w.d.clone(),
+        })
+    }
+
+    fn prepare_mixer2(&self, w: &Mamba2LayerWeights, shape: Mamba2Shape) -> Result<CpuMixer2> {
+        let (c, k, h) = (shape.conv_dim(), shape.d_conv, shape.num_heads);
+        let fits = w.conv_weight.len() == c * k
+            && w.a_log.len() == h
+            && w.d.len() == h
+            && w.dt_bias.len() == h
+            && w.gated_norm.len() == shape.d_inner
+            && shape.num_heads * shape.head_dim == shape.d_inner
+            && shape.n_groups > 0
+            && h.is_multiple_of(shape.n_groups)
+            && shape.norm_group_size > 0
+            && shape.d_inner.is_multiple_of(shape.norm_group_size)
+            && (1..=ops::MAX_CONV_KERNEL).contains(&k);
+        if !fits {
+            return Err(shape_err("prepare_mixer2"));
+        }
+        Ok(CpuMixer2 {
+            shape,
+            conv_t: (0..k * c)
+                .map(|i| w.conv_weight[(i % c) * k + i / c])
+                .collect(),
+            conv_bias: w.conv_bias.clone(),
+            dt_bias: w.dt_bias.clone(),
+            a: w.a_log.iter().map(|v| -v.exp()).collect(),
+            d: w.d.clone(),
+            norm: w.gated_norm.clone(),
+        })
+    }
+
+    fn new_mixer2_state(&self, w: &CpuMixer2, batch: usize) -> Result<CpuMixerState> {
+        let s = &w.shape;
+        Ok(CpuMixerState {
+            conv: vec![0.0; batch * (s.d_conv - 1) * s.conv_dim()],
+            ssm: vec![0.0; batch * s.d_inner * s.d_state],
+            batch,
         })
     }
 
@@ -280,6 +372,87 @@ impl Ops for CpuOps {
             }
         }
         Ok(CpuAct { data: y, width: e })
+    }
+
+    fn mixer2(
+        &self,
+        w: &CpuMixer2,
+        zxbcdt: &CpuAct,
+        state: &mut CpuMixerState,
+        reverse: bool,
+    ) -> Result<CpuAct> {
+        let s = &w.shape;
+        let (e, width) = (s.d_inner, s.in_width());
+        let batch = state.batch;
+        let conv_len = (s.d_conv - 1) * s.conv_dim();
+        let ssm_len = e * s.d_state;
+        if zxbcdt.width != width
+            || batch == 0
+            || !zxbcdt.rows().is_multiple_of(batch)
+            || state.conv.len() != batch * conv_len
+            || state.ssm.len() != batch * ssm_len
+        {
+            return Err(shape_err("mixer2"));
+        }
+        let len = zxbcdt.rows() / batch;
+        let mut y = vec![0.0; zxbcdt.rows() * e];
+        for (b, (seq, y_seq)) in zxbcdt
+            .data
+            .chunks_exact((len * width).max(1))
+            .zip(y.chunks_exact_mut((len * e).max(1)))
+            .enumerate()
+        {
+            let conv = &mut state.conv[b * conv_len..(b + 1) * conv_len];
+            let ssm = &mut state.ssm[b * ssm_len..(b + 1) * ssm_len];
+            if reverse {
+                let flipped = reverse_rows(seq, width);
+                let mut y_flipped = vec![0.0; len * e];
+                self.mixer2_one(w, &flipped, conv, ssm, &mut y_flipped);
+                y_seq.copy_from_slice(&reverse_rows(&y_flipped, e));
+            } else {
+                self.mixer2_one(w, seq, conv, ssm, y_seq);
+            }
+        }
+        Ok(CpuAct { data: y, width: e })
+    }
+
+    /// Splits the sequence at the checkpoints, as [`Ops::mixer_checkpoints`] does.
+    fn mixer2_checkpoints(
+        &self,
+        w: &CpuMixer2,
+        zxbcdt: &CpuAct,
+        state: &mut CpuMixerState,
+        at: &[usize],
+    ) -> Result<(CpuAct, Vec<CpuMixerState>)> {
+        let s = &w.shape;
+        let (e, width) = (s.d_inner, s.in_width());
+        if zxbcdt.width != width
+            || state.batch != 1
+            || state.conv.len() != (s.d_conv - 1) * s.conv_dim()
+            || state.ssm.len() != e * s.d_state
+        {
+            return Err(shape_err("mixer2_checkpoints"));
+        }
+        let len = zxbcdt.rows();
+        let mut y = vec![0.0; len * e];
+        let mut copies = Vec::with_capacity(at.len());
+        let mut from = 0;
+        for &to in at.iter().chain(std::iter::once(&len)) {
+            if to > from {
+                self.mixer2_one(
+                    w,
+                    &zxbcdt.data[from * width..to * width],
+                    &mut state.conv,
+                    &mut state.ssm,
+                    &mut y[from * e..to * e],
+                );
+            }
+            if to < len {
+                copies.push(state.clone());
+            }
+            from = to;
+        }
+        Ok((CpuAct { data: y, width: e }, copies))
     }
 
     /// Splits the sequence at the checkpoints and copies the state between the pieces: CPU

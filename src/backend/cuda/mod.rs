@@ -81,6 +81,21 @@ pub struct MixerShape {
     pub d_conv: usize,
     /// Rank of the step-size projection (`dt_rank`), folded into the scan.
     pub dt_rank: usize,
+    /// State lanes of the Mamba-2 scan (unused by Mamba-1 and Caduceus models).
+    pub m2_state: usize,
+}
+
+impl MixerShape {
+    /// The shape of a Mamba-1 (or Caduceus) mixer; the Mamba-2 kernels are compiled for an
+    /// unused size.
+    pub fn mamba1(d_state: usize, d_conv: usize, dt_rank: usize) -> Self {
+        MixerShape {
+            d_state,
+            d_conv,
+            dt_rank,
+            m2_state: 16,
+        }
+    }
 }
 
 /// Threads per block of the element-wise kernels.
@@ -115,13 +130,7 @@ pub type CudaState = Vec<ops::CudaMixerState>;
 impl MambaGraph<CudaOps> {
     /// Uploads `model` to GPU `ordinal` at `precision` and compiles the kernels for it.
     pub fn new(model: &Model, ordinal: usize, precision: Precision) -> Result<Self> {
-        let c = &model.config;
-        let shape = MixerShape {
-            d_state: c.state_size,
-            d_conv: c.conv_kernel,
-            dt_rank: c.time_step_rank,
-        };
-        let ops = CudaOps::new(ordinal, precision, shape)?;
+        let ops = CudaOps::for_config(ordinal, precision, &model.config)?;
         MambaGraph::build(ops, model)
     }
 

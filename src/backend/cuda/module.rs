@@ -14,11 +14,12 @@ use super::MixerShape;
 use crate::error::{Error, Result};
 
 /// The kernel sources, compiled as one program.
-const SOURCES: [(&str, &str); 4] = [
+const SOURCES: [(&str, &str); 5] = [
     ("norm.cu", include_str!("../../../kernels/norm.cu")),
     ("conv.cu", include_str!("../../../kernels/conv.cu")),
     ("scan.cu", include_str!("../../../kernels/scan.cu")),
     ("graph.cu", include_str!("../../../kernels/graph.cu")),
+    ("mamba2.cu", include_str!("../../../kernels/mamba2.cu")),
 ];
 
 /// 64-bit FNV-1a: a stable hash for cache keys (std's hasher may change between releases).
@@ -64,23 +65,32 @@ pub struct Kernels {
     pub to_bf16: CudaFunction,
     /// `gather_observed`.
     pub gather_observed: CudaFunction,
+    /// `m2_dt` (Mamba-2).
+    pub m2_dt: CudaFunction,
+    /// `m2_scan` (Mamba-2).
+    pub m2_scan: CudaFunction,
+    /// `m2_gated_norm` (Mamba-2).
+    pub m2_gated_norm: CudaFunction,
 }
 
 impl Kernels {
     /// Compiles (or loads from the cache) and loads the kernels for `ctx`'s device and a
-    /// model's mixer shape (its SSM state lanes, conv taps and step-size rank are compiled in).
+    /// model's mixer shape (its SSM state lanes, conv taps and step-size rank, and the Mamba-2
+    /// state lanes, are compiled in).
     pub fn load(ctx: &Arc<CudaContext>, shape: MixerShape) -> Result<Self> {
         let MixerShape {
             d_state,
             d_conv,
             dt_rank,
+            m2_state,
         } = shape;
         let (major, minor) = ctx.compute_capability().map_err(|e| {
             Error::Backend(format!("cannot read the GPU's compute capability: {e}"))
         })?;
         let arch = format!("sm_{major}{minor}");
         let source: String = std::iter::once(format!(
-            "#define SSM_N {d_state}\n#define CONV_K {d_conv}\n#define DT_RANK {dt_rank}\n"
+            "#define SSM_N {d_state}\n#define CONV_K {d_conv}\n#define DT_RANK {dt_rank}\n\
+             #define M2_N {m2_state}\n"
         ))
         .chain(
             SOURCES
@@ -144,6 +154,9 @@ impl Kernels {
             combine: f("combine")?,
             to_bf16: f("to_bf16")?,
             gather_observed: f("gather_observed")?,
+            m2_dt: f("m2_dt")?,
+            m2_scan: f("m2_scan")?,
+            m2_gated_norm: f("m2_gated_norm")?,
             _module: module,
         })
     }

@@ -14,8 +14,17 @@ use cudarc::driver::{
 use super::module::Kernels;
 use super::{MixerShape, Precision, SCAN_CHUNK, cuda_available, cuda_err, grid};
 use crate::error::{Error, Result};
-use crate::graph::{Consumer, LinearRole, Ops};
-use crate::model::LayerWeights;
+use crate::graph::{Consumer, LinearRole, Mamba2Shape, Ops};
+use crate::model::{LayerWeights, Mamba2LayerWeights};
+
+mod mamba2;
+pub use mamba2::CudaMixer2;
+
+/// Largest Mamba-2 state size the scan supports (a 32-step tile of B and C in 48 KiB of shared
+/// memory).
+const M2_STATE_MAX: usize = 128;
+/// The Mamba-1 state size compiled into the kernels of a Mamba-2 model (unused).
+const M1_STATE_UNUSED: usize = 16;
 
 /// The GPU handles: stream, cuBLAS, compiled kernels. The causal backend and the graph ops
 /// share them.
@@ -223,10 +232,39 @@ fn keep_pool_memory(ctx: &Arc<CudaContext>) {
 impl CudaOps {
     /// Opens GPU `ordinal` and compiles the kernels for a model's mixer `shape`.
     pub fn new(ordinal: usize, precision: Precision, shape: MixerShape) -> Result<Self> {
+        Self::open(ordinal, precision, shape)
+    }
+
+    /// Opens GPU `ordinal` for the causal model `config` (Mamba-1 or Mamba-2), with the kernels
+    /// compiled for its state size, conv width and step-size rank.
+    pub fn for_config(
+        ordinal: usize,
+        precision: Precision,
+        config: &crate::model::MambaConfig,
+    ) -> Result<Self> {
+        let shape = match &config.mamba2 {
+            None => MixerShape::mamba1(
+                config.state_size,
+                config.conv_kernel,
+                config.time_step_rank,
+            ),
+            Some(_) => MixerShape {
+                d_state: M1_STATE_UNUSED,
+                d_conv: config.conv_kernel,
+                dt_rank: 1,
+                m2_state: config.state_size,
+            },
+        };
+        Self::open(ordinal, precision, shape)
+    }
+
+    /// [`CudaOps::new`] for any `shape`, checked against the kernels' limits.
+    fn open(ordinal: usize, precision: Precision, shape: MixerShape) -> Result<Self> {
         let MixerShape {
             d_state,
             d_conv,
             dt_rank,
+            m2_state,
         } = shape;
         let count = cuda_available().map_err(Error::Backend)?;
         if ordinal >= count {
@@ -239,6 +277,12 @@ impl CudaOps {
                 "the CUDA kernels keep d_state (up to 64), d_conv (up to 16) and dt_rank (up to \
                  256) in registers and shared memory; the model has {d_state}, {d_conv} and \
                  {dt_rank}"
+            )));
+        }
+        if m2_state > M2_STATE_MAX {
+            return Err(Error::Backend(format!(
+                "the CUDA Mamba-2 scan stages d_state (up to {M2_STATE_MAX}) in shared memory; \
+                 the model has {m2_state}"
             )));
         }
         let ctx = CudaContext::new(ordinal).map_err(cuda_err("cannot open the GPU"))?;
@@ -882,6 +926,7 @@ impl CudaOps {
 impl Ops for CudaOps {
     type Act = CudaAct;
     type Mixer = CudaMixer;
+    type Mixer2 = CudaMixer2;
     type Linear = CudaLinear;
     type Vector = CudaSlice<f32>;
     type MixerState = CudaMixerState;
@@ -924,6 +969,50 @@ impl Ops for CudaOps {
             a: self.upload(&a)?,
             d: self.upload(&w.d)?,
         })
+    }
+
+    fn prepare_mixer2(&self, w: &Mamba2LayerWeights, shape: Mamba2Shape) -> Result<CudaMixer2> {
+        self.upload_mixer2(w, shape)
+    }
+
+    fn new_mixer2_state(&self, w: &CudaMixer2, batch: usize) -> Result<CudaMixerState> {
+        let _g = self.guard("state")?;
+        self.zero_state2(w, batch)
+    }
+
+    fn mixer2(
+        &self,
+        w: &CudaMixer2,
+        zxbcdt: &CudaAct,
+        state: &mut CudaMixerState,
+        reverse: bool,
+    ) -> Result<CudaAct> {
+        let batch = state.batch;
+        let (e, width) = (w.shape.d_inner, w.shape.in_width());
+        if zxbcdt.width != width || batch == 0 || !zxbcdt.rows().is_multiple_of(batch) {
+            return Err(shape_err("mixer2"));
+        }
+        let _g = self.guard("mixer2")?;
+        let rows = zxbcdt.rows();
+        if reverse {
+            let flipped = self.flip_unlocked(zxbcdt, batch, true, false)?;
+            let y = self.mixer2_forward(w, &flipped.values()?.slice(..), rows, state)?;
+            self.flip_unlocked(&CudaAct::f32(y, rows, e), batch, true, false)
+        } else {
+            let y = self.mixer2_forward(w, &zxbcdt.values()?.slice(..), rows, state)?;
+            Ok(CudaAct::f32(y, rows, e))
+        }
+    }
+
+    fn mixer2_checkpoints(
+        &self,
+        w: &CudaMixer2,
+        zxbcdt: &CudaAct,
+        state: &mut CudaMixerState,
+        at: &[usize],
+    ) -> Result<(CudaAct, Vec<CudaMixerState>)> {
+        let _g = self.guard("mixer2")?;
+        self.mixer2_pieces(w, zxbcdt, state, at)
     }
 
     fn prepare_linear(

@@ -1,0 +1,30 @@
+//! The CUDA Mamba-2 kernels (kernels/mamba2.cu with the conv and norm kernels it shares), run
+//! on the CPU in emulation by `kernels/emulate/run.sh quick` against a float64 reference of the
+//! mixer, whole and in stripes; so a change to a shared kernel that breaks the Mamba-2 path
+//! fails here, without a GPU. Skipped (with a note) where no C++20 compiler is installed.
+
+use std::process::Command;
+
+#[test]
+fn mamba2_kernels_match_the_reference_in_emulation() {
+    let has_cxx = Command::new("g++")
+        .args(["-std=c++20", "-x", "c++", "-fsyntax-only", "-"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_cxx {
+        eprintln!("skipped: no g++ with C++20 to emulate the CUDA kernels");
+        return;
+    }
+    let out = Command::new("bash")
+        .args(["kernels/emulate/run.sh", "quick"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "emulated kernels failed");
+    assert!(
+        text.contains("striped identical: 1, odd stripes identical: 1"),
+        "{text}"
+    );
+}
