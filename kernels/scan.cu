@@ -80,9 +80,14 @@ __device__ __forceinline__ float step_size(const float* w, const float* row, flo
 // 16 calls per channel and step); a decay below 2^-126 shrinks a state far below the float32
 // resolution of the step's new input, so flushing it to zero changes no result measurably.
 __device__ __forceinline__ float exp2_ftz(float x) {
+#ifdef __CUDA_ARCH__
     float y;
     asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
     return y;
+#else
+    // The host build of kernels/emulate: the same function, correctly rounded.
+    return x < -126.0f ? 0.0f : exp2f(x);
+#endif
 }
 
 extern "C" __global__ void scan_chunk_local(const float* u, const float* x_dbl, int xs,

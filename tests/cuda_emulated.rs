@@ -1,7 +1,7 @@
-//! The CUDA Mamba-2 kernels (kernels/mamba2.cu with the conv and norm kernels it shares), run
-//! on the CPU in emulation by `kernels/emulate/run.sh quick` against a float64 reference of the
-//! mixer, whole and in stripes; so a change to a shared kernel that breaks the Mamba-2 path
-//! fails here, without a GPU. Skipped (with a note) where no C++20 compiler is installed.
+//! The CUDA Mamba-1 scan (kernels/scan.cu: local pass, carry, output pass) and Mamba-2 kernels
+//! (kernels/mamba2.cu with the conv and norm kernels it shares), run on the CPU in emulation by
+//! `kernels/emulate/run.sh quick` against float64 references of the scan and the mixer, whole
+//! and in stripes; so a kernel change that breaks either path fails here, without a GPU. Skipped (with a note) where no C++20 compiler is installed.
 
 use std::process::Command;
 
@@ -25,6 +25,10 @@ fn mamba2_kernels_match_the_reference_in_emulation() {
     assert!(out.status.success(), "emulated kernels failed");
     assert!(
         text.contains("striped identical: 1, odd stripes identical: 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("mamba1 scan: max |d| vs float64") && !text.contains("striped identical: 0"),
         "{text}"
     );
 }

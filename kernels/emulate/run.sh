@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the CUDA Mamba-2 kernels (kernels/{norm,conv,graph,mamba2}.cu) on the CPU: emu.h turns
+# Runs the CUDA Mamba-1 scan (kernels/scan.cu) and Mamba-2 kernels (kernels/{norm,conv,graph,
+# mamba2}.cu) on the CPU: emu.h turns
 # every CUDA thread into a std::thread (barriers for __syncthreads and warp shuffles), and
 # mamba2_harness.cpp launches them as src/backend/cuda/ops/mamba2.rs does, against a float64
 # reference of the mixer, whole and in stripes. Needs g++ >= 12 (C++20). From the repo root:
@@ -9,8 +10,13 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-# scan.cu's inline PTX does not compile on the host; the Mamba-2 path does not use it.
 for f in norm conv graph mamba2; do cat "$here/../$f.cu"; done | sed 's/^extern "C" //' > "$tmp/kernels.inc"
+# The Mamba-1 scan (scan.cu; its inline PTX has a host fallback): local pass, carry, output.
+for f in norm scan; do cat "$here/../$f.cu"; done | sed 's/^extern "C" //' > "$tmp/scan.inc"
+mkdir -p "$tmp/scan" && mv "$tmp/scan.inc" "$tmp/scan/kernels.inc"
+g++ -std=c++20 -O1 -pthread -I"$tmp/scan" "$here/scan_harness.cpp" -o "$tmp/scan_harness"
+result=$("$tmp/scan_harness") || { echo "$result"; echo "FAILED: mamba1 scan" >&2; exit 1; }
+echo "${result//$'\n'/ }"
 configs=("-DM2_N=24 -DGROUPS=2" "-DM2_N=40 -DGROUPS=1" "-DM2_N=128 -DGROUPS=4")
 if [[ "${1:-}" == quick ]]; then configs=("${configs[0]}"); fi
 for cfg in "${configs[@]}"; do
