@@ -74,7 +74,7 @@ for vcf, tag in [("stream.vcf", "sorted"), ("stream-unsorted.vcf", "unsorted")]:
         for ext in ["tsv", "vcf"]:
             out = os.path.join(here, f"expected-{tag}{suffix}.{ext}")
             subprocess.run([exe, "score-variants", "-q", "--device", "cpu", "--model", model,
-                            "--ref", fa, "--vcf", os.path.join(here, vcf), "--window", "40",
+                            "--ref", fa, "--vcf", os.path.join(here, vcf), "--window", "40", *extra,
                             "-o", out], check=True, stderr=subprocess.DEVNULL)
             if ext == "vcf":  # drop the command line and model path, which differ between runs
                 lines = [l for l in open(out) if not l.startswith(("##ssmgenCommand", "##ssmgenModel"))]
