@@ -5,6 +5,7 @@ pub mod engine;
 pub mod input;
 pub mod output;
 pub mod shard;
+pub mod stream;
 
 use std::collections::HashMap;
 use std::path::Path;
