@@ -13,7 +13,10 @@ use ssmgen::provenance::{ModelFingerprint, contig_lines, vcf_header_lines};
 
 use super::formats::{IndexArgs, Known, choose};
 use ssmgen::variants::engine::EngineOptions;
-use ssmgen::variants::output::{ScoreKind, VariantFormat, write};
+use ssmgen::input::RandomReference;
+use ssmgen::variants::driver::{BlockInfo, Hooks, score_stream};
+use ssmgen::variants::output::{RowWriter, ScoreKind, VariantFormat, write};
+use ssmgen::variants::stream::{InputRecord, VariantStream};
 use ssmgen::variants::{
     ScoreReport, Skip, VariantFile, read_aliases, score_all_report, score_by_chromosome, shard,
 };
@@ -74,6 +77,11 @@ pub struct ScoreVariantsArgs {
     /// in a warning, and go on).
     #[arg(long)]
     strict: bool,
+    /// Accept variants that are not sorted by position (or whose chromosomes' records are not
+    /// together), holding them all in memory; without it such input is refused, since sorted
+    /// input is streamed in memory bounded by a stripe whatever its size.
+    #[arg(long)]
+    allow_unsorted: bool,
     /// Two-column file `alias fasta_name` mapping variant chromosome names to the FASTA's.
     #[arg(long, value_name = "FILE")]
     chrom_alias: Option<PathBuf>,
@@ -206,12 +214,20 @@ pub fn run(mut args: ScoreVariantsArgs) -> anyhow::Result<()> {
         Some(p) => read_aliases(p)?,
         None => HashMap::new(),
     };
-    let mut file = VariantFile::read(&args.vcf)?;
     // Regions (shards): checked against the FASTA and the VCF before any work.
     let regions = read_regions(&args.regions, args.regions_bed.as_deref())?;
+    // Sorted input without regions is streamed; the rest is read whole.
+    let mut file = if regions.is_empty() && !args.allow_unsorted {
+        None
+    } else {
+        Some(VariantFile::read(&args.vcf)?)
+    };
     let spans = if regions.is_empty() {
         None
     } else {
+        let Some(whole) = file.as_ref() else {
+            unreachable!("regions read the file whole");
+        };
         let records = index_records(&args.reference)?;
         let spans = if args.warmup.warmup.is_some() {
             check_sorted_disjoint(&regions, &records, &args.reference)?
@@ -234,9 +250,9 @@ pub fn run(mut args: ScoreVariantsArgs) -> anyhow::Result<()> {
             spans
         };
         if args.warmup.warmup.is_some() {
-            shard::check_against_fasta(&args.vcf, &file, &aliases, &records, &args.reference)?;
+            shard::check_against_fasta(&args.vcf, whole, &aliases, &records, &args.reference)?;
         }
-        file = shard::subset(&file, &aliases, &spans);
+        file = Some(shard::subset(whole, &aliases, &spans));
         Some(spans)
     };
     let bos = args.engine.bos(&model)?;
@@ -288,7 +304,8 @@ struct Task {
     args: ScoreVariantsArgs,
     bos: Option<u32>,
     aliases: HashMap<String, String>,
-    file: VariantFile,
+    /// The whole input (regions, --allow-unsorted); `None`: streamed.
+    file: Option<VariantFile>,
     spans: Option<Vec<(String, u64, u64)>>,
 }
 
@@ -301,13 +318,16 @@ impl BackendTask for Task {
             file,
             spans,
         } = self;
-        let mut reference = SequenceFile::open(&args.reference, spans.is_some())?;
         let opts = EngineOptions {
             window: args.window,
             context: args.context,
             stripe_len,
             bos,
         };
+        let Some(file) = file else {
+            return run_streamed(&args, backend, &aliases, &opts);
+        };
+        let mut reference = SequenceFile::open(&args.reference, spans.is_some())?;
         let bar = counter(Some(file.variants.len() as u64), "variants", &args.engine);
         let progress = |n: u64| bar.inc(n);
         let report = match (&spans, &mut reference) {
@@ -333,6 +353,226 @@ impl BackendTask for Task {
         }
         report_and_write(&args, &file, &report.results, ScoreKind::DeltaLl)
     }
+}
+
+/// The output formats' writers and presets.
+fn writer_for(
+    args: &ScoreVariantsArgs,
+    output: Option<&Path>,
+    format: FormatArg,
+    header: &[String],
+    input_header: &[String],
+    is_vcf: bool,
+    kind: ScoreKind,
+) -> anyhow::Result<RowWriter> {
+    let mut out = ssmgen::output::Output::create(output)?;
+    let (format, preset) = match format {
+        FormatArg::Tsv => (VariantFormat::Tsv, Preset::PosTable),
+        FormatArg::Csv => (VariantFormat::Csv, Preset::PosTable),
+        FormatArg::Bed => (VariantFormat::Bed, Preset::Bed { skip: 0 }),
+        FormatArg::Vcf => (VariantFormat::Vcf, Preset::Vcf),
+    };
+    if let Some(index) = args.index.kind() {
+        out = out.with_index(preset, index)?;
+    }
+    Ok(RowWriter::new(
+        out,
+        format,
+        header,
+        kind,
+        input_header,
+        is_vcf,
+    )?)
+}
+
+/// `h:mm:ss` of a duration in seconds.
+fn clock(secs: f64) -> String {
+    let s = secs.max(0.0).round() as u64;
+    format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}
+
+/// Bases per second of the model's pass, measured on a short stripe before the first block.
+fn measure_rate<B: Backend>(backend: &B, opts: &EngineOptions) -> anyhow::Result<f64> {
+    let tokenizer = ssmgen::tokenizer::Tokenizer::new(backend.config());
+    let n = opts.stripe_len.clamp(1, 4096);
+    let tokens: Vec<u32> = {
+        let mut t = Vec::with_capacity(n);
+        tokenizer
+            .encode(&b"ACGT".repeat(n.div_ceil(4))[..n], &mut t)
+            .map_err(|_| anyhow::anyhow!("the model has no tokens for A, C, G, T"))?;
+        t
+    };
+    let mut stream = ssmgen::runner::ScoreStream::new(backend, &tokenizer, opts.bos)?;
+    let mut scores = Vec::new();
+    let t0 = std::time::Instant::now();
+    stream.push(&tokens, &mut scores)?;
+    Ok(n as f64 / t0.elapsed().as_secs_f64().max(1e-6))
+}
+
+/// Streams a sorted input: every record read, scored and written in turn.
+fn run_streamed<B: Backend>(
+    args: &ScoreVariantsArgs,
+    backend: &B,
+    aliases: &HashMap<String, String>,
+    opts: &EngineOptions,
+) -> anyhow::Result<()> {
+    let kind = match args.score {
+        Some(ScoreArg::Llr) => ScoreKind::Llr,
+        _ => ScoreKind::DeltaLl,
+    };
+    let mut input = VariantStream::open(&args.vcf)?;
+    let mut reference = RandomReference::open(&args.reference)?;
+    let mut header = args.vcf_header.clone();
+    if !args.vcf_header.is_empty() && !input.is_vcf && args.reference != Path::new("-") {
+        header.extend(contig_lines(&args.reference)?);
+    }
+    let mut writers = Vec::new();
+    for (output, format) in output_formats(args)? {
+        writers.push(writer_for(
+            args,
+            output,
+            format,
+            &header,
+            &input.header,
+            input.is_vcf,
+            kind,
+        )?);
+    }
+    let reference_records = reference.records();
+    let quiet = args.engine.quiet;
+    let mut rate = if quiet { 0.0 } else { measure_rate(backend, opts)? };
+    let mut counts: HashMap<&'static str, usize> = HashMap::new();
+    let bar = std::sync::Mutex::new(None::<indicatif::ProgressBar>);
+    let started = std::cell::Cell::new(None::<(std::time::Instant, u64)>);
+    let mut on_block = |b: &BlockInfo| {
+        // The previous block's measured rate replaces the first estimate.
+        if let Some((t0, bases)) = started.take()
+            && bases > 0
+        {
+            rate = bases as f64 / t0.elapsed().as_secs_f64().max(1e-6);
+        }
+        if let Some(old) = bar.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            old.finish_and_clear();
+        }
+        if quiet || b.bases == 0 {
+            return;
+        }
+        let secs = b.bases as f64 / rate.max(1e-9);
+        let hint = if args.context.is_none() && secs > 3600.0 {
+            "; --context N scores each variant from N upstream bases instead, at a cost that grows with the variants, not the chromosome"
+        } else {
+            ""
+        };
+        eprintln!(
+            "ssmgen: {}: {} variant(s), {} scored; two passes (reverse strand, then forward) over {} bases, about {} at {} bases/s{hint}",
+            escape_controls(&b.chrom),
+            b.variants,
+            b.scored,
+            b.bases,
+            clock(secs),
+            rate.round() as u64,
+        );
+        *bar.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(counter(Some(b.bases), "bases", &args.engine));
+        started.set(Some((std::time::Instant::now(), b.bases)));
+    };
+    let progress = |n: u64| {
+        if let Some(b) = bar.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            b.inc(n);
+        }
+    };
+    let mut on_record = |r: &InputRecord, results: &[VariantResult]| -> ssmgen::Result<()> {
+        for (v, res) in r.variants.iter().zip(results) {
+            if let Some(skip) = res.skip {
+                if args.strict && skip == Skip::RefMismatch {
+                    return Err(ssmgen::Error::format(
+                        &args.vcf,
+                        format!(
+                            "{}:{} REF {} does not match the reference {} (--strict)",
+                            v.chrom,
+                            v.pos,
+                            v.reference,
+                            args.reference.display()
+                        ),
+                    ));
+                }
+                if args.strict && matches!(skip, Skip::UnknownContig | Skip::PastContigEnd) {
+                    return Err(ssmgen::Error::format(
+                        &args.vcf,
+                        format!(
+                            "{}:{} cannot be scored: {} in {} (--strict)",
+                            v.chrom,
+                            v.pos,
+                            skip.as_str(),
+                            args.reference.display()
+                        ),
+                    ));
+                }
+                *counts.entry(skip.as_str()).or_default() += 1;
+            }
+        }
+        for w in &mut writers {
+            w.record(&r.variants, r.line.as_deref(), results)?;
+        }
+        Ok(())
+    };
+    let summary = score_stream(
+        backend,
+        &mut reference,
+        &mut input,
+        aliases,
+        opts,
+        Hooks {
+            block: &mut on_block,
+            progress: &progress,
+            record: &mut on_record,
+        },
+    )?;
+    if let Some(b) = bar.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        b.finish_and_clear();
+    }
+    if summary.variants == 0 {
+        eprintln!(
+            "ssmgen: warning: {} holds no variants",
+            escape_controls(&args.vcf.display().to_string())
+        );
+    } else if summary.unknown_contig == summary.variants {
+        let quote = |names: &mut dyn Iterator<Item = &str>| {
+            names.map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ")
+        };
+        anyhow::bail!(
+            "{}: none of the {} variant(s) is on a chromosome of {}: the variants name {}, the reference has {}{} ({} record(s)); map the names with --chrom-alias FILE (two columns: variant_name reference_name)",
+            args.vcf.display(),
+            summary.variants,
+            args.reference.display(),
+            quote(&mut summary.input_names.iter().map(String::as_str)),
+            quote(&mut reference_records.iter().take(5).map(|(n, _)| n.as_str())),
+            if reference_records.len() > 5 { ", ..." } else { "" },
+            reference_records.len()
+        );
+    }
+    if let Some((from, to)) = summary.renamed.first() {
+        eprintln!(
+            "ssmgen: note: variant chromosome names matched to the reference by adding or dropping 'chr' ('{}' as '{}'{}); use --chrom-alias to map names explicitly",
+            escape_controls(from),
+            escape_controls(to),
+            match summary.renamed.len() {
+                1 => String::new(),
+                n => format!(", and {} more", n - 1),
+            }
+        );
+    }
+    let mut counts: Vec<_> = counts.into_iter().collect();
+    counts.sort();
+    for (reason, n) in counts {
+        eprintln!(
+            "ssmgen: warning: {n} variant(s) not scored: {reason} (--strict makes this an error)"
+        );
+    }
+    for w in writers {
+        w.finish()?;
+    }
+    Ok(())
 }
 
 /// Says what a run met that the user should know: an empty variant file (warning), no variant
