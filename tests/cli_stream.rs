@@ -1,0 +1,212 @@
+//! Streamed `score-variants` equals, to the bit, what the in-memory implementation wrote before
+//! streaming (test-data/stream/expected-*, written by commit 5043473's binary through
+//! test-data/stream/make_stream_golden.py): three chromosomes, both strands, SNVs, indels,
+//! multi-allelic and skipped records, one stripe or many, cached or `--context`; unsorted input
+//! is refused or (`--allow-unsorted`) scored; `--vcf -` reads VCF, bgzip and BCF from stdin.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+mod common;
+use common::assert_clean_error;
+
+const DIR: &str = "test-data/stream";
+
+fn ssmgen(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ssmgen"))
+        .args([
+            "score-variants",
+            "-q",
+            "--device",
+            "cpu",
+            "--model",
+            "test-data/fixture-model",
+            "--window",
+            "40",
+        ])
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(bytes) = stdin {
+        let mut pipe = child.stdin.take().unwrap();
+        let bytes = bytes.to_vec();
+        std::thread::spawn(move || {
+            let _ = pipe.write_all(&bytes);
+        });
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// The output without the provenance lines that name paths and the command line.
+fn body(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .filter(|l| !l.starts_with("##ssmgen"))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+fn expected(name: &str) -> String {
+    std::fs::read_to_string(Path::new(DIR).join(name)).unwrap()
+}
+
+fn ok(out: &Output) -> &[u8] {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    &out.stdout
+}
+
+#[test]
+fn streamed_scores_equal_the_in_memory_implementation_bit_for_bit() {
+    let vcf = format!("{DIR}/stream.vcf");
+    for (extra, suffix) in [(&[][..], ""), (&["--context", "50"][..], "-context50")] {
+        for stripe in ["100", "100000"] {
+            for format in ["tsv", "vcf"] {
+                let mut args = vec![
+                    "--ref",
+                    "test-data/shards.fa",
+                    "--vcf",
+                    &vcf,
+                    "-O",
+                    format,
+                    "--stripe-len",
+                    stripe,
+                ];
+                args.extend_from_slice(extra);
+                let out = ssmgen(&args, None);
+                assert_eq!(
+                    body(ok(&out)),
+                    expected(&format!("expected-sorted{suffix}.{format}")),
+                    "{format} {extra:?} --stripe-len {stripe}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn unsorted_input_is_refused_or_sorted_in_memory() {
+    let vcf = format!("{DIR}/stream-unsorted.vcf");
+    let out = ssmgen(&["--ref", "test-data/shards.fa", "--vcf", &vcf], None);
+    assert_clean_error(&out, &["stream-unsorted.vcf", "line", "--allow-unsorted"]);
+    for (extra, suffix) in [(&[][..], ""), (&["--context", "50"][..], "-context50")] {
+        let mut args = vec![
+            "--ref",
+            "test-data/shards.fa",
+            "--vcf",
+            &vcf,
+            "--allow-unsorted",
+        ];
+        args.extend_from_slice(extra);
+        let out = ssmgen(&args, None);
+        assert_eq!(
+            body(ok(&out)),
+            expected(&format!("expected-unsorted{suffix}.tsv"))
+        );
+    }
+}
+
+#[test]
+fn position_going_back_names_the_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let vcf = dir.path().join("back.vcf");
+    let text = expected("stream.vcf");
+    let mut lines: Vec<&str> = text.lines().collect();
+    // Swap two records of chrA (positions 1 and 12): line 9 now goes back to position 1.
+    lines.swap(7, 8);
+    std::fs::write(&vcf, lines.join("\n") + "\n").unwrap();
+    let out = ssmgen(
+        &[
+            "--ref",
+            "test-data/shards.fa",
+            "--vcf",
+            vcf.to_str().unwrap(),
+            "-o",
+            dir.path().join("o.tsv").to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_clean_error(&out, &["back.vcf", "line 9", "chrA:1 comes after chrA:12"]);
+    assert!(!dir.path().join("o.tsv").exists(), "no partial output");
+}
+
+#[test]
+fn vcf_bgzip_and_bcf_on_stdin() {
+    let plain = std::fs::read(format!("{DIR}/stream.vcf")).unwrap();
+    let mut bgzip = noodles_bgzf::io::Writer::new(Vec::new());
+    bgzip.write_all(&plain).unwrap();
+    let bgzip = bgzip.finish().unwrap();
+    for (what, bytes) in [("vcf", &plain), ("bgzip", &bgzip)] {
+        let out = ssmgen(
+            &["--ref", "test-data/shards.fa", "--vcf", "-", "-O", "tsv"],
+            Some(bytes),
+        );
+        assert_eq!(body(ok(&out)), expected("expected-sorted.tsv"), "{what}");
+    }
+    // BCF (written by bcftools, test-data/make_variants_bcf.sh) against its VCF from a file.
+    let args = ["--ref", "test-data/fixture.fa", "-O", "vcf"];
+    let from_file = ssmgen(
+        &[&args[..], &["--vcf", "test-data/variants.vcf"]].concat(),
+        None,
+    );
+    let bcf = std::fs::read("test-data/variants.bcf").unwrap();
+    let from_stdin = ssmgen(&[&args[..], &["--vcf", "-"]].concat(), Some(&bcf));
+    let (a, b) = (body(ok(&from_file)), body(ok(&from_stdin)));
+    // noodles writes the BCF's header in its own words; the records must agree.
+    let records = |s: &str| -> Vec<String> {
+        s.lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(records(&a), records(&b));
+    assert!(records(&a).len() > 3);
+}
+
+#[test]
+fn reference_from_stdin_or_gzip_is_spooled_and_scores_the_same() {
+    let fasta = std::fs::read("test-data/shards.fa").unwrap();
+    let vcf = format!("{DIR}/stream.vcf");
+    let out = ssmgen(&["--ref", "-", "--vcf", &vcf], Some(&fasta));
+    assert_eq!(body(ok(&out)), expected("expected-sorted.tsv"));
+}
+
+#[test]
+fn cost_line_comes_before_the_pass() {
+    let vcf = format!("{DIR}/stream.vcf");
+    let out = Command::new(env!("CARGO_BIN_EXE_ssmgen"))
+        .args([
+            "score-variants",
+            "--device",
+            "cpu",
+            "--model",
+            "test-data/fixture-model",
+            "--ref",
+            "test-data/shards.fa",
+            "--vcf",
+            &vcf,
+            "-o",
+            "/dev/null",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.lines().any(|l| l.starts_with("ssmgen: chrA: 87 variant(s), 86 scored;")
+            && l.contains("bases, about ")
+            && l.contains("bases/s")),
+        "{err}"
+    );
+}
