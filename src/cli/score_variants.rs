@@ -16,7 +16,11 @@ use ssmgen::variants::engine::EngineOptions;
 use ssmgen::input::RandomReference;
 use ssmgen::variants::driver::{BlockInfo, Hooks, score_stream};
 use ssmgen::variants::output::{RowWriter, ScoreKind, VariantFormat, write};
-use ssmgen::variants::stream::{InputRecord, VariantStream};
+use ssmgen::output::BigWigWriter;
+use ssmgen::output::track::IntervalWriter;
+use ssmgen::variants::output::score_of;
+use ssmgen::variants::saturation::AllSnvs;
+use ssmgen::variants::stream::{InputRecord, RecordSource, VariantStream};
 use ssmgen::variants::{
     ScoreReport, Skip, VariantFile, read_aliases, score_all_report, score_by_chromosome, shard,
 };
@@ -38,9 +42,20 @@ pub struct ScoreVariantsArgs {
     #[arg(long = "ref", value_name = "FASTA")]
     reference: PathBuf,
     /// Variants: VCF (plain, gzip or bgzip), BCF, or a table with columns chrom,pos,ref,alt
-    /// (1-based); `-` for stdin.
-    #[arg(long, value_name = "FILE")]
-    vcf: PathBuf,
+    /// (1-based); `-` for stdin (VCF text, bgzip or BCF, recognised from the bytes). Sorted
+    /// input (by position within each chromosome, each chromosome's records together) is
+    /// streamed in bounded memory.
+    #[arg(long, value_name = "FILE", required_unless_present = "all_snvs")]
+    vcf: Option<PathBuf>,
+    /// Saturation mutagenesis: instead of --vcf, score all three substitutions at every A, C,
+    /// G or T base of the --region/--regions (whole-chromosome context, both strands, exactly
+    /// as the same SNVs read from a VCF).
+    #[arg(long, conflicts_with = "vcf")]
+    all_snvs: bool,
+    /// With --all-snvs: what a `.bw`/`.bigwig` output holds at each position, the minimum or the
+    /// mean of the score (see --score) over its three substitutions.
+    #[arg(long, value_enum, requires = "all_snvs")]
+    track: Option<TrackArg>,
     /// Output file (`.gz`: BGZF-compressed); stdout when absent or `-`. Repeatable: one scoring
     /// pass written to several files (e.g. `-o s.tsv -o s.vcf.gz`), each in its extension's
     /// format.
@@ -108,6 +123,15 @@ enum FormatArg {
     Csv,
     Bed,
     Vcf,
+    /// With --all-snvs and --track: the per-position track.
+    #[value(name = "bigwig")]
+    BigWig,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum TrackArg {
+    Min,
+    Mean,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -116,7 +140,7 @@ enum ScoreArg {
     Llr,
 }
 
-const KNOWN: [Known<FormatArg>; 4] = [
+const KNOWN: [Known<FormatArg>; 5] = [
     Known {
         extensions: &["tsv", "txt"],
         format: FormatArg::Tsv,
@@ -137,6 +161,11 @@ const KNOWN: [Known<FormatArg>; 4] = [
         format: FormatArg::Vcf,
         text: true,
     },
+    Known {
+        extensions: &["bw", "bigwig"],
+        format: FormatArg::BigWig,
+        text: false,
+    },
 ];
 
 /// The format of each output (stdout alone when there is none), checked before any work.
@@ -149,6 +178,12 @@ fn output_formats(args: &ScoreVariantsArgs) -> anyhow::Result<Vec<(Option<&Path>
     let mut formats = Vec::with_capacity(outputs.len());
     for output in outputs {
         let format = choose(output, args.output_type, &KNOWN, FormatArg::Tsv)?;
+        if format == FormatArg::BigWig && (args.track.is_none() || output.is_none()) {
+            anyhow::bail!(
+                "{}: bigWig output is the --all-snvs --track min|mean track, to a named file",
+                output.unwrap_or(Path::new("<stdout>")).display()
+            );
+        }
         if args.index.write_index.is_some() && format == FormatArg::Csv {
             anyhow::bail!(
                 "{}: --write-index applies to VCF, BED and TSV output (.vcf.gz, .bed.gz,                  .tsv.gz), not CSV",
@@ -170,13 +205,21 @@ fn vcf_header(args: &ScoreVariantsArgs) -> anyhow::Result<Vec<String>> {
     Ok(vcf_header_lines(&argv, &model))
 }
 
+impl ScoreVariantsArgs {
+    /// The variant input's name (`all-snvs` with --all-snvs).
+    fn vcf(&self) -> &Path {
+        self.vcf.as_deref().unwrap_or(Path::new("all-snvs"))
+    }
+}
+
 /// Runs the command.
 pub fn run(mut args: ScoreVariantsArgs) -> anyhow::Result<()> {
     args.engine.init_threads()?;
-    if args.reference == Path::new("-") && args.vcf == Path::new("-") {
+    if args.reference == Path::new("-") && args.vcf.as_deref() == Some(Path::new("-")) {
         anyhow::bail!("--ref and --vcf cannot both read stdin (-)");
     }
-    let mut inputs = vec![args.reference.as_path(), args.vcf.as_path()];
+    let mut inputs = vec![args.reference.as_path()];
+    inputs.extend(args.vcf.as_deref());
     inputs.extend(args.chrom_alias.as_deref());
     inputs.extend(args.regions_bed.as_deref());
     let outputs: Vec<&Path> = if args.output.is_empty() {
@@ -216,11 +259,31 @@ pub fn run(mut args: ScoreVariantsArgs) -> anyhow::Result<()> {
     };
     // Regions (shards): checked against the FASTA and the VCF before any work.
     let regions = read_regions(&args.regions, args.regions_bed.as_deref())?;
+    if args.all_snvs {
+        if regions.is_empty() {
+            anyhow::bail!("--all-snvs needs the regions to mutate: --region chr:start-end or --regions file.bed");
+        }
+        let records = index_records(&args.reference)?;
+        let spans = saturation_spans(&regions, &records, &args.reference)?;
+        let bos = args.engine.bos(&model)?;
+        let engine = args.engine.clone();
+        return engine.run_on(
+            &model,
+            Task {
+                args,
+                bos,
+                aliases,
+                file: None,
+                spans: None,
+                all_snvs: Some(spans),
+            },
+        );
+    }
     // Sorted input without regions is streamed; the rest is read whole.
     let mut file = if regions.is_empty() && !args.allow_unsorted {
         None
     } else {
-        Some(VariantFile::read(&args.vcf)?)
+        Some(VariantFile::read(args.vcf())?)
     };
     let spans = if regions.is_empty() {
         None
@@ -250,7 +313,7 @@ pub fn run(mut args: ScoreVariantsArgs) -> anyhow::Result<()> {
             spans
         };
         if args.warmup.warmup.is_some() {
-            shard::check_against_fasta(&args.vcf, whole, &aliases, &records, &args.reference)?;
+            shard::check_against_fasta(args.vcf(), whole, &aliases, &records, &args.reference)?;
         }
         file = Some(shard::subset(whole, &aliases, &spans));
         Some(spans)
@@ -265,8 +328,47 @@ pub fn run(mut args: ScoreVariantsArgs) -> anyhow::Result<()> {
             aliases,
             file,
             spans,
+            all_snvs: None,
         },
     )
+}
+
+/// The regions of --all-snvs as spans in the FASTA's record order, by start, overlapping or
+/// touching ones merged (each base is mutated once).
+fn saturation_spans(
+    regions: &[ssmgen::input::Region],
+    records: &[(String, u64)],
+    fasta: &Path,
+) -> anyhow::Result<Vec<(String, u64, u64)>> {
+    let rank: HashMap<&str, (usize, u64)> = records
+        .iter()
+        .enumerate()
+        .map(|(i, (n, l))| (n.as_str(), (i, *l)))
+        .collect();
+    let mut spans = Vec::with_capacity(regions.len());
+    for r in regions {
+        let Some(&(i, length)) = rank.get(r.name.as_str()) else {
+            anyhow::bail!(
+                "region '{}': no record named '{}' in {}",
+                r.label,
+                r.name,
+                fasta.display()
+            );
+        };
+        let (s, e) = r.resolve(length)?;
+        if s < e {
+            spans.push((i, r.name.clone(), s, e));
+        }
+    }
+    spans.sort_by_key(|&(i, _, s, e)| (i, s, e));
+    let mut merged: Vec<(usize, String, u64, u64)> = Vec::with_capacity(spans.len());
+    for span in spans {
+        match merged.last_mut() {
+            Some(last) if last.0 == span.0 && span.2 <= last.3 => last.3 = last.3.max(span.3),
+            _ => merged.push(span),
+        }
+    }
+    Ok(merged.into_iter().map(|(_, n, s, e)| (n, s, e)).collect())
 }
 
 struct MaskedTask {
@@ -281,7 +383,7 @@ impl GraphTask for MaskedTask {
             Some(p) => read_aliases(p)?,
             None => HashMap::new(),
         };
-        let file = VariantFile::read(&args.vcf)?;
+        let file = VariantFile::read(args.vcf())?;
         let mut reference = SequenceFile::open(&args.reference, false)?;
         let path = reference.path().to_path_buf();
         let bar = counter(Some(file.variants.len() as u64), "variants", &args.engine);
@@ -306,6 +408,8 @@ struct Task {
     aliases: HashMap<String, String>,
     /// The whole input (regions, --allow-unsorted); `None`: streamed.
     file: Option<VariantFile>,
+    /// --all-snvs: the spans whose every SNV is scored.
+    all_snvs: Option<Vec<(String, u64, u64)>>,
     spans: Option<Vec<(String, u64, u64)>>,
 }
 
@@ -317,6 +421,7 @@ impl BackendTask for Task {
             aliases,
             file,
             spans,
+            all_snvs,
         } = self;
         let opts = EngineOptions {
             window: args.window,
@@ -324,8 +429,16 @@ impl BackendTask for Task {
             stripe_len,
             bos,
         };
+        if let Some(spans) = all_snvs {
+            let reference = RandomReference::open(&args.reference)?;
+            let mut source = AllSnvs::new(reference, spans);
+            return run_streamed(&args, backend, &aliases, &opts, &mut source, false, &[]);
+        }
         let Some(file) = file else {
-            return run_streamed(&args, backend, &aliases, &opts);
+            let mut input = VariantStream::open(args.vcf())?;
+            let header = std::mem::take(&mut input.header);
+            let is_vcf = input.is_vcf;
+            return run_streamed(&args, backend, &aliases, &opts, &mut input, is_vcf, &header);
         };
         let mut reference = SequenceFile::open(&args.reference, spans.is_some())?;
         let bar = counter(Some(file.variants.len() as u64), "variants", &args.engine);
@@ -355,6 +468,38 @@ impl BackendTask for Task {
     }
 }
 
+/// A streamed run's output: rows, or (--all-snvs --track) a bigWig of one value per position.
+enum Writer {
+    Rows(RowWriter),
+    Track(BigWigWriter, TrackArg, ScoreKind),
+}
+
+impl Writer {
+    fn record(&mut self, r: &InputRecord, results: &[VariantResult]) -> ssmgen::Result<()> {
+        match self {
+            Writer::Rows(w) => w.record(&r.variants, r.line.as_deref(), results),
+            Writer::Track(bw, track, kind) => {
+                let scores: Vec<f64> = results.iter().filter_map(|x| score_of(x, *kind)).collect();
+                let (Some(v), false) = (r.variants.first(), scores.is_empty()) else {
+                    return Ok(());
+                };
+                let value = match track {
+                    TrackArg::Min => scores.iter().copied().fold(f64::INFINITY, f64::min),
+                    TrackArg::Mean => scores.iter().sum::<f64>() / scores.len() as f64,
+                };
+                bw.interval(&v.chrom, v.pos - 1, v.pos, value as f32)
+            }
+        }
+    }
+
+    fn finish(self) -> ssmgen::Result<()> {
+        match self {
+            Writer::Rows(w) => w.finish(),
+            Writer::Track(bw, _, _) => bw.finish(),
+        }
+    }
+}
+
 /// The output formats' writers and presets.
 fn writer_for(
     args: &ScoreVariantsArgs,
@@ -370,7 +515,7 @@ fn writer_for(
         FormatArg::Tsv => (VariantFormat::Tsv, Preset::PosTable),
         FormatArg::Csv => (VariantFormat::Csv, Preset::PosTable),
         FormatArg::Bed => (VariantFormat::Bed, Preset::Bed { skip: 0 }),
-        FormatArg::Vcf => (VariantFormat::Vcf, Preset::Vcf),
+        FormatArg::Vcf | FormatArg::BigWig => (VariantFormat::Vcf, Preset::Vcf),
     };
     if let Some(index) = args.index.kind() {
         out = out.with_index(preset, index)?;
@@ -410,35 +555,45 @@ fn measure_rate<B: Backend>(backend: &B, opts: &EngineOptions) -> anyhow::Result
 }
 
 /// Streams a sorted input: every record read, scored and written in turn.
+#[allow(clippy::too_many_arguments)]
 fn run_streamed<B: Backend>(
     args: &ScoreVariantsArgs,
     backend: &B,
     aliases: &HashMap<String, String>,
     opts: &EngineOptions,
+    input: &mut dyn RecordSource,
+    is_vcf: bool,
+    input_header: &[String],
 ) -> anyhow::Result<()> {
     let kind = match args.score {
         Some(ScoreArg::Llr) => ScoreKind::Llr,
         _ => ScoreKind::DeltaLl,
     };
-    let mut input = VariantStream::open(&args.vcf)?;
     let mut reference = RandomReference::open(&args.reference)?;
+    let reference_records = reference.records();
     let mut header = args.vcf_header.clone();
-    if !args.vcf_header.is_empty() && !input.is_vcf && args.reference != Path::new("-") {
+    if !args.vcf_header.is_empty() && !is_vcf && args.reference != Path::new("-") {
         header.extend(contig_lines(&args.reference)?);
     }
     let mut writers = Vec::new();
     for (output, format) in output_formats(args)? {
-        writers.push(writer_for(
-            args,
-            output,
-            format,
-            &header,
-            &input.header,
-            input.is_vcf,
-            kind,
-        )?);
+        writers.push(match (format, output) {
+            (FormatArg::BigWig, Some(path)) => Writer::Track(
+                BigWigWriter::create(path, &reference_records)?,
+                args.track.unwrap_or(TrackArg::Min),
+                kind,
+            ),
+            _ => Writer::Rows(writer_for(
+                args,
+                output,
+                format,
+                &header,
+                input_header,
+                is_vcf,
+                kind,
+            )?),
+        });
     }
-    let reference_records = reference.records();
     let quiet = args.engine.quiet;
     let mut rate = if quiet { 0.0 } else { measure_rate(backend, opts)? };
     let mut counts: HashMap<&'static str, usize> = HashMap::new();
@@ -486,7 +641,7 @@ fn run_streamed<B: Backend>(
             if let Some(skip) = res.skip {
                 if args.strict && skip == Skip::RefMismatch {
                     return Err(ssmgen::Error::format(
-                        &args.vcf,
+                        args.vcf(),
                         format!(
                             "{}:{} REF {} does not match the reference {} (--strict)",
                             v.chrom,
@@ -498,7 +653,7 @@ fn run_streamed<B: Backend>(
                 }
                 if args.strict && matches!(skip, Skip::UnknownContig | Skip::PastContigEnd) {
                     return Err(ssmgen::Error::format(
-                        &args.vcf,
+                        args.vcf(),
                         format!(
                             "{}:{} cannot be scored: {} in {} (--strict)",
                             v.chrom,
@@ -512,14 +667,14 @@ fn run_streamed<B: Backend>(
             }
         }
         for w in &mut writers {
-            w.record(&r.variants, r.line.as_deref(), results)?;
+            w.record(r, results)?;
         }
         Ok(())
     };
     let summary = score_stream(
         backend,
         &mut reference,
-        &mut input,
+        input,
         aliases,
         opts,
         Hooks {
@@ -534,7 +689,7 @@ fn run_streamed<B: Backend>(
     if summary.variants == 0 {
         eprintln!(
             "ssmgen: warning: {} holds no variants",
-            escape_controls(&args.vcf.display().to_string())
+            escape_controls(&args.vcf().display().to_string())
         );
     } else if summary.unknown_contig == summary.variants {
         let quote = |names: &mut dyn Iterator<Item = &str>| {
@@ -542,7 +697,7 @@ fn run_streamed<B: Backend>(
         };
         anyhow::bail!(
             "{}: none of the {} variant(s) is on a chromosome of {}: the variants name {}, the reference has {}{} ({} record(s)); map the names with --chrom-alias FILE (two columns: variant_name reference_name)",
-            args.vcf.display(),
+            args.vcf().display(),
             summary.variants,
             args.reference.display(),
             quote(&mut summary.input_names.iter().map(String::as_str)),
@@ -586,7 +741,7 @@ fn check_report(
     if file.variants.is_empty() {
         eprintln!(
             "ssmgen: warning: {} holds no variants",
-            escape_controls(&args.vcf.display().to_string())
+            escape_controls(&args.vcf().display().to_string())
         );
     } else if results.iter().all(|r| r.skip == Some(Skip::UnknownContig)) {
         let mut vcf_names: Vec<&str> = Vec::new();
@@ -605,7 +760,7 @@ fn check_report(
         let ref_names: Vec<&str> = report.reference_names.iter().map(String::as_str).collect();
         anyhow::bail!(
             "{}: none of the {} variant(s) is on a chromosome of {}: the variants name {}, the reference has {}{} ({} record(s)); map the names with --chrom-alias FILE (two columns: variant_name reference_name)",
-            args.vcf.display(),
+            args.vcf().display(),
             file.variants.len(),
             args.reference.display(),
             quote(&vcf_names),
@@ -651,7 +806,7 @@ fn report_and_write(
             if args.strict && skip == Skip::RefMismatch {
                 anyhow::bail!(
                     "{}: {}:{} REF {} does not match the reference {} (--strict)",
-                    args.vcf.display(),
+                    args.vcf().display(),
                     v.chrom,
                     v.pos,
                     v.reference,
@@ -661,7 +816,7 @@ fn report_and_write(
             if args.strict && matches!(skip, Skip::UnknownContig | Skip::PastContigEnd) {
                 anyhow::bail!(
                     "{}: {}:{} cannot be scored: {} in {} (--strict)",
-                    args.vcf.display(),
+                    args.vcf().display(),
                     v.chrom,
                     v.pos,
                     skip.as_str(),
@@ -690,6 +845,7 @@ fn report_and_write(
             FormatArg::Csv => (VariantFormat::Csv, Preset::PosTable),
             FormatArg::Bed => (VariantFormat::Bed, Preset::Bed { skip: 0 }),
             FormatArg::Vcf => (VariantFormat::Vcf, Preset::Vcf),
+            FormatArg::BigWig => anyhow::bail!("bigWig output is the --all-snvs --track track"),
         };
         if let Some(index) = args.index.kind() {
             out = out.with_index(preset, index)?;

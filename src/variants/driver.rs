@@ -20,7 +20,7 @@ use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt as _;
 
 use super::engine::{EngineOptions, StrandScores, StrandSource, StrandVariant, score_strand_stream};
-use super::stream::{InputRecord, VariantStream};
+use super::stream::{InputRecord, RecordSource};
 use super::{Skip, Variant, VariantResult, check_alleles, chr_toggled, ref_span};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
@@ -615,7 +615,7 @@ fn score_block<B: Backend>(
 pub fn score_stream<B: Backend>(
     backend: &B,
     reference: &mut RandomReference,
-    input: &mut VariantStream,
+    input: &mut dyn RecordSource,
     aliases: &HashMap<String, String>,
     opts: &EngineOptions,
     hooks: Hooks<'_>,

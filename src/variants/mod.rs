@@ -4,6 +4,7 @@
 pub mod engine;
 pub mod input;
 pub mod output;
+pub mod saturation;
 pub mod shard;
 pub mod stream;
 pub mod driver;

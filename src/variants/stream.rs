@@ -23,6 +23,24 @@ pub struct InputRecord {
     pub line_no: u64,
 }
 
+/// Where [`super::driver::score_stream`] reads records from: a variant file, or generated
+/// variants (saturation mutagenesis).
+pub trait RecordSource {
+    /// The next record, or `None` at the end.
+    fn next_record(&mut self) -> Result<Option<InputRecord>>;
+    /// The input's name, for messages.
+    fn path(&self) -> &Path;
+}
+
+impl RecordSource for VariantStream {
+    fn next_record(&mut self) -> Result<Option<InputRecord>> {
+        VariantStream::next_record(self)
+    }
+    fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
 enum Kind {
     Vcf,
     Table {
