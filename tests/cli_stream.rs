@@ -210,3 +210,99 @@ fn cost_line_comes_before_the_pass() {
         "{err}"
     );
 }
+
+/// `--all-snvs` rows equal scoring the same SNVs read from a VCF (whole-chromosome context, both
+/// strands), and the `--track` bigWigs hold each position's minimum and mean score.
+#[test]
+fn all_snvs_equal_the_same_variants_from_a_vcf_and_tracks_hold_min_and_mean() {
+    let dir = tempfile::tempdir().unwrap();
+    let tsv = dir.path().join("all.tsv");
+    let (min_bw, mean_bw) = (dir.path().join("min.bw"), dir.path().join("mean.bw"));
+    let regions = [
+        "--region",
+        "chrA:1-20",
+        "--region",
+        "chrC:290-300",
+        "--region",
+        "chrA:15-25",
+    ];
+    let run = |extra: &[&str]| {
+        let mut args = vec!["--ref", "test-data/shards.fa", "--all-snvs"];
+        args.extend_from_slice(&regions);
+        args.extend_from_slice(extra);
+        let out = ssmgen(&args, None);
+        ok(&out);
+    };
+    run(&["-o", tsv.to_str().unwrap()]);
+    run(&["-o", min_bw.to_str().unwrap(), "--track", "min"]);
+    run(&["-o", mean_bw.to_str().unwrap(), "--track", "mean"]);
+    let text = std::fs::read_to_string(&tsv).unwrap();
+    let rows: Vec<Vec<&str>> = text.lines().skip(1).map(|l| l.split('\t').collect()).collect();
+    // chrA 1..=25 (two regions merged) and chrC 290..=300, three substitutions each.
+    assert_eq!(rows.len(), (25 + 11) * 3);
+    assert!(rows.iter().all(|r| r[13].is_empty() && !r[11].is_empty()));
+    // The same SNVs as a VCF, one record per position with its three ALTs.
+    let mut vcf = String::from("##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n");
+    for site in rows.chunks(3) {
+        let alts: Vec<&str> = site.iter().map(|r| r[4]).collect();
+        vcf += &format!(
+            "{}\t{}\t.\t{}\t{}\t.\t.\t.\n",
+            site[0][0],
+            site[0][1],
+            site[0][3],
+            alts.join(",")
+        );
+    }
+    let vcf_path = dir.path().join("same.vcf");
+    std::fs::write(&vcf_path, vcf).unwrap();
+    let from_vcf = ssmgen(
+        &["--ref", "test-data/shards.fa", "--vcf", vcf_path.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(String::from_utf8_lossy(ok(&from_vcf)), text);
+    // Tracks: one value per position, the minimum / mean of its three scores.
+    for (bw, stat) in [(&min_bw, "min"), (&mean_bw, "mean")] {
+        let mut reader = bigtools::BigWigRead::open_file(bw.to_str().unwrap()).unwrap();
+        let mut got = Vec::new();
+        for (chrom, size) in [("chrA", 1500), ("chrC", 300)] {
+            for v in reader.get_interval(chrom, 0, size).unwrap() {
+                let v = v.unwrap();
+                got.push((chrom.to_string(), v.start, v.end, v.value));
+            }
+        }
+        assert_eq!(got.len(), 25 + 11, "{stat}");
+        for (site, (chrom, start, end, value)) in rows.chunks(3).zip(&got) {
+            let pos: u32 = site[0][1].parse().unwrap();
+            assert_eq!((chrom.as_str(), *start, *end), (site[0][0], pos - 1, pos));
+            let scores: Vec<f64> = site.iter().map(|r| r[11].parse().unwrap()).collect();
+            let want = if stat == "min" {
+                scores.iter().copied().fold(f64::INFINITY, f64::min)
+            } else {
+                scores.iter().sum::<f64>() / 3.0
+            };
+            assert!((*value as f64 - want).abs() < 1e-4, "{stat} {pos}: {value} vs {want}");
+        }
+    }
+}
+
+#[test]
+fn all_snvs_needs_regions_and_bigwig_needs_a_track() {
+    let out = ssmgen(&["--ref", "test-data/shards.fa", "--all-snvs"], None);
+    assert_clean_error(&out, &["--all-snvs needs the regions"]);
+    let dir = tempfile::tempdir().unwrap();
+    let bw = dir.path().join("t.bw");
+    let out = ssmgen(
+        &[
+            "--ref",
+            "test-data/shards.fa",
+            "--all-snvs",
+            "--region",
+            "chrA:1-5",
+            "-o",
+            bw.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_clean_error(&out, &["t.bw", "--track"]);
+    assert!(!bw.exists());
+}
