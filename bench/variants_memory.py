@@ -11,7 +11,8 @@ peak should be flat in the record count and far below 1 GiB.
     python3 bench/variants_memory.py --mb 100 --records 1000000,10000000   # the issue's figure
     python3 bench/variants_memory.py --mb 10 --records 100000,1000000      # a scaled run
 
-Options: --window (downstream bases in delta_ll; 1 is the cheapest), --model, --ssmgen,
+Options: --window (downstream bases in delta_ll; 1 is the cheapest), --device (cpu; cuda for a
+faster pass: RSS is the host's), --model, --ssmgen,
 --workdir (default: a temporary directory; the files are large), --extra (more arguments).
 """
 import argparse
@@ -84,6 +85,7 @@ def main():
     ap.add_argument("--model", default=os.path.join(ROOT, "test-data", "fixture-model"))
     ap.add_argument("--ssmgen", default=os.path.join(ROOT, "target", "release", "ssmgen"))
     ap.add_argument("--workdir")
+    ap.add_argument("--device", default="cpu")
     ap.add_argument("--extra", default="")
     args = ap.parse_args()
     work = args.workdir or tempfile.mkdtemp(prefix="ssmgen-varmem-")
@@ -99,7 +101,7 @@ def main():
         write_vcf(vcf, genome, n, records)
         size = os.path.getsize(vcf)
         print(f"# {vcf}: {size / 2**20:.0f} MiB ({time.time() - t0:.0f} s)", file=sys.stderr)
-        cmd = ["/usr/bin/time", "-v", args.ssmgen, "score-variants", "-q", "--device", "cpu",
+        cmd = ["/usr/bin/time", "-v", args.ssmgen, "score-variants", "-q", "--device", args.device,
                "--model", args.model, "--ref", genome, "--vcf", vcf, "--window",
                str(args.window), "-o", os.path.join(work, "out.tsv")] + args.extra.split()
         print("# " + " ".join(cmd), file=sys.stderr)

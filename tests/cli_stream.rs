@@ -204,9 +204,10 @@ fn cost_line_comes_before_the_pass() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     assert!(
-        err.lines().any(|l| l.starts_with("ssmgen: chrA: 87 variant(s), 86 scored;")
-            && l.contains("bases, about ")
-            && l.contains("bases/s")),
+        err.lines()
+            .any(|l| l.starts_with("ssmgen: chrA: 87 variant(s), 86 scored;")
+                && l.contains("bases, about ")
+                && l.contains("bases/s")),
         "{err}"
     );
 }
@@ -237,12 +238,17 @@ fn all_snvs_equal_the_same_variants_from_a_vcf_and_tracks_hold_min_and_mean() {
     run(&["-o", min_bw.to_str().unwrap(), "--track", "min"]);
     run(&["-o", mean_bw.to_str().unwrap(), "--track", "mean"]);
     let text = std::fs::read_to_string(&tsv).unwrap();
-    let rows: Vec<Vec<&str>> = text.lines().skip(1).map(|l| l.split('\t').collect()).collect();
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split('\t').collect())
+        .collect();
     // chrA 1..=25 (two regions merged) and chrC 290..=300, three substitutions each.
     assert_eq!(rows.len(), (25 + 11) * 3);
     assert!(rows.iter().all(|r| r[13].is_empty() && !r[11].is_empty()));
     // The same SNVs as a VCF, one record per position with its three ALTs.
-    let mut vcf = String::from("##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n");
+    let mut vcf =
+        String::from("##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n");
     for site in rows.chunks(3) {
         let alts: Vec<&str> = site.iter().map(|r| r[4]).collect();
         vcf += &format!(
@@ -256,7 +262,12 @@ fn all_snvs_equal_the_same_variants_from_a_vcf_and_tracks_hold_min_and_mean() {
     let vcf_path = dir.path().join("same.vcf");
     std::fs::write(&vcf_path, vcf).unwrap();
     let from_vcf = ssmgen(
-        &["--ref", "test-data/shards.fa", "--vcf", vcf_path.to_str().unwrap()],
+        &[
+            "--ref",
+            "test-data/shards.fa",
+            "--vcf",
+            vcf_path.to_str().unwrap(),
+        ],
         None,
     );
     assert_eq!(String::from_utf8_lossy(ok(&from_vcf)), text);
@@ -280,7 +291,10 @@ fn all_snvs_equal_the_same_variants_from_a_vcf_and_tracks_hold_min_and_mean() {
             } else {
                 scores.iter().sum::<f64>() / 3.0
             };
-            assert!((*value as f64 - want).abs() < 1e-4, "{stat} {pos}: {value} vs {want}");
+            assert!(
+                (*value as f64 - want).abs() < 1e-4,
+                "{stat} {pos}: {value} vs {want}"
+            );
         }
     }
 }
@@ -305,4 +319,57 @@ fn all_snvs_needs_regions_and_bigwig_needs_a_track() {
     );
     assert_clean_error(&out, &["t.bw", "--track"]);
     assert!(!bw.exists());
+}
+
+/// On a non-terminal stderr the passes log `ssmgen: progress:` lines in bases against the
+/// total the cost line announced, one per `--log-interval` at most.
+#[test]
+fn passes_log_progress_in_bases_on_a_non_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut state = 11u64;
+    let seq: String = (0..100_000)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            b"ACGT"[(state >> 62) as usize] as char
+        })
+        .collect();
+    let fa = dir.path().join("long.fa");
+    common::write_fasta(&fa, &[("chrL", &seq)], 60, "\n");
+    common::index_fasta(&fa);
+    let mut vcf =
+        String::from("##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n");
+    for pos in [10usize, 50_000, 99_990] {
+        let r = &seq[pos - 1..pos];
+        let a = if r == "A" { "C" } else { "A" };
+        vcf += &format!("chrL\t{pos}\t.\t{r}\t{a}\t.\t.\t.\n");
+    }
+    let vcf_path = dir.path().join("v.vcf");
+    std::fs::write(&vcf_path, vcf).unwrap();
+    let started = std::time::Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_ssmgen"))
+        .args(["score-variants", "--device", "cpu", "--ref"])
+        .arg(&fa)
+        .arg("--vcf")
+        .arg(&vcf_path)
+        .args(["--log-interval", "1", "-o", "/dev/null"])
+        .output()
+        .unwrap();
+    let elapsed = started.elapsed().as_secs_f64();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("ssmgen: chrL: 3 variant(s), 3 scored; two passes"),
+        "{err}"
+    );
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("ssmgen: progress: "))
+        .collect();
+    assert!(lines.len() as f64 <= elapsed + 1.0, "{err}");
+    assert!(lines.iter().all(|l| l.contains(" bases (")), "{err}");
+    if elapsed >= 3.0 {
+        assert!(!lines.is_empty(), "no lines in {elapsed:.1} s: {err}");
+    }
 }

@@ -12,13 +12,13 @@ use ssmgen::output::Preset;
 use ssmgen::provenance::{ModelFingerprint, contig_lines, vcf_header_lines};
 
 use super::formats::{IndexArgs, Known, choose};
-use ssmgen::variants::engine::EngineOptions;
 use ssmgen::input::RandomReference;
-use ssmgen::variants::driver::{BlockInfo, Hooks, score_stream};
-use ssmgen::variants::output::{RowWriter, ScoreKind, VariantFormat, write};
 use ssmgen::output::BigWigWriter;
 use ssmgen::output::track::IntervalWriter;
+use ssmgen::variants::driver::{BlockInfo, Hooks, score_stream};
+use ssmgen::variants::engine::EngineOptions;
 use ssmgen::variants::output::score_of;
+use ssmgen::variants::output::{RowWriter, ScoreKind, VariantFormat, write};
 use ssmgen::variants::saturation::AllSnvs;
 use ssmgen::variants::stream::{InputRecord, RecordSource, VariantStream};
 use ssmgen::variants::{
@@ -261,7 +261,9 @@ pub fn run(mut args: ScoreVariantsArgs) -> anyhow::Result<()> {
     let regions = read_regions(&args.regions, args.regions_bed.as_deref())?;
     if args.all_snvs {
         if regions.is_empty() {
-            anyhow::bail!("--all-snvs needs the regions to mutate: --region chr:start-end or --regions file.bed");
+            anyhow::bail!(
+                "--all-snvs needs the regions to mutate: --region chr:start-end or --regions file.bed"
+            );
         }
         let records = index_records(&args.reference)?;
         let spans = saturation_spans(&regions, &records, &args.reference)?;
@@ -595,7 +597,11 @@ fn run_streamed<B: Backend>(
         });
     }
     let quiet = args.engine.quiet;
-    let mut rate = if quiet { 0.0 } else { measure_rate(backend, opts)? };
+    let mut rate = if quiet {
+        0.0
+    } else {
+        measure_rate(backend, opts)?
+    };
     let mut counts: HashMap<&'static str, usize> = HashMap::new();
     let bar = std::sync::Mutex::new(None::<indicatif::ProgressBar>);
     let started = std::cell::Cell::new(None::<(std::time::Instant, u64)>);
@@ -693,7 +699,10 @@ fn run_streamed<B: Backend>(
         );
     } else if summary.unknown_contig == summary.variants {
         let quote = |names: &mut dyn Iterator<Item = &str>| {
-            names.map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ")
+            names
+                .map(|n| format!("'{n}'"))
+                .collect::<Vec<_>>()
+                .join(", ")
         };
         anyhow::bail!(
             "{}: none of the {} variant(s) is on a chromosome of {}: the variants name {}, the reference has {}{} ({} record(s)); map the names with --chrom-alias FILE (two columns: variant_name reference_name)",
@@ -702,7 +711,11 @@ fn run_streamed<B: Backend>(
             args.reference.display(),
             quote(&mut summary.input_names.iter().map(String::as_str)),
             quote(&mut reference_records.iter().take(5).map(|(n, _)| n.as_str())),
-            if reference_records.len() > 5 { ", ..." } else { "" },
+            if reference_records.len() > 5 {
+                ", ..."
+            } else {
+                ""
+            },
             reference_records.len()
         );
     }

@@ -19,7 +19,9 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt as _;
 
-use super::engine::{EngineOptions, StrandScores, StrandSource, StrandVariant, score_strand_stream};
+use super::engine::{
+    EngineOptions, StrandScores, StrandSource, StrandVariant, score_strand_stream,
+};
 use super::stream::{InputRecord, RecordSource};
 use super::{Skip, Variant, VariantResult, check_alleles, chr_toggled, ref_span};
 use crate::backend::Backend;
@@ -195,7 +197,8 @@ impl Block {
         opts: &EngineOptions,
     ) -> Result<()> {
         let r = &mut self.records;
-        r.write_all(&record.line_no.to_le_bytes()).map_err(tmp_err)?;
+        r.write_all(&record.line_no.to_le_bytes())
+            .map_err(tmp_err)?;
         match &record.line {
             Some(line) => {
                 r.write_all(&[1]).map_err(tmp_err)?;
@@ -238,9 +241,7 @@ impl Block {
                     entry[17..17 + v.alt.len()].copy_from_slice(v.alt.as_bytes());
                 } else {
                     entry[17..25].copy_from_slice(&self.alleles_len.to_le_bytes());
-                    self.alleles
-                        .write_all(v.alt.as_bytes())
-                        .map_err(tmp_err)?;
+                    self.alleles.write_all(v.alt.as_bytes()).map_err(tmp_err)?;
                     self.alleles_len += v.alt.len() as u64;
                 }
                 self.scored += 1;
@@ -431,12 +432,14 @@ fn sweep(
         let to = (at + WINDOW).min(len);
         reference.fetch(name, at, to, &mut bases)?;
         tokens.clear();
-        tokenizer.encode(&bases, &mut tokens).map_err(|i| Error::BadBase {
-            path: reference.path().to_path_buf(),
-            record: name.to_string(),
-            position: at + i as u64 + 1,
-            character: bases[i] as char,
-        })?;
+        tokenizer
+            .encode(&bases, &mut tokens)
+            .map_err(|i| Error::BadBase {
+                path: reference.path().to_path_buf(),
+                record: name.to_string(),
+                position: at + i as u64 + 1,
+                character: bases[i] as char,
+            })?;
         at = to;
     }
     Ok(())
@@ -508,7 +511,10 @@ fn strand_variant(
 ) -> Result<StrandVariant> {
     let mut alt = Vec::with_capacity(e.alt.len());
     tokenizer.encode(&e.alt, &mut alt).map_err(|i| {
-        Error::Backend(format!("ALT {:?} has no token at {i}", String::from_utf8_lossy(&e.alt)))
+        Error::Backend(format!(
+            "ALT {:?} has no token at {i}",
+            String::from_utf8_lossy(&e.alt)
+        ))
     })?;
     if reverse {
         tokenizer.reverse_complement(&mut alt);
@@ -521,6 +527,7 @@ fn strand_variant(
 }
 
 /// Runs both strands' passes over a block.
+#[allow(clippy::too_many_arguments)]
 fn score_block<B: Backend>(
     backend: &B,
     tokenizer: &Tokenizer,
@@ -552,7 +559,15 @@ fn score_block<B: Backend>(
                 let e = e?;
                 Ok((e.ordinal, strand_variant(tokenizer, &e, rev_pos(&e), true)?))
             });
-            score_strand_stream(backend, tokenizer, &mut source, &mut it, opts, progress, &mut sink)?;
+            score_strand_stream(
+                backend,
+                tokenizer,
+                &mut source,
+                &mut it,
+                opts,
+                progress,
+                &mut sink,
+            )?;
         } else {
             let mut heap: BinaryHeap<RevKey> = BinaryHeap::new();
             let mut held: HashMap<u64, Entry> = HashMap::new();
@@ -586,7 +601,15 @@ fn score_block<B: Backend>(
                     }
                 }
             });
-            score_strand_stream(backend, tokenizer, &mut source, &mut it, opts, progress, &mut sink)?;
+            score_strand_stream(
+                backend,
+                tokenizer,
+                &mut source,
+                &mut it,
+                opts,
+                progress,
+                &mut sink,
+            )?;
         }
     }
     {
@@ -600,10 +623,21 @@ fn score_block<B: Backend>(
         };
         let mut it = entries.forward().map(|e| {
             let e = e?;
-            Ok((e.ordinal, strand_variant(tokenizer, &e, e.pos as usize, false)?))
+            Ok((
+                e.ordinal,
+                strand_variant(tokenizer, &e, e.pos as usize, false)?,
+            ))
         });
         let mut sink = |id: u64, s: StrandScores| fwd.put(id, s);
-        score_strand_stream(backend, tokenizer, &mut source, &mut it, opts, progress, &mut sink)?;
+        score_strand_stream(
+            backend,
+            tokenizer,
+            &mut source,
+            &mut it,
+            opts,
+            progress,
+            &mut sink,
+        )?;
     }
     Ok((fwd, rev))
 }
@@ -651,7 +685,10 @@ pub fn score_stream<B: Backend>(
         if finished.contains(&chrom) {
             return Err(unsorted(
                 &first,
-                format!("{chrom}:{} comes after other chromosomes' records, but {chrom} had records before them", v0.pos),
+                format!(
+                    "{chrom}:{} comes after other chromosomes' records, but {chrom} had records before them",
+                    v0.pos
+                ),
             ));
         }
         if summary.input_names.len() < 5 {

@@ -282,7 +282,15 @@ pub fn score_strand_stream<B: Backend>(
     });
     match opts.context {
         Some(n) => score_windowed(backend, tokenizer, source, &mut checked, opts, n, sink),
-        None => score_cached(backend, tokenizer, source, &mut checked, opts, progress, sink),
+        None => score_cached(
+            backend,
+            tokenizer,
+            source,
+            &mut checked,
+            opts,
+            progress,
+            sink,
+        ),
     }
 }
 

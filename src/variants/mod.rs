@@ -1,13 +1,13 @@
 //! `ssmgen score-variants`: zero-shot variant-effect scores from a causal model, with the
 //! upstream state shared by REF and ALT (see [`engine`]). Formulas: `docs/scoring.md`.
 
+pub mod driver;
 pub mod engine;
 pub mod input;
 pub mod output;
 pub mod saturation;
 pub mod shard;
 pub mod stream;
-pub mod driver;
 
 use std::collections::HashMap;
 use std::path::Path;

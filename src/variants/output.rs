@@ -89,7 +89,7 @@ pub fn write(
 }
 
 enum Rows {
-    Table(csv::Writer<Output>),
+    Table(Box<csv::Writer<Output>>),
     Bed(Output),
     Vcf(Output),
 }
@@ -125,7 +125,7 @@ impl RowWriter {
                 let mut w = csv::WriterBuilder::new().delimiter(sep).from_writer(out);
                 w.write_record(COLUMNS)
                     .map_err(|e| crate::output::csv_error(&shown, e))?;
-                Rows::Table(w)
+                Rows::Table(Box::new(w))
             }
             VariantFormat::Bed => Rows::Bed(out),
             VariantFormat::Vcf => {

@@ -124,7 +124,11 @@ mod tests {
         let mut got = Vec::new();
         while let Some(rec) = s.next_record().unwrap() {
             let alts: Vec<String> = rec.variants.iter().map(|v| v.alt.clone()).collect();
-            got.push((rec.variants[0].pos, rec.variants[0].reference.clone(), alts.join("")));
+            got.push((
+                rec.variants[0].pos,
+                rec.variants[0].reference.clone(),
+                alts.join(""),
+            ));
         }
         assert_eq!(
             got,

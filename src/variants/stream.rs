@@ -295,7 +295,11 @@ impl VariantStream {
         let mut lengths = [0u8; 8];
         let mut got = 0;
         while got < 8 {
-            match self.reader.read(&mut lengths[got..]).map_err(io_err(&path))? {
+            match self
+                .reader
+                .read(&mut lengths[got..])
+                .map_err(io_err(&path))?
+            {
                 0 if got == 0 => return Ok(None),
                 0 => return Err(bad("truncated record lengths".into())),
                 k => got += k,
@@ -350,7 +354,9 @@ impl VariantStream {
                 .map_err(|e| Error::format(&path, format!("BCF record {n}: {e}")))?;
             Ok(writer.into_inner())
         })
-        .map_err(|panic| Error::format(&path, format!("BCF record {n}: cannot decode ({panic})")))??;
+        .map_err(|panic| {
+            Error::format(&path, format!("BCF record {n}: cannot decode ({panic})"))
+        })??;
         let mut text = String::from_utf8(decoded)
             .map_err(|_| Error::format(&path, "BCF holds text that is not UTF-8"))?;
         while text.ends_with(['\n', '\r']) {
@@ -522,7 +528,8 @@ mod tests {
     fn gzip_and_table_are_sniffed() {
         use std::io::Write as _;
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        gz.write_all(b"chrom\tpos\tref\talt\nc1\t7\tAC\tA\n").unwrap();
+        gz.write_all(b"chrom\tpos\tref\talt\nc1\t7\tAC\tA\n")
+            .unwrap();
         let (s, r) = records(&gz.finish().unwrap()).unwrap();
         assert!(!s.is_vcf);
         assert_eq!((r[0].variants[0].pos, r[0].line_no), (7, 2));
