@@ -95,6 +95,26 @@ fn streamed_scores_equal_the_in_memory_implementation_bit_for_bit() {
     }
 }
 
+/// `--window 0`: an SNV's ALT continuation is its one token, scored from the checkpoint's row
+/// without running the model; the scores are still those of the in-memory implementation.
+#[test]
+fn window_zero_equals_the_in_memory_implementation() {
+    let vcf = format!("{DIR}/stream.vcf");
+    let out = Command::new(env!("CARGO_BIN_EXE_ssmgen"))
+        .args(["score-variants", "-q", "--device", "cpu", "--model"])
+        .args([
+            "test-data/fixture-model",
+            "--ref",
+            "test-data/shards.fa",
+            "--vcf",
+            &vcf,
+        ])
+        .args(["--window", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(body(ok(&out)), expected("expected-sorted-window0.tsv"));
+}
+
 #[test]
 fn unsorted_input_is_refused_or_sorted_in_memory() {
     let vcf = format!("{DIR}/stream-unsorted.vcf");

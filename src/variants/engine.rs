@@ -384,6 +384,7 @@ fn score_cached<B: Backend>(
     sink: &mut Sink<'_>,
 ) -> Result<()> {
     let len = source.len();
+    let vocab = backend.config().vocab_size;
     let stride = backend.checkpoint_stride().max(1);
     let stripe = stride_multiple(opts.stripe_len, stride);
     let checkpoint = |v: &StrandVariant| v.pos / stride * stride;
@@ -472,10 +473,24 @@ fn score_cached<B: Backend>(
                 ref_len: v.ref_len,
                 alt: v.alt,
             };
+            let alt = alt_tokens(&tokens, &rel, c - at, opts.window);
+            if alt.len() == 1 {
+                // A one-token continuation from the variant itself (an SNV with `--window 0`,
+                // or at the strand's end): its score is in the checkpoint's next-token row,
+                // with nothing to run.
+                let mut one = Vec::with_capacity(1);
+                let row = snapshots[k].next_row.as_deref();
+                observed_scores(tokenizer, row, &[], vocab, &alt, &mut one);
+                let s = &mut flight.get_mut(&id).expect("a variant in flight").sums;
+                s.alt_first = first_scored(&one);
+                s.alt_sum = sum_scored(&one);
+                finish(&mut flight, id, sink)?;
+                continue;
+            }
             jobs.push(AltJob {
                 slot: id,
                 from: snapshots[k].clone(),
-                tokens: alt_tokens(&tokens, &rel, c - at, opts.window),
+                tokens: alt,
                 skip: v.pos - c,
             });
             if jobs.len() == BATCH {

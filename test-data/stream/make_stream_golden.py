@@ -79,3 +79,8 @@ for vcf, tag in [("stream.vcf", "sorted"), ("stream-unsorted.vcf", "unsorted")]:
             if ext == "vcf":  # drop the command line and model path, which differ between runs
                 lines = [l for l in open(out) if not l.startswith(("##ssmgenCommand", "##ssmgenModel"))]
                 open(out, "w").writelines(lines)
+# --window 0: every SNV's continuation is its one ALT token (scored from the checkpoint's row).
+subprocess.run([exe, "score-variants", "-q", "--device", "cpu", "--model", model, "--ref", fa,
+                "--vcf", os.path.join(here, "stream.vcf"), "--window", "0",
+                "-o", os.path.join(here, "expected-sorted-window0.tsv")],
+               check=True, stderr=subprocess.DEVNULL)
