@@ -21,6 +21,8 @@ pub enum RandomReference {
         file: std::fs::File,
         /// `(name, offset, length)` of each record, in file order.
         records: Vec<(String, u64, u64)>,
+        /// Each name's place in `records`.
+        by_name: std::collections::HashMap<String, usize>,
     },
 }
 
@@ -52,10 +54,16 @@ impl RandomReference {
                 let file = writer
                     .into_inner()
                     .map_err(|e| Error::io(&tmp, e.into_error()))?;
+                let by_name = records
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (n, _, _))| (n.clone(), i))
+                    .collect();
                 Ok(RandomReference::Spooled {
                     path: path.to_path_buf(),
                     file,
                     records,
+                    by_name,
                 })
             }
         }
@@ -87,9 +95,10 @@ impl RandomReference {
                 path,
                 file,
                 records,
+                by_name,
             } => {
                 use std::os::unix::fs::FileExt as _;
-                let Some(&(_, offset, length)) = records.iter().find(|(n, _, _)| n == name) else {
+                let Some(&(_, offset, length)) = by_name.get(name).map(|&i| &records[i]) else {
                     return Err(Error::format(
                         path.as_path(),
                         format!("no record named '{name}'"),
