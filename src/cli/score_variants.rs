@@ -265,6 +265,11 @@ pub fn run(mut args: ScoreVariantsArgs) -> anyhow::Result<()> {
                 "--all-snvs needs the regions to mutate: --region chr:start-end or --regions file.bed"
             );
         }
+        if args.warmup.warmup.is_some() {
+            anyhow::bail!(
+                "--warmup applies to shards of a variant file; --all-snvs always scores with the whole chromosome as context"
+            );
+        }
         let records = index_records(&args.reference)?;
         let spans = saturation_spans(&regions, &records, &args.reference)?;
         let bos = args.engine.bos(&model)?;
