@@ -446,24 +446,66 @@ fn sweep(
 }
 
 /// A strand's results, one fixed-size slot per ALT of the block.
-struct Results(File);
+struct Results {
+    file: File,
+    /// Slots not yet written, by ordinal: written in runs of consecutive ordinals, so that a
+    /// pass (whose results come nearly in order) makes one write per run, not per ALT.
+    pending: std::collections::BTreeMap<u64, [u8; RESULT as usize]>,
+}
+
+/// Slots held before [`Results`] writes them out.
+const PENDING: usize = 4096;
 
 impl Results {
     fn new() -> Result<Self> {
-        Ok(Results(tempfile::tempfile().map_err(tmp_err)?))
+        Ok(Results {
+            file: tempfile::tempfile().map_err(tmp_err)?,
+            pending: Default::default(),
+        })
     }
 
-    fn put(&self, ordinal: u64, s: StrandScores) -> Result<()> {
+    fn put(&mut self, ordinal: u64, s: StrandScores) -> Result<()> {
         let mut b = [0u8; RESULT as usize];
         b[0] = 1 | if s.llr.is_some() { 2 } else { 0 };
         b[1..9].copy_from_slice(&s.llr.unwrap_or(0.0).to_le_bytes());
         b[9..17].copy_from_slice(&s.delta_ll.to_le_bytes());
-        self.0.write_all_at(&b, ordinal * RESULT).map_err(tmp_err)
+        self.pending.insert(ordinal, b);
+        if self.pending.len() >= PENDING {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the pending slots, one write per run of consecutive ordinals.
+    fn flush(&mut self) -> Result<()> {
+        let mut run: Vec<u8> = Vec::new();
+        let mut start = 0u64;
+        let mut next = None;
+        for (ordinal, b) in std::mem::take(&mut self.pending) {
+            if next != Some(ordinal) && !run.is_empty() {
+                self.file
+                    .write_all_at(&run, start * RESULT)
+                    .map_err(tmp_err)?;
+                run.clear();
+            }
+            if run.is_empty() {
+                start = ordinal;
+            }
+            run.extend_from_slice(&b);
+            next = Some(ordinal + 1);
+        }
+        if !run.is_empty() {
+            self.file
+                .write_all_at(&run, start * RESULT)
+                .map_err(tmp_err)?;
+        }
+        Ok(())
     }
 
     fn reader(&mut self) -> Result<BufReader<&mut File>> {
-        self.0.seek(SeekFrom::Start(0)).map_err(tmp_err)?;
-        Ok(BufReader::with_capacity(1 << 16, &mut self.0))
+        self.flush()?;
+        self.file.seek(SeekFrom::Start(0)).map_err(tmp_err)?;
+        Ok(BufReader::with_capacity(1 << 16, &mut self.file))
     }
 }
 
@@ -540,7 +582,7 @@ fn score_block<B: Backend>(
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<(Results, Results)> {
     sweep(reference, tokenizer, name, len)?;
-    let (fwd, rev) = (Results::new()?, Results::new()?);
+    let (mut fwd, mut rev) = (Results::new()?, Results::new()?);
     // The reverse strand first.
     {
         let mut source = RefStrand {
