@@ -44,6 +44,8 @@ def main():
         else:
             ref, alt = seq[p], seq[p] + "".join(rng.choice("ACGT") for _ in range(3))
         lines.append(f"fixture\t{p + 1}\t{ref}\t{alt}")
+    # Sorted by position: score-variants streams sorted input (unsorted needs --allow-unsorted).
+    lines = lines[:1] + sorted(lines[1:], key=lambda l: int(l.split("\t")[1]))
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "v.tsv")
         open(path, "w").write("\n".join(lines) + "\n")

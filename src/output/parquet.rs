@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::output::Output;
 use crate::output::track::IntervalWriter;
 use crate::variants::output::{ScoreKind, score_of};
-use crate::variants::{Skip, VariantFile, VariantResult};
+use crate::variants::{Skip, Variant, VariantFile, VariantResult};
 
 /// Rows per row group for narrow tables (intervals, variants).
 pub const ROWS_PER_GROUP: usize = 1 << 16;
@@ -274,21 +274,43 @@ pub fn variant_schema() -> SchemaRef {
     ]))
 }
 
-/// Writes variant scores (`results` parallel to `file.variants`) as Parquet to `out`, in row
-/// groups of [`ROWS_PER_GROUP`] rows, and puts it in place.
-pub fn write_variants(
-    out: Output,
+/// Variant scores as Parquet, a row per REF/ALT pair, buffered into row groups of
+/// [`ROWS_PER_GROUP`] rows (memory bounded by one group), put in place by [`finish`].
+///
+/// [`finish`]: ParquetVariants::finish
+pub struct ParquetVariants {
+    table: ParquetTable,
     kind: ScoreKind,
-    file: &VariantFile,
-    results: &[VariantResult],
-    metadata: &[(String, String)],
-) -> Result<()> {
-    let mut table = ParquetTable::create(out, variant_schema(), metadata)?;
-    let shown = table.shown.clone();
-    let pairs: Vec<_> = file.variants.iter().zip(results).collect();
-    let real = |x: Option<f64>| x.filter(|v| !v.is_nan());
-    for group in pairs.chunks(ROWS_PER_GROUP) {
-        let strings = |f: &dyn Fn(&crate::variants::Variant) -> &str| -> ArrayRef {
+    pending: Vec<(Variant, VariantResult)>,
+}
+
+impl ParquetVariants {
+    /// Starts the table on `out`, with `metadata` in the file's key-value metadata.
+    pub fn create(out: Output, kind: ScoreKind, metadata: &[(String, String)]) -> Result<Self> {
+        Ok(ParquetVariants {
+            table: ParquetTable::create(out, variant_schema(), metadata)?,
+            kind,
+            pending: Vec::new(),
+        })
+    }
+
+    /// Adds one pair's row.
+    pub fn record(&mut self, variant: &Variant, result: &VariantResult) -> Result<()> {
+        self.pending.push((variant.clone(), result.clone()));
+        if self.pending.len() >= ROWS_PER_GROUP {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let group = std::mem::take(&mut self.pending);
+        let kind = self.kind;
+        let real = |x: Option<f64>| x.filter(|v| !v.is_nan());
+        let strings = |f: &dyn Fn(&Variant) -> &str| -> ArrayRef {
             Arc::new(StringArray::from_iter_values(
                 group.iter().map(|(v, _)| f(v)),
             ))
@@ -299,8 +321,8 @@ pub fn write_variants(
             ))
         };
         let mut pos = Vec::with_capacity(group.len());
-        for (v, _) in group {
-            pos.push(i64_of(v.pos, &shown)?);
+        for (v, _) in &group {
+            pos.push(i64_of(v.pos, &self.table.shown)?);
         }
         let columns: Vec<ArrayRef> = vec![
             strings(&|v| v.chrom.as_str()),
@@ -324,7 +346,28 @@ pub fn write_variants(
                 group.iter().map(|(_, r)| r.skip.map(|s| s.as_str())),
             )),
         ];
-        table.write_group(columns)?;
+        self.table.write_group(columns)
+    }
+
+    /// Writes the last row group and the footer, and puts the file in place.
+    pub fn finish(mut self) -> Result<()> {
+        self.flush()?;
+        self.table.finish()
+    }
+}
+
+/// Writes variant scores (`results` parallel to `file.variants`) as Parquet to `out` and puts
+/// it in place.
+pub fn write_variants(
+    out: Output,
+    kind: ScoreKind,
+    file: &VariantFile,
+    results: &[VariantResult],
+    metadata: &[(String, String)],
+) -> Result<()> {
+    let mut table = ParquetVariants::create(out, kind, metadata)?;
+    for (v, r) in file.variants.iter().zip(results) {
+        table.record(v, r)?;
     }
     table.finish()
 }

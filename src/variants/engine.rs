@@ -60,22 +60,25 @@ fn first_scored(scores: &[f32]) -> Option<f32> {
     scores.first().copied().filter(|x| !x.is_nan())
 }
 
-/// End of `v`'s REF continuation on `seq`: the REF allele plus up to `window` downstream bases.
-fn ref_end(seq: &[u32], v: &StrandVariant, window: usize) -> usize {
+/// End of `v`'s REF continuation on a strand of `len` tokens: the REF allele plus up to
+/// `window` downstream bases.
+fn ref_end(len: usize, v: &StrandVariant, window: usize) -> usize {
     // `window` comes from the command line: saturate instead of wrapping past usize::MAX.
     v.pos
         .saturating_add(v.ref_len)
         .saturating_add(window)
-        .min(seq.len())
+        .min(len)
 }
 
 /// The ALT tokens of `v` on `seq` from `from` (at or before the variant): the reference bases
 /// from `from` to the variant, the allele, and the same downstream bases as REF's continuation.
+/// `seq` starts where `v.pos` counts from and reaches at least the end of REF's continuation
+/// (or the strand's end).
 fn alt_tokens(seq: &[u32], v: &StrandVariant, from: usize, window: usize) -> Vec<u32> {
     let down_start = (v.pos + v.ref_len).min(seq.len());
     let mut alt = seq[from..v.pos].to_vec();
     alt.extend_from_slice(&v.alt);
-    alt.extend_from_slice(&seq[down_start..ref_end(seq, v, window)]);
+    alt.extend_from_slice(&seq[down_start..ref_end(seq.len(), v, window)]);
     alt
 }
 
@@ -104,7 +107,7 @@ const MAX_CHECKPOINTS: usize = 256;
 /// An ALT continuation waiting for its batch: the checkpoint it starts from and its tokens
 /// (the reference bases from the checkpoint to the variant, then the allele and what follows).
 struct AltJob<B: Backend> {
-    slot: usize,
+    slot: u64,
     from: Snapshot<B>,
     tokens: Vec<u32>,
     skip: usize,
@@ -112,7 +115,7 @@ struct AltJob<B: Backend> {
 
 /// A variant's REF window `[start, end)` that the reference pass has not finished yet.
 struct Pending {
-    slot: usize,
+    slot: u64,
     start: usize,
     end: usize,
 }
@@ -140,14 +143,15 @@ impl Sums {
 
 /// Runs the queued ALT continuations as one batch (padded with N to equal length; the model is
 /// causal, so padding never changes the real positions' scores) and records their sums.
+/// Returns the ids of the variants whose continuations ran.
 fn run_alt_batch<B: Backend>(
     backend: &B,
     tokenizer: &Tokenizer,
     jobs: &mut Vec<AltJob<B>>,
-    sums: &mut [Sums],
-) -> Result<()> {
+    flight: &mut std::collections::HashMap<u64, InFlight>,
+) -> Result<Vec<u64>> {
     if jobs.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let len = jobs.iter().map(|j| j.tokens.len()).max().unwrap_or(0);
     let mut tokens = Vec::with_capacity(jobs.len() * len);
@@ -161,6 +165,7 @@ fn run_alt_batch<B: Backend>(
     backend.forward_batch(&mut states, &tokens, &mut rows)?;
     let v = backend.config().vocab_size;
     let mut scores = Vec::new();
+    let mut ran = Vec::with_capacity(jobs.len());
     for (b, job) in jobs.drain(..).enumerate() {
         scores.clear();
         let own = &rows[b * len * v..(b * len + job.tokens.len()) * v];
@@ -172,13 +177,44 @@ fn run_alt_batch<B: Backend>(
             &job.tokens,
             &mut scores,
         );
-        let s = &mut sums[job.slot];
+        let s = &mut flight.get_mut(&job.slot).expect("a variant in flight").sums;
         let own = &scores[job.skip.min(scores.len())..];
         s.alt_first = first_scored(own);
         s.alt_sum = sum_scored(own);
+        ran.push(job.slot);
     }
-    Ok(())
+    Ok(ran)
 }
+
+/// A strand's tokens, read on demand: the whole strand in memory ([`SliceSource`]) or stripes
+/// fetched from the reference as the pass reaches them.
+pub trait StrandSource {
+    /// The strand's length in tokens.
+    fn len(&self) -> usize;
+    /// Whether the strand is empty.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Replaces `out` with the tokens `[start, end)` of the strand (`end <= len()`).
+    fn tokens(&mut self, start: usize, end: usize, out: &mut Vec<u32>) -> Result<()>;
+}
+
+/// A strand held whole in memory.
+pub struct SliceSource<'a>(pub &'a [u32]);
+
+impl StrandSource for SliceSource<'_> {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn tokens(&mut self, start: usize, end: usize, out: &mut Vec<u32>) -> Result<()> {
+        out.clear();
+        out.extend_from_slice(&self.0[start..end]);
+        Ok(())
+    }
+}
+
+/// Where a strand's results go: `(id, scores)` as each variant is finished, in no set order.
+pub type Sink<'s> = dyn FnMut(u64, StrandScores) -> Result<()> + 's;
 
 /// Scores `variants` on the strand `seq` (tokens). Returns scores in the order of `variants`.
 pub fn score_strand<B: Backend>(
@@ -188,16 +224,73 @@ pub fn score_strand<B: Backend>(
     variants: &[StrandVariant],
     opts: &EngineOptions,
 ) -> Result<Vec<StrandScores>> {
-    if let Some(v) = variants.iter().find(|v| v.pos >= seq.len()) {
-        return Err(crate::error::Error::Backend(format!(
-            "variant at {} lies outside the strand of {} bases",
-            v.pos,
-            seq.len()
-        )));
+    let mut order: Vec<usize> = (0..variants.len()).collect();
+    if opts.context.is_none() {
+        // The cached pass needs them in strand order; windows are scored in input order.
+        order.sort_by_key(|&i| variants[i].pos);
     }
+    let mut out = vec![StrandScores::default(); variants.len()];
+    let mut sorted = order
+        .iter()
+        .map(|&i| -> Result<(u64, StrandVariant)> { Ok((i as u64, variants[i].clone())) });
+    score_strand_stream(
+        backend,
+        tokenizer,
+        &mut SliceSource(seq),
+        &mut sorted,
+        opts,
+        &|_| {},
+        &mut |id, s| {
+            out[id as usize] = s;
+            Ok(())
+        },
+    )?;
+    Ok(out)
+}
+
+/// Scores the variants `variants` yields (`(id, variant)`, sorted by position on the strand)
+/// on the strand `source` reads, handing each result to `sink` with its id as soon as it is
+/// finished. Memory holds one stripe of the strand and the variants of one stripe, whatever the
+/// strand's length or the number of variants. `progress` gets the bases the pass moves on.
+pub fn score_strand_stream<B: Backend>(
+    backend: &B,
+    tokenizer: &Tokenizer,
+    source: &mut dyn StrandSource,
+    variants: &mut dyn Iterator<Item = Result<(u64, StrandVariant)>>,
+    opts: &EngineOptions,
+    progress: &(dyn Fn(u64) + Sync),
+    sink: &mut Sink<'_>,
+) -> Result<()> {
+    let len = source.len();
+    let mut last = 0usize;
+    let mut checked = variants.map(move |item| {
+        let (id, v) = item?;
+        if v.pos >= len {
+            return Err(crate::error::Error::Backend(format!(
+                "variant at {} lies outside the strand of {len} bases",
+                v.pos
+            )));
+        }
+        if v.pos < last && opts.context.is_none() {
+            return Err(crate::error::Error::Backend(format!(
+                "variant at {} comes after one at {last}: a strand's variants must be sorted",
+                v.pos
+            )));
+        }
+        last = v.pos;
+        Ok((id, v))
+    });
     match opts.context {
-        Some(n) => score_windowed(backend, tokenizer, seq, variants, opts, n),
-        None => score_cached(backend, tokenizer, seq, variants, opts),
+        Some(n) => score_windowed(backend, tokenizer, source, &mut checked, opts, n, sink),
+        None => score_cached(
+            backend,
+            tokenizer,
+            source,
+            &mut checked,
+            opts,
+            progress,
+            sink,
+        ),
     }
 }
 
@@ -206,34 +299,75 @@ pub fn score_strand<B: Backend>(
 fn score_windowed<B: Backend>(
     backend: &B,
     tokenizer: &Tokenizer,
-    seq: &[u32],
-    variants: &[StrandVariant],
+    source: &mut dyn StrandSource,
+    variants: &mut dyn Iterator<Item = Result<(u64, StrandVariant)>>,
     opts: &EngineOptions,
     context: usize,
-) -> Result<Vec<StrandScores>> {
+    sink: &mut Sink<'_>,
+) -> Result<()> {
     let start = ScoreStream::new(backend, tokenizer, opts.bos)?.snapshot();
-    let mut out = Vec::with_capacity(variants.len());
-    for group in variants.chunks(BATCH / 2) {
+    let len = source.len();
+    let mut group: Vec<(u64, StrandVariant)> = Vec::with_capacity(BATCH / 2);
+    let mut window = Vec::new();
+    let mut variants = variants.peekable();
+    while variants.peek().is_some() {
+        group.clear();
+        while group.len() < BATCH / 2 {
+            match variants.next() {
+                Some(item) => group.push(item?),
+                None => break,
+            }
+        }
         let mut seqs = Vec::with_capacity(2 * group.len());
-        for v in group {
+        for (_, v) in &group {
             let from = v.pos.saturating_sub(context);
-            seqs.push(seq[from..ref_end(seq, v, opts.window)].to_vec());
-            seqs.push(alt_tokens(seq, v, from, opts.window));
+            let end = ref_end(len, v, opts.window);
+            source.tokens(from, end, &mut window)?;
+            let rel = StrandVariant {
+                pos: v.pos - from,
+                ref_len: v.ref_len,
+                alt: v.alt.clone(),
+            };
+            seqs.push(window.clone());
+            seqs.push(alt_tokens(&window, &rel, 0, opts.window));
         }
         let cols = stride_multiple(opts.stripe_len / seqs.len(), backend.checkpoint_stride());
         let scores = score_batch(backend, tokenizer, &start, &seqs, cols)?;
-        for (v, pair) in group.iter().zip(scores.chunks(2)) {
+        for ((id, v), pair) in group.iter().zip(scores.chunks(2)) {
             let skip = v.pos - v.pos.saturating_sub(context);
-            out.push(scores_of(&pair[0], &pair[1], skip));
+            sink(*id, scores_of(&pair[0], &pair[1], skip))?;
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// `n` rounded down to a multiple of `stride`, at least one stride.
 fn stride_multiple(n: usize, stride: usize) -> usize {
     let stride = stride.max(1);
     (n / stride).max(1) * stride
+}
+
+/// A variant whose REF window or ALT continuation is still running.
+#[derive(Default)]
+struct InFlight {
+    sums: Sums,
+    /// REF window and ALT continuation still to finish (0, 1 or 2).
+    waiting: u8,
+}
+
+/// Marks one of variant `id`'s two halves done, and hands it to `sink` once both are.
+fn finish(
+    flight: &mut std::collections::HashMap<u64, InFlight>,
+    id: u64,
+    sink: &mut Sink<'_>,
+) -> Result<()> {
+    let f = flight.get_mut(&id).expect("a variant in flight");
+    f.waiting -= 1;
+    if f.waiting == 0 {
+        let done = flight.remove(&id).expect("a variant in flight");
+        sink(id, done.sums.finish())?;
+    }
+    Ok(())
 }
 
 /// The state-cached way: one pass over the strand copies the state at a checkpoint at or just
@@ -243,29 +377,40 @@ fn stride_multiple(n: usize, stride: usize) -> usize {
 fn score_cached<B: Backend>(
     backend: &B,
     tokenizer: &Tokenizer,
-    seq: &[u32],
-    variants: &[StrandVariant],
+    source: &mut dyn StrandSource,
+    variants: &mut dyn Iterator<Item = Result<(u64, StrandVariant)>>,
     opts: &EngineOptions,
-) -> Result<Vec<StrandScores>> {
+    progress: &(dyn Fn(u64) + Sync),
+    sink: &mut Sink<'_>,
+) -> Result<()> {
+    let len = source.len();
+    let vocab = backend.config().vocab_size;
     let stride = backend.checkpoint_stride().max(1);
     let stripe = stride_multiple(opts.stripe_len, stride);
-    let checkpoint = |i: usize| variants[i].pos / stride * stride;
-    let mut order: Vec<usize> = (0..variants.len()).collect();
-    order.sort_by_key(|&i| variants[i].pos);
+    let checkpoint = |v: &StrandVariant| v.pos / stride * stride;
+    let mut variants = variants.peekable();
 
     let mut stream = ScoreStream::new(backend, tokenizer, opts.bos)?;
-    let mut sums = vec![Sums::default(); variants.len()];
+    let mut flight: std::collections::HashMap<u64, InFlight> = Default::default();
     let mut pending: Vec<Pending> = Vec::new();
     let mut jobs: Vec<AltJob<B>> = Vec::new();
-    let mut scores = Vec::new();
-    let (mut at, mut next) = (0usize, 0usize);
-    while at < seq.len() && (next < order.len() || !pending.is_empty()) {
+    let (mut scores, mut tokens) = (Vec::new(), Vec::new());
+    let mut here: Vec<(u64, StrandVariant)> = Vec::new();
+    let mut at = 0usize;
+    while at < len && (variants.peek().is_some() || !pending.is_empty()) {
         // This stripe's checkpoints; the stripe ends early at the first one over the cap.
-        let mut hi = (at + stripe).min(seq.len());
+        let mut hi = (at + stripe).min(len);
         let mut cuts: Vec<usize> = Vec::new();
-        let mut last = next;
-        while last < order.len() && checkpoint(order[last]) < hi {
-            let c = checkpoint(order[last]);
+        here.clear();
+        while let Some(item) = variants.peek() {
+            let Ok((_, v)) = item else {
+                // Hand the error on.
+                return variants.next().map_or(Ok(()), |e| e.map(|_| ()));
+            };
+            let c = checkpoint(v);
+            if c >= hi {
+                break;
+            }
             if cuts.last() != Some(&(c - at)) {
                 if cuts.len() == MAX_CHECKPOINTS {
                     hi = c;
@@ -273,45 +418,91 @@ fn score_cached<B: Backend>(
                 }
                 cuts.push(c - at);
             }
-            last += 1;
+            if let Some(item) = variants.next() {
+                here.push(item?);
+            }
         }
-        for &i in &order[next..last] {
-            let v = &variants[i];
+        // The stripe's tokens and those the ALT continuations of its variants read past it.
+        let need = here
+            .iter()
+            .map(|(_, v)| ref_end(len, v, opts.window))
+            .max()
+            .unwrap_or(hi)
+            .max(hi);
+        source.tokens(at, need, &mut tokens)?;
+        for (id, v) in &here {
             pending.push(Pending {
-                slot: i,
+                slot: *id,
                 start: v.pos,
-                end: ref_end(seq, v, opts.window),
+                end: ref_end(len, v, opts.window),
             });
+            flight.insert(
+                *id,
+                InFlight {
+                    sums: Sums::default(),
+                    waiting: 2,
+                },
+            );
         }
-        let snapshots = stream.push_checkpointed(&seq[at..hi], &mut scores, &cuts)?;
+        let snapshots = stream.push_checkpointed(&tokens[..hi - at], &mut scores, &cuts)?;
+        progress((hi - at) as u64);
         for p in &pending {
             let (lo, up) = (p.start.max(at), p.end.min(hi));
             if lo < up {
-                let s = &mut sums[p.slot];
+                let s = &mut flight.get_mut(&p.slot).expect("a variant in flight").sums;
                 s.ref_sum += sum_scored(&scores[lo - at..up - at]);
                 if lo == p.start {
                     s.ref_first = first_scored(&scores[lo - at..]);
                 }
             }
         }
-        pending.retain(|p| p.end > hi);
-        for &i in &order[next..last] {
-            let v = &variants[i];
-            let c = checkpoint(i);
+        let mut k = 0;
+        while k < pending.len() {
+            if pending[k].end <= hi {
+                let p = pending.swap_remove(k);
+                finish(&mut flight, p.slot, sink)?;
+            } else {
+                k += 1;
+            }
+        }
+        for (id, v) in here.drain(..) {
+            let c = checkpoint(&v);
             let k = cuts.partition_point(|&cut| cut < c - at);
+            let rel = StrandVariant {
+                pos: v.pos - at,
+                ref_len: v.ref_len,
+                alt: v.alt,
+            };
+            let alt = alt_tokens(&tokens, &rel, c - at, opts.window);
+            if alt.len() == 1 {
+                // A one-token continuation from the variant itself (an SNV with `--window 0`,
+                // or at the strand's end): its score is in the checkpoint's next-token row,
+                // with nothing to run.
+                let mut one = Vec::with_capacity(1);
+                let row = snapshots[k].next_row.as_deref();
+                observed_scores(tokenizer, row, &[], vocab, &alt, &mut one);
+                let s = &mut flight.get_mut(&id).expect("a variant in flight").sums;
+                s.alt_first = first_scored(&one);
+                s.alt_sum = sum_scored(&one);
+                finish(&mut flight, id, sink)?;
+                continue;
+            }
             jobs.push(AltJob {
-                slot: i,
+                slot: id,
                 from: snapshots[k].clone(),
-                tokens: alt_tokens(seq, v, c, opts.window),
+                tokens: alt,
                 skip: v.pos - c,
             });
             if jobs.len() == BATCH {
-                run_alt_batch(backend, tokenizer, &mut jobs, &mut sums)?;
+                for id in run_alt_batch(backend, tokenizer, &mut jobs, &mut flight)? {
+                    finish(&mut flight, id, sink)?;
+                }
             }
         }
-        next = last;
         at = hi;
     }
-    run_alt_batch(backend, tokenizer, &mut jobs, &mut sums)?;
-    Ok(sums.iter().map(Sums::finish).collect())
+    for id in run_alt_batch(backend, tokenizer, &mut jobs, &mut flight)? {
+        finish(&mut flight, id, sink)?;
+    }
+    Ok(())
 }

@@ -2,8 +2,6 @@
 //! (comma- or tab-separated, optional `id`, 1-based positions). Multi-allelic records become one
 //! [`Variant`] per ALT, in input order.
 
-use std::io::{BufRead, BufReader, Read};
-
 use std::path::Path;
 
 use crate::error::{Error, Result};
@@ -48,129 +46,8 @@ pub struct VariantFile {
     pub is_vcf: bool,
 }
 
-/// Reads the whole input, decompressed when it is gzip or bgzip.
-fn read_bytes(path: &Path) -> Result<Vec<u8>> {
-    let source: Box<dyn Read> = if path == Path::new("-") {
-        Box::new(std::io::stdin())
-    } else {
-        Box::new(std::fs::File::open(path).map_err(|e| Error::io(path, e))?)
-    };
-    let mut reader = BufReader::new(source);
-    let head = reader.fill_buf().map_err(|e| Error::io(path, e))?;
-    let mut bytes = Vec::new();
-    if head.starts_with(&[0x1f, 0x8b]) {
-        flate2::read::MultiGzDecoder::new(reader).read_to_end(&mut bytes)
-    } else {
-        reader.read_to_end(&mut bytes)
-    }
-    .map_err(|e| Error::io(path, e))?;
-    Ok(bytes)
-}
-
-/// Walks the BCF framing (magic, header text, then each record's two lengths) without
-/// decoding, so that no length read from the file is trusted before it is checked against
-/// [`MAX_BCF_RECORD`] and against the bytes that are really there.
-fn check_bcf_framing(path: &Path, bytes: &[u8]) -> Result<()> {
-    let bad = |m: String| Error::format(path, format!("cannot decode BCF: {m}"));
-    let u32_at = |at: usize| -> Option<u64> {
-        bytes
-            .get(at..at.checked_add(4)?)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as u64)
-    };
-    if bytes.len() < 9 || &bytes[..3] != b"BCF" {
-        return Err(bad("too short for a BCF header".into()));
-    }
-    let text = u32_at(5).ok_or_else(|| bad("truncated header".into()))?;
-    let mut at = 9u64 + text;
-    if at > bytes.len() as u64 {
-        return Err(bad(format!(
-            "the header claims {text} bytes of text but the file has {}",
-            bytes.len() - 9
-        )));
-    }
-    // The samples the header names: every record must carry exactly that many (a record
-    // claiming 2^24 made the decoder loop over them, a 567-byte file taking 0.4 s).
-    let header_text = &bytes[9..at as usize];
-    let samples = header_text
-        .split(|&b| b == b'\n')
-        .find(|l| l.starts_with(b"#CHROM"))
-        .map(|l| {
-            let l = l.strip_suffix(b"\0").unwrap_or(l);
-            l.split(|&b| b == b'\t').count().saturating_sub(9) as u64
-        });
-    let mut n = 0u64;
-    while at < bytes.len() as u64 {
-        n += 1;
-        let (Some(shared), Some(indiv)) = (u32_at(at as usize), u32_at(at as usize + 4)) else {
-            return Err(bad(format!("record {n}: truncated record lengths")));
-        };
-        let size = shared + indiv;
-        if size > MAX_BCF_RECORD {
-            return Err(bad(format!(
-                "record {n}: {size} bytes, more than the {MAX_BCF_RECORD} ssmgen accepts"
-            )));
-        }
-        if shared < 24 {
-            return Err(bad(format!(
-                "record {n}: {shared} bytes of site data, less than the 24 every record has"
-            )));
-        }
-        let site = at as usize + 8;
-        let n_sample = bytes
-            .get(site + 20..site + 23)
-            .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], 0]) as u64);
-        if let Some(samples) = samples
-            && n_sample != samples
-        {
-            return Err(bad(format!(
-                "record {n}: {n_sample} samples, but the header names {samples}"
-            )));
-        }
-        at += 8 + size;
-        if at > bytes.len() as u64 {
-            return Err(bad(format!("record {n}: the file ends inside the record")));
-        }
-    }
-    Ok(())
-}
-
-/// Decodes BCF (already decompressed) into VCF text with noodles, so that it takes the same
-/// path as VCF input, annotated VCF output included. The framing is checked first, and a
-/// panic inside the decoder (some malformed fields reach an `unwrap` there) becomes an error
-/// naming the record.
-fn bcf_to_vcf_text(path: &Path, bytes: &[u8]) -> Result<String> {
-    use noodles_vcf::variant::io::Write as _;
-    check_bcf_framing(path, bytes)?;
-    let record_no = std::cell::Cell::new(0usize);
-    let decoded = crate::guard::catch(|| -> Result<Vec<u8>> {
-        let bad = |e: std::io::Error| Error::format(path, format!("cannot decode BCF: {e}"));
-        let mut reader = noodles_bcf::io::Reader::from(bytes);
-        let header = reader.read_header().map_err(bad)?;
-        let mut writer = noodles_vcf::io::Writer::new(Vec::new());
-        writer.write_header(&header).map_err(bad)?;
-        for (n, record) in reader.records().enumerate() {
-            record_no.set(n + 1);
-            let record = record.map_err(|e| {
-                Error::format(path, format!("BCF record {}: cannot decode: {e}", n + 1))
-            })?;
-            writer
-                .write_variant_record(&header, &record)
-                .map_err(|e| Error::format(path, format!("BCF record {}: {e}", n + 1)))?;
-        }
-        Ok(writer.into_inner())
-    });
-    let text = decoded.map_err(|panic| {
-        let at = match record_no.get() {
-            0 => "the header".to_string(),
-            n => format!("record {n}"),
-        };
-        Error::format(path, format!("BCF {at}: cannot decode ({panic})"))
-    })??;
-    String::from_utf8(text).map_err(|_| Error::format(path, "BCF holds text that is not UTF-8"))
-}
-
 /// Checks the sizes of one variant line: a bounded POS, alleles and chromosome name.
-fn check_sizes(
+pub(crate) fn check_sizes(
     chrom: &str,
     pos: u64,
     reference: &str,
@@ -202,146 +79,33 @@ fn check_sizes(
 }
 
 impl VariantFile {
-    /// Reads a VCF (plain, gzip, bgzip), a BCF, or a variant table; `-` reads stdin.
+    /// Reads a VCF (plain, gzip, bgzip), a BCF, or a variant table; `-` reads stdin. Holds every
+    /// record: the streaming path ([`super::stream::VariantStream`]) does not.
     pub fn read(path: &Path) -> Result<Self> {
-        Self::from_bytes(path, read_bytes(path)?)
+        Self::collect(super::stream::VariantStream::open(path)?)
     }
 
-    /// Parses the decompressed bytes of a VCF, BCF or variant table; `path` names the input in
-    /// messages.
+    /// Parses the bytes of a VCF, BCF or variant table (compressed or not); `path` names the
+    /// input in messages.
     pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Self> {
-        let text = if bytes.starts_with(b"BCF") {
-            bcf_to_vcf_text(path, &bytes)?
-        } else {
-            String::from_utf8(bytes)
-                .map_err(|e| Error::format(path, format!("not UTF-8 text: {e}")))?
-        };
-        if text.trim().is_empty() {
-            return Err(Error::format(path, "is empty: no VCF header and no table"));
-        }
-        let lines: Vec<&str> = text.lines().map(|l| l.trim_end_matches('\r')).collect();
-        let first = lines
-            .iter()
-            .find(|l| !l.trim().is_empty())
-            .copied()
-            .unwrap_or("");
-        if first.starts_with("##fileformat=VCF") || first.starts_with("#CHROM") {
-            Self::from_vcf(path, &lines)
-        } else {
-            Self::from_table(path, &lines)
-        }
+        Self::collect(super::stream::from_bytes(path, bytes)?)
     }
 
-    fn from_vcf(path: &Path, lines: &[&str]) -> Result<Self> {
+    /// Every record of `stream`.
+    pub fn collect(mut stream: super::stream::VariantStream) -> Result<Self> {
         let mut out = VariantFile {
             variants: Vec::new(),
-            header: Vec::new(),
+            header: std::mem::take(&mut stream.header),
             records: Vec::new(),
-            is_vcf: true,
+            is_vcf: stream.is_vcf,
         };
-        for (n, line) in lines.iter().enumerate() {
-            if line.starts_with('#') {
-                out.header.push(line.to_string());
-                continue;
+        while let Some(record) = stream.next_record()? {
+            out.variants.extend(record.variants);
+            if let Some(line) = record.line {
+                out.records.push(line);
             }
-            if line.trim().is_empty() {
-                continue;
-            }
-            let bad = |m: String| Error::format(path, format!("line {}: {m}", n + 1));
-            let f: Vec<&str> = line.split('\t').collect();
-            if f.len() < 5 {
-                return Err(bad(format!(
-                    "a VCF record needs at least 5 tab-separated columns, found {}",
-                    f.len()
-                )));
-            }
-            let pos: u64 = f[1]
-                .parse()
-                .ok()
-                .filter(|&p| p > 0)
-                .ok_or_else(|| bad(format!("POS {:?} is not a positive whole number", f[1])))?;
-            check_sizes(f[0], pos, f[3], f[4]).map_err(bad)?;
-            let record = out.records.len();
-            for (alt_index, alt) in f[4].split(',').enumerate() {
-                out.variants.push(Variant {
-                    chrom: f[0].to_string(),
-                    pos,
-                    id: f[2].to_string(),
-                    reference: f[3].to_string(),
-                    alt: alt.to_string(),
-                    record,
-                    alt_index,
-                });
-            }
-            out.records.push(line.to_string());
         }
         Ok(out)
-    }
-
-    fn from_table(path: &Path, lines: &[&str]) -> Result<Self> {
-        let mut rows = lines
-            .iter()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty());
-        let Some((_, header)) = rows.next() else {
-            return Ok(VariantFile {
-                variants: Vec::new(),
-                header: Vec::new(),
-                records: Vec::new(),
-                is_vcf: false,
-            });
-        };
-        let sep = if header.contains('\t') { '\t' } else { ',' };
-        let names: Vec<String> = header
-            .split(sep)
-            .map(|s| s.trim().trim_start_matches('#').to_ascii_lowercase())
-            .collect();
-        let col = |name: &str| names.iter().position(|n| n == name);
-        let (Some(ci), Some(pi), Some(ri), Some(ai)) =
-            (col("chrom"), col("pos"), col("ref"), col("alt"))
-        else {
-            return Err(Error::format(
-                path,
-                "not a VCF, and as a table the first line must name the columns chrom, pos, ref and alt",
-            ));
-        };
-        let ii = col("id");
-        let mut variants = Vec::new();
-        for (record, (n, line)) in rows.enumerate() {
-            let f: Vec<&str> = line.split(sep).map(str::trim).collect();
-            let bad = |m: String| Error::format(path, format!("line {}: {m}", n + 1));
-            let get = |i: usize| {
-                f.get(i)
-                    .copied()
-                    .ok_or_else(|| bad(format!("needs {} columns, found {}", names.len(), f.len())))
-            };
-            let pos: u64 = get(pi)?.parse().ok().filter(|&p| p > 0).ok_or_else(|| {
-                bad(format!(
-                    "pos {:?} is not a positive whole number (1-based)",
-                    f.get(pi)
-                ))
-            })?;
-            check_sizes(get(ci)?, pos, get(ri)?, get(ai)?).map_err(bad)?;
-            for (alt_index, alt) in get(ai)?.split(',').enumerate() {
-                variants.push(Variant {
-                    chrom: get(ci)?.to_string(),
-                    pos,
-                    id: ii
-                        .and_then(|i| f.get(i))
-                        .map_or(".".to_string(), |s| s.to_string()),
-                    reference: get(ri)?.to_string(),
-                    alt: alt.to_string(),
-                    record,
-                    alt_index,
-                });
-            }
-        }
-        Ok(VariantFile {
-            variants,
-            header: Vec::new(),
-            records: Vec::new(),
-            is_vcf: false,
-        })
     }
 }
 

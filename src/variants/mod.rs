@@ -1,10 +1,13 @@
 //! `ssmgen score-variants`: zero-shot variant-effect scores from a causal model, with the
 //! upstream state shared by REF and ALT (see [`engine`]). Formulas: `docs/scoring.md`.
 
+pub mod driver;
 pub mod engine;
 pub mod input;
 pub mod output;
+pub mod saturation;
 pub mod shard;
+pub mod stream;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -85,25 +88,35 @@ fn is_acgt(s: &str) -> bool {
 
 /// Checks a variant against its chromosome's bases: why it cannot be scored, if it cannot.
 pub fn check(v: &Variant, bases: &[u8]) -> Option<Skip> {
+    if let Some(skip) = check_alleles(v) {
+        return Some(skip);
+    }
+    let Some((start, end)) = ref_span(v, bases.len() as u64) else {
+        return Some(Skip::PastContigEnd);
+    };
+    if !bases[start as usize..end as usize].eq_ignore_ascii_case(v.reference.as_bytes()) {
+        return Some(Skip::RefMismatch);
+    }
+    None
+}
+
+/// Why a variant's alleles cannot be scored, whatever the reference says.
+pub fn check_alleles(v: &Variant) -> Option<Skip> {
     if v.alt == "*" || v.alt == "." || v.alt.starts_with('<') || v.alt.contains(['[', ']']) {
         return Some(Skip::SymbolicOrMissingAlt);
     }
     if !is_acgt(&v.reference) || !is_acgt(&v.alt) {
         return Some(Skip::NonAcgtAllele);
     }
-    // POS comes from the file: no arithmetic on it may overflow.
-    let end = v
-        .pos
-        .checked_sub(1)
-        .and_then(|p| usize::try_from(p).ok())
-        .and_then(|start| Some((start, start.checked_add(v.reference.len())?)));
-    let Some((start, end)) = end.filter(|&(_, end)| end <= bases.len()) else {
-        return Some(Skip::PastContigEnd);
-    };
-    if !bases[start..end].eq_ignore_ascii_case(v.reference.as_bytes()) {
-        return Some(Skip::RefMismatch);
-    }
     None
+}
+
+/// REF's span `[start, end)` (0-based) on a chromosome of `len` bases; `None` past its end.
+pub fn ref_span(v: &Variant, len: u64) -> Option<(u64, u64)> {
+    // POS comes from the file: no arithmetic on it may overflow.
+    let start = v.pos.checked_sub(1)?;
+    let end = start.checked_add(v.reference.len() as u64)?;
+    (end <= len).then_some((start, end))
 }
 
 /// Scores every variant of `file` against `reference`. `aliases` maps variant chromosome names

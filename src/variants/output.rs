@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use super::{VariantFile, VariantResult};
+use super::{Variant, VariantFile, VariantResult};
 use crate::error::{Error, Result};
 use crate::output::Output;
 
@@ -67,74 +67,154 @@ pub fn score_of(r: &VariantResult, kind: ScoreKind) -> Option<f64> {
 /// Writes `results` (parallel to `file.variants`) to `out` and commits it. VCF output gets the
 /// header lines `extra_header` (provenance, `##contig`) before `#CHROM`.
 pub fn write(
-    mut out: Output,
+    out: Output,
     format: VariantFormat,
     extra_header: &[String],
     kind: ScoreKind,
     file: &VariantFile,
     results: &[VariantResult],
 ) -> Result<()> {
-    match format {
-        VariantFormat::Tsv | VariantFormat::Csv => {
-            let sep = if format == VariantFormat::Tsv {
-                b'\t'
-            } else {
-                b','
-            };
-            let shown = out.display_path();
-            let mut w = csv::WriterBuilder::new()
-                .delimiter(sep)
-                .from_writer(&mut out);
-            let err = |e: csv::Error| crate::output::csv_error(&shown, e);
-            w.write_record(COLUMNS).map_err(err)?;
-            for (v, r) in file.variants.iter().zip(results) {
-                let (f, rv) = (r.fwd, r.rev);
-                w.write_record([
-                    v.chrom.clone(),
-                    v.pos.to_string(),
-                    v.id.clone(),
-                    v.reference.clone(),
-                    v.alt.clone(),
-                    num(f.and_then(|s| s.llr)),
-                    num(rv.and_then(|s| s.llr)),
-                    num(r.llr()),
-                    num(f.map(|s| s.delta_ll)),
-                    num(rv.map(|s| s.delta_ll)),
-                    num(r.delta_ll()),
-                    num(score_of(r, kind)),
-                    u8::from(r.skip == Some(super::Skip::RefMismatch)).to_string(),
-                    r.skip.map_or("", |s| s.as_str()).to_string(),
-                ])
-                .map_err(err)?;
-            }
-            w.flush().map_err(|e| Error::io(&shown, e))?;
+    let mut w = RowWriter::new(out, format, extra_header, kind, &file.header, file.is_vcf)?;
+    let mut i = 0;
+    while i < file.variants.len() {
+        let start = i;
+        let record = file.variants[i].record;
+        while i < file.variants.len() && file.variants[i].record == record {
+            i += 1;
         }
-        VariantFormat::Bed => {
-            for (v, r) in file.variants.iter().zip(results) {
-                let Some(score) = score_of(r, kind) else {
-                    continue;
-                };
-                let name = if v.id != "." {
-                    v.id.clone()
-                } else {
-                    format!("{}:{}:{}>{}", v.chrom, v.pos, v.reference, v.alt)
-                };
-                let start = v.pos - 1;
-                writeln!(
-                    out,
-                    "{}\t{}\t{}\t{}\t{:.6}",
-                    v.chrom,
-                    start,
-                    start + v.reference.len() as u64,
-                    name,
-                    score
-                )
-                .map_err(io(&out))?;
-            }
-        }
-        VariantFormat::Vcf => write_vcf(&mut out, kind, file, results, extra_header)?,
+        let line = file.records.get(record).map(String::as_str);
+        w.record(&file.variants[start..i], line, &results[start..i])?;
     }
-    out.commit()
+    w.finish()
+}
+
+enum Rows {
+    Table(Box<csv::Writer<Output>>),
+    Bed(Output),
+    Vcf(Output),
+}
+
+/// Writes variant scores record by record, in any of the [`VariantFormat`]s.
+pub struct RowWriter {
+    rows: Rows,
+    kind: ScoreKind,
+    is_vcf: bool,
+    shown: std::path::PathBuf,
+}
+
+impl RowWriter {
+    /// Starts `out`: the table's column names, or the VCF header (the input's `header` lines,
+    /// a minimal one when the input is not VCF, with `extra_header` and the `SSM_*` INFO lines
+    /// before `#CHROM`).
+    pub fn new(
+        mut out: Output,
+        format: VariantFormat,
+        extra_header: &[String],
+        kind: ScoreKind,
+        header: &[String],
+        is_vcf: bool,
+    ) -> Result<Self> {
+        let shown = out.display_path();
+        let rows = match format {
+            VariantFormat::Tsv | VariantFormat::Csv => {
+                let sep = if format == VariantFormat::Tsv {
+                    b'\t'
+                } else {
+                    b','
+                };
+                let mut w = csv::WriterBuilder::new().delimiter(sep).from_writer(out);
+                w.write_record(COLUMNS)
+                    .map_err(|e| crate::output::csv_error(&shown, e))?;
+                Rows::Table(Box::new(w))
+            }
+            VariantFormat::Bed => Rows::Bed(out),
+            VariantFormat::Vcf => {
+                write_vcf_header(&mut out, header, is_vcf, extra_header)?;
+                Rows::Vcf(out)
+            }
+        };
+        Ok(RowWriter {
+            rows,
+            kind,
+            is_vcf,
+            shown,
+        })
+    }
+
+    /// Writes one input record: its variants (one per ALT), its VCF line (`None` for a table)
+    /// and their results.
+    pub fn record(
+        &mut self,
+        variants: &[Variant],
+        line: Option<&str>,
+        results: &[VariantResult],
+    ) -> Result<()> {
+        let kind = self.kind;
+        match &mut self.rows {
+            Rows::Table(w) => {
+                let shown = &self.shown;
+                let err = |e: csv::Error| crate::output::csv_error(shown, e);
+                for (v, r) in variants.iter().zip(results) {
+                    let (f, rv) = (r.fwd, r.rev);
+                    w.write_record([
+                        v.chrom.clone(),
+                        v.pos.to_string(),
+                        v.id.clone(),
+                        v.reference.clone(),
+                        v.alt.clone(),
+                        num(f.and_then(|s| s.llr)),
+                        num(rv.and_then(|s| s.llr)),
+                        num(r.llr()),
+                        num(f.map(|s| s.delta_ll)),
+                        num(rv.map(|s| s.delta_ll)),
+                        num(r.delta_ll()),
+                        num(score_of(r, kind)),
+                        u8::from(r.skip == Some(super::Skip::RefMismatch)).to_string(),
+                        r.skip.map_or("", |s| s.as_str()).to_string(),
+                    ])
+                    .map_err(err)?;
+                }
+            }
+            Rows::Bed(out) => {
+                for (v, r) in variants.iter().zip(results) {
+                    let Some(score) = score_of(r, kind) else {
+                        continue;
+                    };
+                    let name = if v.id != "." {
+                        v.id.clone()
+                    } else {
+                        format!("{}:{}:{}>{}", v.chrom, v.pos, v.reference, v.alt)
+                    };
+                    let start = v.pos - 1;
+                    writeln!(
+                        out,
+                        "{}\t{}\t{}\t{}\t{:.6}",
+                        v.chrom,
+                        start,
+                        start + v.reference.len() as u64,
+                        name,
+                        score
+                    )
+                    .map_err(io(out))?;
+                }
+            }
+            Rows::Vcf(out) => write_vcf_record(out, kind, self.is_vcf, variants, line, results)?,
+        }
+        Ok(())
+    }
+
+    /// Finishes the output and commits it under its name.
+    pub fn finish(self) -> Result<()> {
+        match self.rows {
+            Rows::Table(w) => {
+                let out = w
+                    .into_inner()
+                    .map_err(|e| Error::io(&self.shown, e.into_error()))?;
+                out.commit()
+            }
+            Rows::Bed(out) | Rows::Vcf(out) => out.commit(),
+        }
+    }
 }
 
 const INFO_LINES: [&str; 4] = [
@@ -144,23 +224,19 @@ const INFO_LINES: [&str; 4] = [
     "##INFO=<ID=SSM_SKIP,Number=A,Type=String,Description=\"ssmgen: why an ALT has no score (unknown_contig, symbolic_or_missing_alt, non_acgt_allele, past_contig_end, ref_mismatch), . if scored\">",
 ];
 
-fn write_vcf(
+fn write_vcf_header(
     out: &mut Output,
-    kind: ScoreKind,
-    file: &VariantFile,
-    results: &[VariantResult],
+    input_header: &[String],
+    is_vcf: bool,
     extra_header: &[String],
 ) -> Result<()> {
     let e = |err: std::io::Error| Error::io("<vcf output>", err);
-    let header: Vec<String> = if file.is_vcf {
-        file.header.clone()
-    } else {
-        vec![
-            "##fileformat=VCFv4.2".into(),
-            "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO".into(),
-        ]
-    };
-    for line in &header {
+    let minimal = [
+        "##fileformat=VCFv4.2".to_string(),
+        "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO".to_string(),
+    ];
+    let header: &[String] = if is_vcf { input_header } else { &minimal };
+    for line in header {
         if line.starts_with("#CHROM") {
             for extra in extra_header {
                 writeln!(out, "{extra}").map_err(e)?;
@@ -171,34 +247,36 @@ fn write_vcf(
         }
         writeln!(out, "{line}").map_err(e)?;
     }
-    // Group results by record (ALTs of one record are consecutive).
-    let mut i = 0;
-    let records = if file.is_vcf {
-        file.records.len()
-    } else {
-        file.variants.last().map_or(0, |v| v.record + 1)
+    Ok(())
+}
+
+/// One VCF line for a record: the input's line with the `SSM_*` INFO fields added, or a minimal
+/// line for a table's record.
+fn write_vcf_record(
+    out: &mut Output,
+    kind: ScoreKind,
+    is_vcf: bool,
+    variants: &[Variant],
+    line: Option<&str>,
+    alts: &[VariantResult],
+) -> Result<()> {
+    let e = |err: std::io::Error| Error::io("<vcf output>", err);
+    let join =
+        |f: &dyn Fn(&VariantResult) -> String| alts.iter().map(f).collect::<Vec<_>>().join(",");
+    let fmt = |x: Option<f64>| {
+        x.filter(|v| !v.is_nan())
+            .map_or(".".to_string(), |v| format!("{v:.6}"))
     };
-    for rec in 0..records {
-        let start = i;
-        while i < file.variants.len() && file.variants[i].record == rec {
-            i += 1;
-        }
-        let alts = &results[start..i];
-        let join =
-            |f: &dyn Fn(&VariantResult) -> String| alts.iter().map(f).collect::<Vec<_>>().join(",");
-        let fmt = |x: Option<f64>| {
-            x.filter(|v| !v.is_nan())
-                .map_or(".".to_string(), |v| format!("{v:.6}"))
-        };
-        let added = format!(
-            "SSM_LLR={};SSM_DLL={};SSM_SCORE={};SSM_SKIP={}",
-            join(&|r| fmt(r.llr())),
-            join(&|r| fmt(r.delta_ll())),
-            join(&|r| fmt(score_of(r, kind))),
-            join(&|r| r.skip.map_or(".".to_string(), |s| s.as_str().to_string())),
-        );
-        let line = if file.is_vcf {
-            let mut f: Vec<String> = file.records[rec].split('\t').map(str::to_string).collect();
+    let added = format!(
+        "SSM_LLR={};SSM_DLL={};SSM_SCORE={};SSM_SKIP={}",
+        join(&|r| fmt(r.llr())),
+        join(&|r| fmt(r.delta_ll())),
+        join(&|r| fmt(score_of(r, kind))),
+        join(&|r| r.skip.map_or(".".to_string(), |s| s.as_str().to_string())),
+    );
+    let text = match (is_vcf, line) {
+        (true, Some(line)) => {
+            let mut f: Vec<String> = line.split('\t').map(str::to_string).collect();
             while f.len() < 8 {
                 f.push(".".into());
             }
@@ -208,12 +286,12 @@ fn write_vcf(
                 format!("{};{added}", f[7])
             };
             f.join("\t")
-        } else {
-            let v = &file.variants[start];
-            let alt: Vec<&str> = file.variants[start..i]
-                .iter()
-                .map(|v| v.alt.as_str())
-                .collect();
+        }
+        _ => {
+            let Some(v) = variants.first() else {
+                return Ok(());
+            };
+            let alt: Vec<&str> = variants.iter().map(|v| v.alt.as_str()).collect();
             format!(
                 "{}\t{}\t{}\t{}\t{}\t.\t.\t{added}",
                 v.chrom,
@@ -222,8 +300,8 @@ fn write_vcf(
                 v.reference,
                 alt.join(",")
             )
-        };
-        writeln!(out, "{line}").map_err(e)?;
-    }
+        }
+    };
+    writeln!(out, "{text}").map_err(e)?;
     Ok(())
 }

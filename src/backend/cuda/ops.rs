@@ -243,11 +243,9 @@ impl CudaOps {
         config: &crate::model::MambaConfig,
     ) -> Result<Self> {
         let shape = match &config.mamba2 {
-            None => MixerShape::mamba1(
-                config.state_size,
-                config.conv_kernel,
-                config.time_step_rank,
-            ),
+            None => {
+                MixerShape::mamba1(config.state_size, config.conv_kernel, config.time_step_rank)
+            }
             Some(_) => MixerShape {
                 d_state: M1_STATE_UNUSED,
                 d_conv: config.conv_kernel,
