@@ -1,8 +1,10 @@
 //! The CPU backend: the graph [`Ops`] on the host, parallel with rayon.
 
+pub mod gemm;
 pub mod ops;
-mod simd;
+pub mod simd;
 
+use gemm::PackedWeight;
 use ops::ScanInputs;
 
 use crate::error::{Error, Result};
@@ -44,7 +46,10 @@ impl CpuAct {
 
 /// A projection `[out, in]` with its optional bias.
 pub struct CpuLinear {
+    /// Row-major `[out, in]` (an embedding table's rows).
     weight: Vec<f32>,
+    /// The same weight packed for [`gemm::matmul_packed`].
+    packed: PackedWeight,
     out: usize,
     bias: Option<Vec<f32>>,
 }
@@ -58,8 +63,8 @@ pub struct CpuMixer {
     /// Conv kernel transposed to `[d_conv, d_inner]`.
     conv_t: Vec<f32>,
     conv_bias: Option<Vec<f32>>,
-    x_proj: Vec<f32>,
-    dt_proj: Vec<f32>,
+    x_proj: PackedWeight,
+    dt_proj: PackedWeight,
     dt_bias: Vec<f32>,
     /// `A = -exp(A_log)` transposed to `[d_state, d_inner]`.
     a_t: Vec<f32>,
@@ -98,7 +103,6 @@ impl CpuOps {
         let mut u = vec![0.0; len * e];
         let mut x_dbl = vec![0.0; len * xw];
         let mut delta = vec![0.0; len * e];
-        let mut y = vec![0.0; len * e];
         ops::causal_conv_silu(
             xz,
             2 * e,
@@ -108,8 +112,8 @@ impl CpuOps {
             w.conv_bias.as_deref(),
             &mut u,
         );
-        ops::matmul_wt(len, xw, e, &u, e, &w.x_proj, &mut x_dbl, xw, false);
-        ops::matmul_wt(len, e, r, &x_dbl, xw, &w.dt_proj, &mut delta, e, false);
+        gemm::matmul_packed(len, &u, e, &w.x_proj, &mut x_dbl, xw, false);
+        gemm::matmul_packed(len, &x_dbl, xw, &w.dt_proj, &mut delta, e, false);
         ops::softplus_bias_rows(&mut delta, &w.dt_bias);
         let inputs = ScanInputs {
             u: &u,
@@ -121,9 +125,7 @@ impl CpuOps {
             b_offset: r,
             d: &w.d,
         };
-        ops::selective_scan(&inputs, &w.a_t, len, ssm, &mut y);
-        // The scan writes y channel-major; the projections read it row-major.
-        ops::transpose(&y, e, len, y_rows);
+        ops::selective_scan(&inputs, &w.a_t, len, ssm, y_rows);
     }
 }
 
@@ -165,8 +167,8 @@ impl Ops for CpuOps {
                 .map(|i| w.conv_weight[(i % e) * k + i / e])
                 .collect(),
             conv_bias: w.conv_bias.clone(),
-            x_proj: w.x_proj.clone(),
-            dt_proj: w.dt_proj.clone(),
+            x_proj: PackedWeight::new(&w.x_proj, r + 2 * n, e),
+            dt_proj: PackedWeight::new(&w.dt_proj, e, r),
             dt_bias: w.dt_bias.clone(),
             a_t: (0..n * e)
                 .map(|i| -w.a_log[(i % e) * n + i / e].exp())
@@ -182,8 +184,10 @@ impl Ops for CpuOps {
         bias: Option<&[f32]>,
         _role: LinearRole,
     ) -> Result<CpuLinear> {
+        let k = weight.len() / out.max(1);
         Ok(CpuLinear {
             weight: weight.to_vec(),
+            packed: PackedWeight::new(weight, out, k),
             out,
             bias: bias.map(<[f32]>::to_vec),
         })
@@ -419,17 +423,10 @@ impl CpuOps {
         if w.weight.len() != w.out * k || dst.width != w.out || dst.rows() != m {
             return Err(shape_err("linear"));
         }
-        ops::matmul_wt(
-            m,
-            w.out,
-            k,
-            &x.data,
-            k,
-            &w.weight,
-            &mut dst.data,
-            w.out,
-            accumulate,
-        );
+        if w.packed.inputs() != k {
+            return Err(shape_err("linear"));
+        }
+        gemm::matmul_packed(m, &x.data, k, &w.packed, &mut dst.data, w.out, accumulate);
         if let Some(b) = &w.bias {
             ops::add_bias(&mut dst.data, w.out, b);
         }

@@ -21,9 +21,7 @@ macro_rules! simd_dispatch {
                 unsafe fn avx2($($arg: $ty),*) {
                     portable($($arg),*)
                 }
-                if std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-                {
+                if $crate::backend::cpu::simd::avx2_enabled() {
                     // SAFETY: the CPU has the features `avx2` was compiled for.
                     return unsafe { avx2($($arg),*) };
                 }
@@ -33,6 +31,33 @@ macro_rules! simd_dispatch {
     };
 }
 pub(crate) use simd_dispatch;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Set by [`force_portable`]: every dispatch takes the portable build.
+static PORTABLE_ONLY: AtomicBool = AtomicBool::new(false);
+
+/// Makes every kernel run its portable build (`true`) or the fastest one the CPU has
+/// (`false`). For tests that compare whole passes bit for bit; the results are the same
+/// either way, only the speed differs.
+pub fn force_portable(on: bool) {
+    PORTABLE_ONLY.store(on, Ordering::SeqCst);
+}
+
+/// Whether the AVX2+FMA kernels run: the CPU has them and [`force_portable`] is off.
+#[inline]
+pub fn avx2_enabled() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        !PORTABLE_ONLY.load(Ordering::Relaxed)
+            && std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
 
 const EXP_MIN: f32 = -87.0;
 const EXP_MAX: f32 = 88.0;
