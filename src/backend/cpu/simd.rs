@@ -1,11 +1,13 @@
-//! Vector-friendly scalar code and runtime dispatch to AVX2 builds of it.
+//! Vector-friendly scalar code and runtime dispatch to AVX2 and AVX-512 builds of it.
 //!
 //! The kernels are written as plain loops over fixed-size lane arrays, which LLVM vectorizes.
-//! [`simd_dispatch!`] compiles such a function twice — for the baseline target and with AVX2+FMA
-//! enabled — and picks at run time. Rust never contracts `a * b + c` into an FMA on its own, so
-//! both builds give bit-identical results.
+//! [`simd_dispatch!`] compiles such a function three times — for the baseline target, with
+//! AVX2+FMA and with AVX-512 — and picks at run time. Rust never contracts `a * b + c` into an
+//! FMA on its own, and every lane does the same operations whatever the vector width, so all
+//! builds give bit-identical results.
 
-/// Defines `fn NAME(args) { body }` that runs an AVX2+FMA build of `body` when the CPU has it.
+/// Defines `fn NAME(args) { body }` that runs an AVX-512 or AVX2+FMA build of `body` when the
+/// CPU has it (and [`cap_simd`] allows it).
 macro_rules! simd_dispatch {
     ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident : $ty:ty),* $(,)?) $body:block) => {
         $(#[$meta])*
@@ -16,10 +18,19 @@ macro_rules! simd_dispatch {
             fn portable($($arg: $ty),*) $body
             #[cfg(target_arch = "x86_64")]
             {
+                #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn avx512($($arg: $ty),*) {
+                    portable($($arg),*)
+                }
                 #[target_feature(enable = "avx2,fma")]
                 #[allow(clippy::too_many_arguments)]
                 unsafe fn avx2($($arg: $ty),*) {
                     portable($($arg),*)
+                }
+                if $crate::backend::cpu::simd::avx512_enabled() {
+                    // SAFETY: the CPU has the features `avx512` was compiled for.
+                    return unsafe { avx512($($arg),*) };
                 }
                 if $crate::backend::cpu::simd::avx2_enabled() {
                     // SAFETY: the CPU has the features `avx2` was compiled for.
@@ -32,26 +43,83 @@ macro_rules! simd_dispatch {
 }
 pub(crate) use simd_dispatch;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 
-/// Set by [`force_portable`]: every dispatch takes the portable build.
-static PORTABLE_ONLY: AtomicBool = AtomicBool::new(false);
-
-/// Makes every kernel run its portable build (`true`) or the fastest one the CPU has
-/// (`false`). For tests that compare whole passes bit for bit; the results are the same
-/// either way, only the speed differs.
-pub fn force_portable(on: bool) {
-    PORTABLE_ONLY.store(on, Ordering::SeqCst);
+/// The widest instruction set the kernels may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SimdLevel {
+    /// The baseline target only.
+    Portable = 0,
+    /// AVX2 and FMA.
+    Avx2 = 1,
+    /// AVX-512 (F and VL) as well.
+    Avx512 = 2,
 }
 
-/// Whether the AVX2+FMA kernels run: the CPU has them and [`force_portable`] is off.
+/// Set by [`cap_simd`]; `UNSET` until the first dispatch reads `SSMGEN_SIMD`.
+static SIMD_CAP: AtomicU8 = AtomicU8::new(UNSET);
+const UNSET: u8 = u8::MAX;
+
+/// The cap: [`cap_simd`]'s, else the environment's `SSMGEN_SIMD` (`portable`, `avx2`;
+/// anything else: the widest), read once.
+#[inline]
+fn simd_cap() -> u8 {
+    let cap = SIMD_CAP.load(Ordering::Relaxed);
+    if cap != UNSET {
+        return cap;
+    }
+    let level = match std::env::var("SSMGEN_SIMD").as_deref() {
+        Ok("portable") => SimdLevel::Portable,
+        Ok("avx2") => SimdLevel::Avx2,
+        _ => SimdLevel::Avx512,
+    } as u8;
+    // A racing `cap_simd` wins.
+    let _ = SIMD_CAP.compare_exchange(UNSET, level, Ordering::SeqCst, Ordering::SeqCst);
+    SIMD_CAP.load(Ordering::Relaxed)
+}
+
+/// Caps the instruction set every kernel dispatches to (default: the widest). For tests that
+/// compare whole passes bit for bit; results are the same at every level, only the speed
+/// differs.
+pub fn cap_simd(level: SimdLevel) {
+    SIMD_CAP.store(level as u8, Ordering::SeqCst);
+}
+
+/// Makes every kernel run its portable build (`true`) or the fastest one the CPU has
+/// (`false`): [`cap_simd`] at `Portable` or `Avx512`.
+pub fn force_portable(on: bool) {
+    cap_simd(if on {
+        SimdLevel::Portable
+    } else {
+        SimdLevel::Avx512
+    });
+}
+
+/// Whether the AVX2+FMA kernels run: the CPU has them and [`cap_simd`] allows them.
 #[inline]
 pub fn avx2_enabled() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        !PORTABLE_ONLY.load(Ordering::Relaxed)
+        simd_cap() >= SimdLevel::Avx2 as u8
             && std::arch::is_x86_feature_detected!("avx2")
             && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Whether the AVX-512 kernels run: the CPU has AVX-512 F and VL (and AVX2+FMA) and
+/// [`cap_simd`] allows them.
+#[inline]
+pub fn avx512_enabled() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        simd_cap() >= SimdLevel::Avx512 as u8
+            && avx2_enabled()
+            && std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512vl")
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
