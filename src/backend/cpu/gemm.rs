@@ -259,16 +259,21 @@ mod tests {
     }
 
     #[test]
-    fn avx2_build_gives_the_portable_bits() {
+    fn every_simd_build_gives_the_portable_bits() {
+        use super::super::simd::{SimdLevel, cap_simd};
         let (m, n, k) = (11, 40, 256);
         let a = vals(m * k, 0.91);
         let packed = PackedWeight::new(&vals(n * k, 0.23), n, k);
-        let mut fast = vec![0.0; m * n];
-        gemm_rows(m, &a, k, &packed, &mut fast, n, false);
-        super::super::simd::force_portable(true);
-        let mut portable = vec![0.0; m * n];
-        gemm_rows(m, &a, k, &packed, &mut portable, n, false);
-        super::super::simd::force_portable(false);
-        assert_eq!(fast, portable);
+        let run = |level| {
+            cap_simd(level);
+            let mut out = vec![0.0; m * n];
+            gemm_rows(m, &a, k, &packed, &mut out, n, false);
+            out
+        };
+        let portable = run(SimdLevel::Portable);
+        let avx2 = run(SimdLevel::Avx2);
+        let widest = run(SimdLevel::Avx512);
+        assert_eq!(avx2, portable);
+        assert_eq!(widest, portable);
     }
 }

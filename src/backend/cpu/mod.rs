@@ -433,3 +433,33 @@ impl CpuOps {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::simd::{SimdLevel, cap_simd};
+    use super::*;
+    use crate::backend::Backend;
+
+    /// A whole pass of the built-in model gives the same bits at every SIMD level (on a CPU
+    /// without AVX-512 or AVX2 the wider levels fall back and the test compares less).
+    #[test]
+    fn every_simd_level_gives_the_same_bits() {
+        let model = crate::model::builtin::load().expect("built-in model");
+        let backend = CpuBackend::new(&model);
+        let tokens: Vec<u32> = (0..777u32).map(|i| 7 + (i * 7 + i / 5) % 4).collect();
+        let run = |level| {
+            cap_simd(level);
+            let mut state = backend.new_state().expect("state");
+            let mut logp = Vec::new();
+            backend
+                .forward(&mut state, &tokens, &mut logp)
+                .expect("forward");
+            cap_simd(SimdLevel::Avx512);
+            (logp, state)
+        };
+        let portable = run(SimdLevel::Portable);
+        assert!(portable.0.iter().all(|v| v.is_finite()));
+        assert_eq!(run(SimdLevel::Avx2), portable);
+        assert_eq!(run(SimdLevel::Avx512), portable);
+    }
+}

@@ -196,6 +196,79 @@ mod avx2 {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::{ScanInputs, YOut};
+    use crate::backend::cpu::simd::avx512 as vmath;
+
+    /// Channels per AVX-512 group.
+    pub const WIDE: usize = 16;
+
+    /// [`super::avx2::scan_group`] for 16 channels at once: per lane the same operations in
+    /// the same order, so the same bits.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512 F and VL, and `y` must be valid for writes of columns
+    /// `c0..c0 + 16` of rows `0..len` (see [`super::YOut`]).
+    #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+    pub unsafe fn scan_group(
+        inp: &ScanInputs<'_>,
+        a_t: &[f32],
+        len: usize,
+        c0: usize,
+        state: &mut [f32],
+        y: &YOut,
+    ) {
+        let e = inp.d.len();
+        let n = a_t.len() / e;
+        let load = |src: &[f32], at: usize| -> __m512 {
+            let lanes = &src[at..at + WIDE];
+            // SAFETY: `lanes` is 16 floats long.
+            unsafe { _mm512_loadu_ps(lanes.as_ptr()) }
+        };
+        let mut s: Vec<__m512> = (0..n)
+            .map(|j| {
+                let mut v = [0.0f32; WIDE];
+                for (l, x) in v.iter_mut().enumerate() {
+                    *x = state[l * n + j];
+                }
+                // SAFETY: `v` is 16 floats long.
+                unsafe { _mm512_loadu_ps(v.as_ptr()) }
+            })
+            .collect();
+        let a: Vec<__m512> = (0..n).map(|j| load(a_t, j * e + c0)).collect();
+        let d = load(inp.d, c0);
+        for t in 0..len {
+            let dt = load(inp.delta, t * e + c0);
+            let u = load(inp.u, t * e + c0);
+            let z = load(inp.z, t * inp.z_stride + c0);
+            let bc = &inp.bc[t * inp.bc_stride + inp.b_offset..][..2 * n];
+            let (b, cm) = bc.split_at(n);
+            let dtu = _mm512_mul_ps(dt, u);
+            let mut acc = _mm512_setzero_ps();
+            for (((sj, aj), bj), cj) in s.iter_mut().zip(&a).zip(b).zip(cm) {
+                let decay = vmath::exp(_mm512_mul_ps(dt, *aj));
+                let next = _mm512_fmadd_ps(decay, *sj, _mm512_mul_ps(dtu, _mm512_set1_ps(*bj)));
+                *sj = next;
+                acc = _mm512_fmadd_ps(next, _mm512_set1_ps(*cj), acc);
+            }
+            let o = _mm512_mul_ps(_mm512_add_ps(acc, _mm512_mul_ps(d, u)), vmath::silu(z));
+            // SAFETY: the caller hands this group columns c0..c0 + 16 of rows 0..len.
+            unsafe { _mm512_storeu_ps(y.at(t, c0), o) };
+        }
+        for (j, sj) in s.iter().enumerate() {
+            let mut v = [0.0f32; WIDE];
+            // SAFETY: `v` is 16 floats long.
+            unsafe { _mm512_storeu_ps(v.as_mut_ptr(), *sj) };
+            for (l, x) in v.iter().enumerate() {
+                state[l * n + j] = *x;
+            }
+        }
+    }
+}
+
 /// Rows `first..first + rows` of `dst = lhs · wᵀ` (see [`matmul_wt`]), in tiles of
 /// 2 rows × 4 outputs.
 #[allow(clippy::too_many_arguments)]
@@ -481,6 +554,14 @@ pub fn selective_scan(
         .enumerate()
         .for_each(|(block, state)| {
             let channels = state.len() / n;
+            #[cfg(target_arch = "x86_64")]
+            if channels == avx512::WIDE && simd::avx512_enabled() {
+                let c0 = block * CHANNEL_BLOCK;
+                // SAFETY: the CPU has AVX-512; this task alone writes columns c0..c0 + 16
+                // (its block of channels) of `y`, which holds `len` rows of `e`.
+                unsafe { avx512::scan_group(inp, a_t, len, c0, state, out) };
+                return;
+            }
             for g in (0..channels).step_by(LANES) {
                 let w = LANES.min(channels - g);
                 let c0 = block * CHANNEL_BLOCK + g;
@@ -660,6 +741,53 @@ mod tests {
         };
         // SAFETY: checked above that the CPU has AVX2; `y2` as `y1`.
         unsafe { avx2::scan_group(&inp, &a_t, len, 0, &mut s2, &out2) };
+        assert_eq!(y1, y2);
+        assert_eq!(s1, s2);
+    }
+
+    #[test]
+    fn avx512_scan_gives_the_portable_bits() {
+        if !simd::avx512_enabled() {
+            return;
+        }
+        let (e, n, len) = (avx512::WIDE, 16, 50);
+        let vals = |k: usize, scale: f32| -> Vec<f32> {
+            (0..k)
+                .map(|i| ((i as f32 * 0.618).fract() - 0.5) * scale)
+                .collect()
+        };
+        let (u, z, bc) = (vals(len * e, 4.0), vals(len * e, 6.0), vals(len * 2 * n, 3.0));
+        let delta: Vec<f32> = vals(len * e, 0.2).iter().map(|v| v.abs()).collect();
+        let a_t: Vec<f32> = vals(n * e, 2.0).iter().map(|v| -v.abs() - 0.1).collect();
+        let d = vals(e, 2.0);
+        let inp = ScanInputs {
+            u: &u,
+            delta: &delta,
+            z: &z,
+            z_stride: e,
+            bc: &bc,
+            bc_stride: 2 * n,
+            b_offset: 0,
+            d: &d,
+        };
+        let start = vals(e * n, 1.0);
+        let (mut s1, mut y1) = (start.clone(), vec![0.0; e * len]);
+        for g in 0..2 {
+            let out1 = YOut {
+                ptr: y1.as_mut_ptr(),
+                stride: e,
+            };
+            let part = &mut s1[g * LANES * n..(g + 1) * LANES * n];
+            // SAFETY: `y1` holds `len` rows of 16 columns; group g writes columns 8g..8g + 8.
+            unsafe { scan_group(&inp, &a_t, len, g * LANES, LANES, part, &out1) };
+        }
+        let (mut s2, mut y2) = (start, vec![0.0; e * len]);
+        let out2 = YOut {
+            ptr: y2.as_mut_ptr(),
+            stride: e,
+        };
+        // SAFETY: checked above that the CPU has AVX-512; `y2` holds `len` rows of 16.
+        unsafe { avx512::scan_group(&inp, &a_t, len, 0, &mut s2, &out2) };
         assert_eq!(y1, y2);
         assert_eq!(s1, s2);
     }
