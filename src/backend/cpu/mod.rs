@@ -100,9 +100,12 @@ impl CpuOps {
         let (e, r) = (w.d_inner, w.dt_rank);
         let len = xz.len() / (2 * e);
         let xw = r + 2 * w.d_state;
-        let mut u = vec![0.0; len * e];
-        let mut x_dbl = vec![0.0; len * xw];
-        let mut delta = vec![0.0; len * e];
+        // Reused buffers: every element is written before it is read, so they need no zeroing.
+        let mut scratch = SCRATCH.with(|s| s.take());
+        let [u, x_dbl, delta] = &mut scratch;
+        for (buf, n) in [(&mut *u, len * e), (&mut *x_dbl, len * xw), (&mut *delta, len * e)] {
+            buf.resize(n, 0.0);
+        }
         ops::causal_conv_silu(
             xz,
             2 * e,
@@ -110,23 +113,31 @@ impl CpuOps {
             conv,
             &w.conv_t,
             w.conv_bias.as_deref(),
-            &mut u,
+            u,
         );
-        gemm::matmul_packed(len, &u, e, &w.x_proj, &mut x_dbl, xw, false);
-        gemm::matmul_packed(len, &x_dbl, xw, &w.dt_proj, &mut delta, e, false);
-        ops::softplus_bias_rows(&mut delta, &w.dt_bias);
+        gemm::matmul_packed(len, u, e, &w.x_proj, x_dbl, xw, false);
+        gemm::matmul_packed(len, x_dbl, xw, &w.dt_proj, delta, e, false);
+        ops::softplus_bias_rows(delta, &w.dt_bias);
         let inputs = ScanInputs {
-            u: &u,
-            delta: &delta,
+            u,
+            delta,
             z: &xz[e..],
             z_stride: 2 * e,
-            bc: &x_dbl,
+            bc: x_dbl,
             bc_stride: xw,
             b_offset: r,
             d: &w.d,
         };
         ops::selective_scan(&inputs, &w.a_t, len, ssm, y_rows);
+        SCRATCH.with(|s| s.set(scratch));
     }
+}
+
+thread_local! {
+    /// The mixer's intermediate buffers (`u`, `x_proj` output, `Δ`), kept between stripes.
+    /// Taken out while in use, so a nested call on the same thread (rayon work stealing)
+    /// gets fresh ones.
+    static SCRATCH: std::cell::Cell<[Vec<f32>; 3]> = const { std::cell::Cell::new([Vec::new(), Vec::new(), Vec::new()]) };
 }
 
 /// `rows` rows of `width` values in reverse order.
