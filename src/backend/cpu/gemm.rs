@@ -107,8 +107,8 @@ fn micro<const R: usize>(a: [&[f32]; R], panel: &[f32], k: usize) -> [[f32; NB];
     for r in 0..R {
         for jj in 0..NB {
             let p = |l: usize| part[l][r][jj];
-            out[r][jj] = (((p(0) + p(4)) + (p(1) + p(5))) + ((p(2) + p(6)) + (p(3) + p(7))))
-                + tail[r][jj];
+            out[r][jj] =
+                (((p(0) + p(4)) + (p(1) + p(5))) + ((p(2) + p(6)) + (p(3) + p(7)))) + tail[r][jj];
         }
     }
     out
@@ -237,7 +237,13 @@ mod tests {
 
     #[test]
     fn packed_matmul_gives_the_reference_bits_for_every_shape() {
-        for &(m, n, k) in &[(1, 1, 1), (7, 40, 256), (9, 12, 128), (5, 256, 8), (6, 17, 77)] {
+        for &(m, n, k) in &[
+            (1, 1, 1),
+            (7, 40, 256),
+            (9, 12, 128),
+            (5, 256, 8),
+            (6, 17, 77),
+        ] {
             let a = vals(m * (k + 3), 0.37);
             let w = vals(n * k, 1.31);
             let packed = PackedWeight::new(&w, n, k);
@@ -246,7 +252,11 @@ mod tests {
             for i in 0..m {
                 for j in 0..n {
                     let want = 0.5 + reference(&a[i * (k + 3)..], &w[j * k..], k);
-                    assert_eq!(dst[i * n + j].to_bits(), want.to_bits(), "{m}x{n}x{k} {i},{j}");
+                    assert_eq!(
+                        dst[i * n + j].to_bits(),
+                        want.to_bits(),
+                        "{m}x{n}x{k} {i},{j}"
+                    );
                 }
             }
             // One row at a time gives the very same bits.

@@ -2,7 +2,7 @@
 
 pub mod gemm;
 pub mod ops;
-pub mod simd;
+mod simd;
 
 use gemm::PackedWeight;
 use ops::ScanInputs;
@@ -103,18 +103,14 @@ impl CpuOps {
         // Reused buffers: every element is written before it is read, so they need no zeroing.
         let mut scratch = SCRATCH.with(|s| s.take());
         let [u, x_dbl, delta] = &mut scratch;
-        for (buf, n) in [(&mut *u, len * e), (&mut *x_dbl, len * xw), (&mut *delta, len * e)] {
+        for (buf, n) in [
+            (&mut *u, len * e),
+            (&mut *x_dbl, len * xw),
+            (&mut *delta, len * e),
+        ] {
             buf.resize(n, 0.0);
         }
-        ops::causal_conv_silu(
-            xz,
-            2 * e,
-            len,
-            conv,
-            &w.conv_t,
-            w.conv_bias.as_deref(),
-            u,
-        );
+        ops::causal_conv_silu(xz, 2 * e, len, conv, &w.conv_t, w.conv_bias.as_deref(), u);
         gemm::matmul_packed(len, u, e, &w.x_proj, x_dbl, xw, false);
         gemm::matmul_packed(len, x_dbl, xw, &w.dt_proj, delta, e, false);
         ops::softplus_bias_rows(delta, &w.dt_bias);

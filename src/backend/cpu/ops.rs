@@ -756,7 +756,11 @@ mod tests {
                 .map(|i| ((i as f32 * 0.618).fract() - 0.5) * scale)
                 .collect()
         };
-        let (u, z, bc) = (vals(len * e, 4.0), vals(len * e, 6.0), vals(len * 2 * n, 3.0));
+        let (u, z, bc) = (
+            vals(len * e, 4.0),
+            vals(len * e, 6.0),
+            vals(len * 2 * n, 3.0),
+        );
         let delta: Vec<f32> = vals(len * e, 0.2).iter().map(|v| v.abs()).collect();
         let a_t: Vec<f32> = vals(n * e, 2.0).iter().map(|v| -v.abs() - 0.1).collect();
         let d = vals(e, 2.0);

@@ -81,18 +81,9 @@ fn simd_cap() -> u8 {
 /// Caps the instruction set every kernel dispatches to (default: the widest). For tests that
 /// compare whole passes bit for bit; results are the same at every level, only the speed
 /// differs.
+#[cfg(test)]
 pub fn cap_simd(level: SimdLevel) {
     SIMD_CAP.store(level as u8, Ordering::SeqCst);
-}
-
-/// Makes every kernel run its portable build (`true`) or the fastest one the CPU has
-/// (`false`): [`cap_simd`] at `Portable` or `Avx512`.
-pub fn force_portable(on: bool) {
-    cap_simd(if on {
-        SimdLevel::Portable
-    } else {
-        SimdLevel::Avx512
-    });
 }
 
 /// Whether the AVX2+FMA kernels run: the CPU has them and [`cap_simd`] allows them.
