@@ -697,6 +697,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(target_arch = "x86_64")]
     fn avx2_scan_gives_the_portable_bits() {
         if !has_avx2() {
             return;
@@ -746,6 +747,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(target_arch = "x86_64")]
     fn avx512_scan_gives_the_portable_bits() {
         if !simd::avx512_enabled() {
             return;
