@@ -86,15 +86,26 @@ def make_sequence(n):
 
 
 def timed(cmd):
-    """Wall seconds, user+sys seconds and peak RSS (MiB) of one process."""
+    """Wall seconds, user+sys seconds and peak RSS (MiB) of one process.
+
+    Peak RSS comes from GNU time (`/usr/bin/time -f %M`) where it exists: a child forked
+    straight from this Python process starts with Python's resident set as its high-water
+    mark, which would hide anything smaller.
+    """
     print("+", " ".join(map(str, cmd)), file=sys.stderr, flush=True)
+    gnu_time = Path("/usr/bin/time")
+    rss_file = WORK / "work" / "rss.txt"
+    full = [gnu_time, "-f", "%M", "-o", rss_file, *cmd] if gnu_time.exists() else cmd
     t0 = time.perf_counter()
-    p = subprocess.Popen(list(map(str, cmd)), stdout=subprocess.DEVNULL)
+    p = subprocess.Popen(list(map(str, full)), stdout=subprocess.DEVNULL)
     _, status, ru = os.wait4(p.pid, 0)
     wall = time.perf_counter() - t0
     if status != 0:
         raise SystemExit(f"failed ({status}): {' '.join(map(str, cmd))}")
-    return wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024
+    rss = ru.ru_maxrss / 1024
+    if gnu_time.exists():
+        rss = int(rss_file.read_text().split()[-1]) / 1024
+    return wall, ru.ru_utime + ru.ru_stime, rss
 
 
 def read_bedgraph(path, n):
