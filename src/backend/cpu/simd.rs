@@ -215,6 +215,54 @@ pub mod avx512 {
         _mm512_mul_ps(e, _mm512_castsi512_ps(scale))
     }
 
+    /// [`exp`] of two vectors, each step done for both before the next: the same operations
+    /// (so the same bits), with two independent dependency chains side by side in program
+    /// order, so the out-of-order core's scheduler overlaps them.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+    pub fn exp2x(x0: __m512, x1: __m512) -> (__m512, __m512) {
+        let s = _mm512_set1_ps;
+        let clamp = |x| _mm512_min_ps(_mm512_max_ps(x, s(EXP_MIN)), s(EXP_MAX));
+        let (x0, x1) = (clamp(x0), clamp(x1));
+        let l2e = s(std::f32::consts::LOG2_E);
+        let t0 = _mm512_add_ps(_mm512_mul_ps(x0, l2e), s(SHIFTER));
+        let t1 = _mm512_add_ps(_mm512_mul_ps(x1, l2e), s(SHIFTER));
+        let n0 = _mm512_sub_ps(t0, s(SHIFTER));
+        let n1 = _mm512_sub_ps(t1, s(SHIFTER));
+        let r0 = _mm512_sub_ps(
+            _mm512_sub_ps(x0, _mm512_mul_ps(n0, s(LN2_HI))),
+            _mm512_mul_ps(n0, s(LN2_LO)),
+        );
+        let r1 = _mm512_sub_ps(
+            _mm512_sub_ps(x1, _mm512_mul_ps(n1, s(LN2_HI))),
+            _mm512_mul_ps(n1, s(LN2_LO)),
+        );
+        let (mut p0, mut p1) = (s(EXP_POLY[0]), s(EXP_POLY[0]));
+        for c in &EXP_POLY[1..] {
+            p0 = _mm512_add_ps(_mm512_mul_ps(p0, r0), s(*c));
+            p1 = _mm512_add_ps(_mm512_mul_ps(p1, r1), s(*c));
+        }
+        let e0 = _mm512_add_ps(
+            _mm512_add_ps(_mm512_mul_ps(p0, _mm512_mul_ps(r0, r0)), r0),
+            s(1.0),
+        );
+        let e1 = _mm512_add_ps(
+            _mm512_add_ps(_mm512_mul_ps(p1, _mm512_mul_ps(r1, r1)), r1),
+            s(1.0),
+        );
+        let scale = |t| {
+            let k = _mm512_sub_epi32(
+                _mm512_castps_si512(t),
+                _mm512_set1_epi32(SHIFTER.to_bits() as i32),
+            );
+            _mm512_castsi512_ps(_mm512_slli_epi32::<23>(_mm512_add_epi32(
+                k,
+                _mm512_set1_epi32(127),
+            )))
+        };
+        (_mm512_mul_ps(e0, scale(t0)), _mm512_mul_ps(e1, scale(t1)))
+    }
+
     /// Sixteen lanes of [`super::silu`].
     #[inline]
     #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
