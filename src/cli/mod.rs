@@ -192,7 +192,7 @@ pub struct EngineArgs {
     /// Default: the built-in `ssmgen-dna-small`, trained on bacterial genomes (models/README.md).
     #[arg(short, long, value_name = "DIR")]
     pub model: Option<PathBuf>,
-    /// Tokens per stripe (default: sized from the model so activations stay near 256 MiB).
+    /// Tokens per stripe (default: sized from the model so activations stay near 8 MiB on the CPU).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub stripe_len: Option<u64>,
     /// Worker threads for the CPU backend (default: all cores).

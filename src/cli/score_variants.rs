@@ -483,7 +483,7 @@ impl BackendTask for Task {
 /// A streamed run's output: rows, or (--all-snvs --track) a bigWig of one value per position.
 enum Writer {
     Rows(RowWriter),
-    Parquet(ssmgen::output::parquet::ParquetVariants),
+    Parquet(Box<ssmgen::output::parquet::ParquetVariants>),
     Track(BigWigWriter, TrackArg, ScoreKind),
 }
 
@@ -514,7 +514,7 @@ impl Writer {
     fn finish(self) -> ssmgen::Result<()> {
         match self {
             Writer::Rows(w) => w.finish(),
-            Writer::Parquet(p) => p.finish(),
+            Writer::Parquet(p) => (*p).finish(),
             Writer::Track(bw, _, _) => bw.finish(),
         }
     }
@@ -606,11 +606,11 @@ fn run_streamed<B: Backend>(
                 kind,
             ),
             (FormatArg::Parquet, _) => {
-                Writer::Parquet(ssmgen::output::parquet::ParquetVariants::create(
+                Writer::Parquet(Box::new(ssmgen::output::parquet::ParquetVariants::create(
                     ssmgen::output::Output::create(output)?,
                     kind,
                     &args.engine.provenance()?,
-                )?)
+                )?))
             }
             _ => Writer::Rows(writer_for(
                 args,

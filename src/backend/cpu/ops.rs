@@ -79,25 +79,22 @@ fn tile_any<const R: usize, const C: usize>(
 
 /// Whether this CPU runs the AVX2 kernels.
 pub fn has_avx2() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    simd::avx2_enabled()
 }
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::*;
 
-    use super::{LANES, ScanInputs, reduce};
+    use super::{LANES, ScanInputs, YOut, reduce};
     use crate::backend::cpu::simd::avx2 as vmath;
 
     /// [`super::scan_group`] for a full group of 8 channels, one channel per lane; the same
     /// operations in the same order (FMA where it uses `mul_add`).
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 and FMA, and `y` must be valid for writes of columns
+    /// `c0..c0 + 8` of rows `0..len` (see [`super::YOut`]).
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn scan_group(
         inp: &ScanInputs<'_>,
@@ -105,7 +102,7 @@ mod avx2 {
         len: usize,
         c0: usize,
         state: &mut [f32],
-        y: &mut [f32],
+        y: &YOut,
     ) {
         let e = inp.d.len();
         let n = a_t.len() / e;
@@ -126,7 +123,6 @@ mod avx2 {
             .collect();
         let a: Vec<__m256> = (0..n).map(|j| load(a_t, j * e + c0)).collect();
         let d = load(inp.d, c0);
-        let mut out = [0.0f32; LANES];
         for t in 0..len {
             let dt = load(inp.delta, t * e + c0);
             let u = load(inp.u, t * e + c0);
@@ -135,18 +131,15 @@ mod avx2 {
             let (b, cm) = bc.split_at(n);
             let dtu = _mm256_mul_ps(dt, u);
             let mut acc = _mm256_setzero_ps();
-            for j in 0..n {
-                let decay = vmath::exp(_mm256_mul_ps(dt, a[j]));
-                let next = _mm256_fmadd_ps(decay, s[j], _mm256_mul_ps(dtu, _mm256_set1_ps(b[j])));
-                s[j] = next;
-                acc = _mm256_fmadd_ps(next, _mm256_set1_ps(cm[j]), acc);
+            for (((sj, aj), bj), cj) in s.iter_mut().zip(&a).zip(b).zip(cm) {
+                let decay = vmath::exp(_mm256_mul_ps(dt, *aj));
+                let next = _mm256_fmadd_ps(decay, *sj, _mm256_mul_ps(dtu, _mm256_set1_ps(*bj)));
+                *sj = next;
+                acc = _mm256_fmadd_ps(next, _mm256_set1_ps(*cj), acc);
             }
             let o = _mm256_mul_ps(_mm256_add_ps(acc, _mm256_mul_ps(d, u)), vmath::silu(z));
-            // SAFETY: `out` is 8 floats long.
-            unsafe { _mm256_storeu_ps(out.as_mut_ptr(), o) };
-            for (l, v) in out.iter().enumerate() {
-                y[l * len + t] = *v;
-            }
+            // SAFETY: the caller hands this group columns c0..c0 + 8 of rows 0..len.
+            unsafe { _mm256_storeu_ps(y.at(t, c0), o) };
         }
         for (j, sj) in s.iter().enumerate() {
             let mut v = [0.0f32; LANES];
@@ -200,6 +193,91 @@ mod avx2 {
             }
         }
         out
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::{ScanInputs, YOut};
+    use crate::backend::cpu::simd::avx512 as vmath;
+
+    /// Channels per AVX-512 group.
+    pub const WIDE: usize = 16;
+
+    /// [`super::avx2::scan_group`] for 16 channels at once: per lane the same operations in
+    /// the same order, so the same bits.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512 F and VL, and `y` must be valid for writes of columns
+    /// `c0..c0 + 16` of rows `0..len` (see [`super::YOut`]).
+    #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+    pub unsafe fn scan_group(
+        inp: &ScanInputs<'_>,
+        a_t: &[f32],
+        len: usize,
+        c0: usize,
+        state: &mut [f32],
+        y: &YOut,
+    ) {
+        let e = inp.d.len();
+        let n = a_t.len() / e;
+        let load = |src: &[f32], at: usize| -> __m512 {
+            let lanes = &src[at..at + WIDE];
+            // SAFETY: `lanes` is 16 floats long.
+            unsafe { _mm512_loadu_ps(lanes.as_ptr()) }
+        };
+        let mut s: Vec<__m512> = (0..n)
+            .map(|j| {
+                let mut v = [0.0f32; WIDE];
+                for (l, x) in v.iter_mut().enumerate() {
+                    *x = state[l * n + j];
+                }
+                // SAFETY: `v` is 16 floats long.
+                unsafe { _mm512_loadu_ps(v.as_ptr()) }
+            })
+            .collect();
+        let a: Vec<__m512> = (0..n).map(|j| load(a_t, j * e + c0)).collect();
+        let d = load(inp.d, c0);
+        for t in 0..len {
+            let dt = load(inp.delta, t * e + c0);
+            let u = load(inp.u, t * e + c0);
+            let z = load(inp.z, t * inp.z_stride + c0);
+            let bc = &inp.bc[t * inp.bc_stride + inp.b_offset..][..2 * n];
+            let (b, cm) = bc.split_at(n);
+            let dtu = _mm512_mul_ps(dt, u);
+            let mut acc = _mm512_setzero_ps();
+            // States two at a time (their exps interleaved); C is summed in order as before.
+            let pairs = n / 2 * 2;
+            for j in (0..pairs).step_by(2) {
+                let (d0, d1) = vmath::exp2x(_mm512_mul_ps(dt, a[j]), _mm512_mul_ps(dt, a[j + 1]));
+                let n0 = _mm512_fmadd_ps(d0, s[j], _mm512_mul_ps(dtu, _mm512_set1_ps(b[j])));
+                let n1 =
+                    _mm512_fmadd_ps(d1, s[j + 1], _mm512_mul_ps(dtu, _mm512_set1_ps(b[j + 1])));
+                s[j] = n0;
+                s[j + 1] = n1;
+                acc = _mm512_fmadd_ps(n0, _mm512_set1_ps(cm[j]), acc);
+                acc = _mm512_fmadd_ps(n1, _mm512_set1_ps(cm[j + 1]), acc);
+            }
+            for j in pairs..n {
+                let decay = vmath::exp(_mm512_mul_ps(dt, a[j]));
+                let next = _mm512_fmadd_ps(decay, s[j], _mm512_mul_ps(dtu, _mm512_set1_ps(b[j])));
+                s[j] = next;
+                acc = _mm512_fmadd_ps(next, _mm512_set1_ps(cm[j]), acc);
+            }
+            let o = _mm512_mul_ps(_mm512_add_ps(acc, _mm512_mul_ps(d, u)), vmath::silu(z));
+            // SAFETY: the caller hands this group columns c0..c0 + 16 of rows 0..len.
+            unsafe { _mm512_storeu_ps(y.at(t, c0), o) };
+        }
+        for (j, sj) in s.iter().enumerate() {
+            let mut v = [0.0f32; WIDE];
+            // SAFETY: `v` is 16 floats long.
+            unsafe { _mm512_storeu_ps(v.as_mut_ptr(), *sj) };
+            for (l, x) in v.iter().enumerate() {
+                state[l * n + j] = *x;
+            }
+        }
     }
 }
 
@@ -442,11 +520,32 @@ pub struct ScanInputs<'a> {
     pub d: &'a [f32],
 }
 
+/// Row-major `[len, stride]` output shared by tasks that each write their own columns.
+pub struct YOut {
+    ptr: *mut f32,
+    stride: usize,
+}
+
+// SAFETY: tasks holding a `YOut` write disjoint columns (see `selective_scan`).
+unsafe impl Sync for YOut {}
+
+impl YOut {
+    /// A pointer to row `t`, column `c`.
+    ///
+    /// # Safety
+    /// `t * stride + c` must lie inside the slice the `YOut` was made from.
+    #[inline(always)]
+    unsafe fn at(&self, t: usize, c: usize) -> *mut f32 {
+        // SAFETY: in bounds by the caller's contract.
+        unsafe { self.ptr.add(t * self.stride + c) }
+    }
+}
+
 /// The selective scan with D skip and SiLU(z) gate, parallel over blocks of channels.
 ///
 /// `a_t` is `A = -exp(A_log)` transposed to `[d_state, d_inner]`. `ssm_state` is
 /// `[d_inner, d_state]`, updated in place to the state after the last step.
-/// Writes `y` channel-major: `y[c * len + t]`.
+/// Writes `y` row-major, `[len, d_inner]`.
 pub fn selective_scan(
     inp: &ScanInputs<'_>,
     a_t: &[f32],
@@ -454,104 +553,104 @@ pub fn selective_scan(
     ssm_state: &mut [f32],
     y: &mut [f32],
 ) {
-    let n = a_t.len() / inp.d.len();
+    let e = inp.d.len();
+    let n = a_t.len() / e;
+    assert!(y.len() >= len * e, "scan output too small");
+    let out = YOut {
+        ptr: y.as_mut_ptr(),
+        stride: e,
+    };
+    let out = &out;
     ssm_state
         .par_chunks_mut(CHANNEL_BLOCK * n)
-        .zip(y.par_chunks_mut(CHANNEL_BLOCK * len))
         .enumerate()
-        .for_each(|(block, (state, y))| {
+        .for_each(|(block, state)| {
             let channels = state.len() / n;
+            #[cfg(target_arch = "x86_64")]
+            if channels == avx512::WIDE && simd::avx512_enabled() {
+                let c0 = block * CHANNEL_BLOCK;
+                // SAFETY: the CPU has AVX-512; this task alone writes columns c0..c0 + 16
+                // (its block of channels) of `y`, which holds `len` rows of `e`.
+                unsafe { avx512::scan_group(inp, a_t, len, c0, state, out) };
+                return;
+            }
             for g in (0..channels).step_by(LANES) {
                 let w = LANES.min(channels - g);
+                let c0 = block * CHANNEL_BLOCK + g;
+                let state = &mut state[g * n..(g + w) * n];
                 #[cfg(target_arch = "x86_64")]
                 if w == LANES && has_avx2() {
-                    // SAFETY: the CPU has AVX2; the group is a full 8 channels.
-                    unsafe {
-                        avx2::scan_group(
-                            inp,
-                            a_t,
-                            len,
-                            block * CHANNEL_BLOCK + g,
-                            &mut state[g * n..(g + w) * n],
-                            &mut y[g * len..(g + w) * len],
-                        )
-                    };
+                    // SAFETY: the CPU has AVX2; this task alone writes columns c0..c0 + 8
+                    // (its block of channels) of `y`, which holds `len` rows of `e`.
+                    unsafe { avx2::scan_group(inp, a_t, len, c0, state, out) };
                     continue;
                 }
-                scan_group(
-                    inp,
-                    a_t,
-                    len,
-                    block * CHANNEL_BLOCK + g,
-                    w,
-                    &mut state[g * n..(g + w) * n],
-                    &mut y[g * len..(g + w) * len],
-                );
+                // SAFETY: as above, columns c0..c0 + w.
+                unsafe { scan_group(inp, a_t, len, c0, w, state, out) };
             }
         });
 }
 
 /// The scan of `w <= LANES` channels starting at `c0`, one channel per lane.
-fn scan_group(
+///
+/// # Safety
+/// `y` must be valid for writes of columns `c0..c0 + w` of rows `0..len`, and no other
+/// thread may touch them meanwhile.
+unsafe fn scan_group(
     inp: &ScanInputs<'_>,
     a_t: &[f32],
     len: usize,
     c0: usize,
     w: usize,
     state: &mut [f32],
-    y: &mut [f32],
+    y: &YOut,
 ) {
-    {
-        let e = inp.d.len();
-        let n = a_t.len() / e;
-        // Unused lanes stay zero: they compute harmless values that are never stored.
-        let load = |src: &[f32], at: usize| -> [f32; LANES] {
-            let mut v = [0.0f32; LANES];
-            v[..w].copy_from_slice(&src[at..at + w]);
-            v
-        };
-        let mut s = vec![[0.0f32; LANES]; n];
-        for (j, sj) in s.iter_mut().enumerate() {
-            for l in 0..w {
-                sj[l] = state[l * n + j];
+    let e = inp.d.len();
+    let n = a_t.len() / e;
+    // Unused lanes stay zero: they compute harmless values that are never stored.
+    let load = |src: &[f32], at: usize| -> [f32; LANES] {
+        let mut v = [0.0f32; LANES];
+        v[..w].copy_from_slice(&src[at..at + w]);
+        v
+    };
+    let mut s = vec![[0.0f32; LANES]; n];
+    for (j, sj) in s.iter_mut().enumerate() {
+        for l in 0..w {
+            sj[l] = state[l * n + j];
+        }
+    }
+    let a: Vec<[f32; LANES]> = (0..n).map(|j| load(a_t, j * e + c0)).collect();
+    let d = load(inp.d, c0);
+    for t in 0..len {
+        let dt = load(inp.delta, t * e + c0);
+        let u = load(inp.u, t * e + c0);
+        let z = load(inp.z, t * inp.z_stride + c0);
+        let bc = &inp.bc[t * inp.bc_stride + inp.b_offset..][..2 * n];
+        let (b, cm) = bc.split_at(n);
+        let mut dtu = [0.0f32; LANES];
+        for l in 0..LANES {
+            dtu[l] = dt[l] * u[l];
+        }
+        let mut acc = [0.0f32; LANES];
+        for (((sj, aj), bj), cj) in s.iter_mut().zip(&a).zip(b).zip(cm) {
+            for l in 0..LANES {
+                // Fused multiply-adds, as the CUDA scan does (one rounding per update;
+                // `mul_add` is correctly rounded everywhere, so the AVX2 FMA instructions
+                // give the same bits).
+                let next = simd::exp(dt[l] * aj[l]).mul_add(sj[l], dtu[l] * bj);
+                sj[l] = next;
+                acc[l] = next.mul_add(*cj, acc[l]);
             }
         }
-        let a: Vec<[f32; LANES]> = (0..n).map(|j| load(a_t, j * e + c0)).collect();
-        let d = load(inp.d, c0);
-        for t in 0..len {
-            let dt = load(inp.delta, t * e + c0);
-            let u = load(inp.u, t * e + c0);
-            let z = load(inp.z, t * inp.z_stride + c0);
-            let bc = &inp.bc[t * inp.bc_stride + inp.b_offset..][..2 * n];
-            let (b, cm) = bc.split_at(n);
-            let mut dtu = [0.0f32; LANES];
-            for l in 0..LANES {
-                dtu[l] = dt[l] * u[l];
-            }
-            let mut acc = [0.0f32; LANES];
-            for j in 0..n {
-                let (bj, cj, aj, sj) = (b[j], cm[j], &a[j], &mut s[j]);
-                for l in 0..LANES {
-                    // Fused multiply-adds, as the CUDA scan does (one rounding per update;
-                    // `mul_add` is correctly rounded everywhere, so the AVX2 FMA instructions
-                    // give the same bits).
-                    let next = simd::exp(dt[l] * aj[l]).mul_add(sj[l], dtu[l] * bj);
-                    sj[l] = next;
-                    acc[l] = next.mul_add(cj, acc[l]);
-                }
-            }
-            let mut out = [0.0f32; LANES];
-            for l in 0..LANES {
-                out[l] = (acc[l] + d[l] * u[l]) * silu(z[l]);
-            }
-            for l in 0..w {
-                y[l * len + t] = out[l];
-            }
+        for l in 0..w {
+            let out = (acc[l] + d[l] * u[l]) * silu(z[l]);
+            // SAFETY: the caller hands this group columns c0..c0 + w of rows 0..len.
+            unsafe { *y.at(t, c0 + l) = out };
         }
-        for (j, sj) in s.iter().enumerate() {
-            for l in 0..w {
-                state[l * n + j] = sj[l];
-            }
+    }
+    for (j, sj) in s.iter().enumerate() {
+        for l in 0..w {
+            state[l * n + j] = sj[l];
         }
     }
 }
@@ -610,6 +709,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(target_arch = "x86_64")]
     fn avx2_scan_gives_the_portable_bits() {
         if !has_avx2() {
             return;
@@ -641,10 +741,71 @@ mod tests {
         };
         let start = vals(e * n, 1.0);
         let (mut s1, mut y1) = (start.clone(), vec![0.0; e * len]);
-        scan_group(&inp, &a_t, len, 0, e, &mut s1, &mut y1);
+        let out1 = YOut {
+            ptr: y1.as_mut_ptr(),
+            stride: e,
+        };
+        // SAFETY: `y1` holds `len` rows of `e` = 8 columns.
+        unsafe { scan_group(&inp, &a_t, len, 0, e, &mut s1, &out1) };
         let (mut s2, mut y2) = (start, vec![0.0; e * len]);
-        // SAFETY: checked above that the CPU has AVX2.
-        unsafe { avx2::scan_group(&inp, &a_t, len, 0, &mut s2, &mut y2) };
+        let out2 = YOut {
+            ptr: y2.as_mut_ptr(),
+            stride: e,
+        };
+        // SAFETY: checked above that the CPU has AVX2; `y2` as `y1`.
+        unsafe { avx2::scan_group(&inp, &a_t, len, 0, &mut s2, &out2) };
+        assert_eq!(y1, y2);
+        assert_eq!(s1, s2);
+    }
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn avx512_scan_gives_the_portable_bits() {
+        if !simd::avx512_enabled() {
+            return;
+        }
+        let (e, n, len) = (avx512::WIDE, 16, 50);
+        let vals = |k: usize, scale: f32| -> Vec<f32> {
+            (0..k)
+                .map(|i| ((i as f32 * 0.618).fract() - 0.5) * scale)
+                .collect()
+        };
+        let (u, z, bc) = (
+            vals(len * e, 4.0),
+            vals(len * e, 6.0),
+            vals(len * 2 * n, 3.0),
+        );
+        let delta: Vec<f32> = vals(len * e, 0.2).iter().map(|v| v.abs()).collect();
+        let a_t: Vec<f32> = vals(n * e, 2.0).iter().map(|v| -v.abs() - 0.1).collect();
+        let d = vals(e, 2.0);
+        let inp = ScanInputs {
+            u: &u,
+            delta: &delta,
+            z: &z,
+            z_stride: e,
+            bc: &bc,
+            bc_stride: 2 * n,
+            b_offset: 0,
+            d: &d,
+        };
+        let start = vals(e * n, 1.0);
+        let (mut s1, mut y1) = (start.clone(), vec![0.0; e * len]);
+        for g in 0..2 {
+            let out1 = YOut {
+                ptr: y1.as_mut_ptr(),
+                stride: e,
+            };
+            let part = &mut s1[g * LANES * n..(g + 1) * LANES * n];
+            // SAFETY: `y1` holds `len` rows of 16 columns; group g writes columns 8g..8g + 8.
+            unsafe { scan_group(&inp, &a_t, len, g * LANES, LANES, part, &out1) };
+        }
+        let (mut s2, mut y2) = (start, vec![0.0; e * len]);
+        let out2 = YOut {
+            ptr: y2.as_mut_ptr(),
+            stride: e,
+        };
+        // SAFETY: checked above that the CPU has AVX-512; `y2` holds `len` rows of 16.
+        unsafe { avx512::scan_group(&inp, &a_t, len, 0, &mut s2, &out2) };
         assert_eq!(y1, y2);
         assert_eq!(s1, s2);
     }

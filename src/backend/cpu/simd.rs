@@ -1,11 +1,13 @@
-//! Vector-friendly scalar code and runtime dispatch to AVX2 builds of it.
+//! Vector-friendly scalar code and runtime dispatch to AVX2 and AVX-512 builds of it.
 //!
 //! The kernels are written as plain loops over fixed-size lane arrays, which LLVM vectorizes.
-//! [`simd_dispatch!`] compiles such a function twice — for the baseline target and with AVX2+FMA
-//! enabled — and picks at run time. Rust never contracts `a * b + c` into an FMA on its own, so
-//! both builds give bit-identical results.
+//! [`simd_dispatch!`] compiles such a function three times — for the baseline target, with
+//! AVX2+FMA and with AVX-512 — and picks at run time. Rust never contracts `a * b + c` into an
+//! FMA on its own, and every lane does the same operations whatever the vector width, so all
+//! builds give bit-identical results.
 
-/// Defines `fn NAME(args) { body }` that runs an AVX2+FMA build of `body` when the CPU has it.
+/// Defines `fn NAME(args) { body }` that runs an AVX-512 or AVX2+FMA build of `body` when the
+/// CPU has it (and [`cap_simd`] allows it).
 macro_rules! simd_dispatch {
     ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident : $ty:ty),* $(,)?) $body:block) => {
         $(#[$meta])*
@@ -16,14 +18,21 @@ macro_rules! simd_dispatch {
             fn portable($($arg: $ty),*) $body
             #[cfg(target_arch = "x86_64")]
             {
+                #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn avx512($($arg: $ty),*) {
+                    portable($($arg),*)
+                }
                 #[target_feature(enable = "avx2,fma")]
                 #[allow(clippy::too_many_arguments)]
                 unsafe fn avx2($($arg: $ty),*) {
                     portable($($arg),*)
                 }
-                if std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-                {
+                if $crate::backend::cpu::simd::avx512_enabled() {
+                    // SAFETY: the CPU has the features `avx512` was compiled for.
+                    return unsafe { avx512($($arg),*) };
+                }
+                if $crate::backend::cpu::simd::avx2_enabled() {
                     // SAFETY: the CPU has the features `avx2` was compiled for.
                     return unsafe { avx2($($arg),*) };
                 }
@@ -33,6 +42,81 @@ macro_rules! simd_dispatch {
     };
 }
 pub(crate) use simd_dispatch;
+
+use std::sync::atomic::{AtomicU8, Ordering};
+
+/// The widest instruction set the kernels may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SimdLevel {
+    /// The baseline target only.
+    Portable = 0,
+    /// AVX2 and FMA.
+    Avx2 = 1,
+    /// AVX-512 (F and VL) as well.
+    Avx512 = 2,
+}
+
+/// Set by [`cap_simd`]; `UNSET` until the first dispatch reads `SSMGEN_SIMD`.
+static SIMD_CAP: AtomicU8 = AtomicU8::new(UNSET);
+const UNSET: u8 = u8::MAX;
+
+/// The cap: [`cap_simd`]'s, else the environment's `SSMGEN_SIMD` (`portable`, `avx2`;
+/// anything else: the widest), read once.
+#[inline]
+fn simd_cap() -> u8 {
+    let cap = SIMD_CAP.load(Ordering::Relaxed);
+    if cap != UNSET {
+        return cap;
+    }
+    let level = match std::env::var("SSMGEN_SIMD").as_deref() {
+        Ok("portable") => SimdLevel::Portable,
+        Ok("avx2") => SimdLevel::Avx2,
+        _ => SimdLevel::Avx512,
+    } as u8;
+    // A racing `cap_simd` wins.
+    let _ = SIMD_CAP.compare_exchange(UNSET, level, Ordering::SeqCst, Ordering::SeqCst);
+    SIMD_CAP.load(Ordering::Relaxed)
+}
+
+/// Caps the instruction set every kernel dispatches to (default: the widest). For tests that
+/// compare whole passes bit for bit; results are the same at every level, only the speed
+/// differs.
+#[cfg(test)]
+pub fn cap_simd(level: SimdLevel) {
+    SIMD_CAP.store(level as u8, Ordering::SeqCst);
+}
+
+/// Whether the AVX2+FMA kernels run: the CPU has them and [`cap_simd`] allows them.
+#[inline]
+pub fn avx2_enabled() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        simd_cap() >= SimdLevel::Avx2 as u8
+            && std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Whether the AVX-512 kernels run: the CPU has AVX-512 F and VL (and AVX2+FMA) and
+/// [`cap_simd`] allows them.
+#[inline]
+pub fn avx512_enabled() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        simd_cap() >= SimdLevel::Avx512 as u8
+            && avx2_enabled()
+            && std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512vl")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
 
 const EXP_MIN: f32 = -87.0;
 const EXP_MAX: f32 = 88.0;
@@ -92,6 +176,102 @@ pub mod avx2 {
     pub fn silu(x: __m256) -> __m256 {
         let neg = _mm256_xor_ps(x, _mm256_set1_ps(-0.0));
         _mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.0), exp(neg)))
+    }
+}
+
+/// AVX-512 versions of [`exp`] and [`silu`], operation for operation the same as the AVX2
+/// ones (so the same bits), sixteen lanes at a time.
+#[cfg(target_arch = "x86_64")]
+pub mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::{EXP_MAX, EXP_MIN, EXP_POLY, LN2_HI, LN2_LO, SHIFTER};
+
+    /// Sixteen lanes of [`super::exp`].
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+    pub fn exp(x: __m512) -> __m512 {
+        let s = _mm512_set1_ps;
+        let x = _mm512_min_ps(_mm512_max_ps(x, s(EXP_MIN)), s(EXP_MAX));
+        let t = _mm512_add_ps(_mm512_mul_ps(x, s(std::f32::consts::LOG2_E)), s(SHIFTER));
+        let n = _mm512_sub_ps(t, s(SHIFTER));
+        let r = _mm512_sub_ps(
+            _mm512_sub_ps(x, _mm512_mul_ps(n, s(LN2_HI))),
+            _mm512_mul_ps(n, s(LN2_LO)),
+        );
+        let mut p = s(EXP_POLY[0]);
+        for c in &EXP_POLY[1..] {
+            p = _mm512_add_ps(_mm512_mul_ps(p, r), s(*c));
+        }
+        let e = _mm512_add_ps(
+            _mm512_add_ps(_mm512_mul_ps(p, _mm512_mul_ps(r, r)), r),
+            s(1.0),
+        );
+        let k = _mm512_sub_epi32(
+            _mm512_castps_si512(t),
+            _mm512_set1_epi32(SHIFTER.to_bits() as i32),
+        );
+        let scale = _mm512_slli_epi32::<23>(_mm512_add_epi32(k, _mm512_set1_epi32(127)));
+        _mm512_mul_ps(e, _mm512_castsi512_ps(scale))
+    }
+
+    /// [`exp`] of two vectors, each step done for both before the next: the same operations
+    /// (so the same bits), with two independent dependency chains side by side in program
+    /// order, so the out-of-order core's scheduler overlaps them.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+    pub fn exp2x(x0: __m512, x1: __m512) -> (__m512, __m512) {
+        let s = _mm512_set1_ps;
+        let clamp = |x| _mm512_min_ps(_mm512_max_ps(x, s(EXP_MIN)), s(EXP_MAX));
+        let (x0, x1) = (clamp(x0), clamp(x1));
+        let l2e = s(std::f32::consts::LOG2_E);
+        let t0 = _mm512_add_ps(_mm512_mul_ps(x0, l2e), s(SHIFTER));
+        let t1 = _mm512_add_ps(_mm512_mul_ps(x1, l2e), s(SHIFTER));
+        let n0 = _mm512_sub_ps(t0, s(SHIFTER));
+        let n1 = _mm512_sub_ps(t1, s(SHIFTER));
+        let r0 = _mm512_sub_ps(
+            _mm512_sub_ps(x0, _mm512_mul_ps(n0, s(LN2_HI))),
+            _mm512_mul_ps(n0, s(LN2_LO)),
+        );
+        let r1 = _mm512_sub_ps(
+            _mm512_sub_ps(x1, _mm512_mul_ps(n1, s(LN2_HI))),
+            _mm512_mul_ps(n1, s(LN2_LO)),
+        );
+        let (mut p0, mut p1) = (s(EXP_POLY[0]), s(EXP_POLY[0]));
+        for c in &EXP_POLY[1..] {
+            p0 = _mm512_add_ps(_mm512_mul_ps(p0, r0), s(*c));
+            p1 = _mm512_add_ps(_mm512_mul_ps(p1, r1), s(*c));
+        }
+        let e0 = _mm512_add_ps(
+            _mm512_add_ps(_mm512_mul_ps(p0, _mm512_mul_ps(r0, r0)), r0),
+            s(1.0),
+        );
+        let e1 = _mm512_add_ps(
+            _mm512_add_ps(_mm512_mul_ps(p1, _mm512_mul_ps(r1, r1)), r1),
+            s(1.0),
+        );
+        let scale = |t| {
+            let k = _mm512_sub_epi32(
+                _mm512_castps_si512(t),
+                _mm512_set1_epi32(SHIFTER.to_bits() as i32),
+            );
+            _mm512_castsi512_ps(_mm512_slli_epi32::<23>(_mm512_add_epi32(
+                k,
+                _mm512_set1_epi32(127),
+            )))
+        };
+        (_mm512_mul_ps(e0, scale(t0)), _mm512_mul_ps(e1, scale(t1)))
+    }
+
+    /// Sixteen lanes of [`super::silu`].
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+    pub fn silu(x: __m512) -> __m512 {
+        let neg = _mm512_castsi512_ps(_mm512_xor_si512(
+            _mm512_castps_si512(x),
+            _mm512_set1_epi32(i32::MIN),
+        ));
+        _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0), exp(neg)))
     }
 }
 
