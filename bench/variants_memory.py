@@ -114,6 +114,7 @@ def main():
         assert out_lines == records, (out_lines, records)
         rss = peak_rss_kib(p.stderr)
         rows.append((records, size, rss, wall))
+        print(f"# {records:,} records: peak RSS {rss / 1024:.0f} MiB, {wall:.0f} s", file=sys.stderr, flush=True)
         os.remove(vcf)
     print(f"| chromosome | records | VCF size | peak RSS | wall time | records/s |")
     print(f"|---|---:|---:|---:|---:|---:|")
