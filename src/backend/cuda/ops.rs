@@ -230,11 +230,6 @@ fn keep_pool_memory(ctx: &Arc<CudaContext>) {
 }
 
 impl CudaOps {
-    /// Opens GPU `ordinal` and compiles the kernels for a model's mixer `shape`.
-    pub fn new(ordinal: usize, precision: Precision, shape: MixerShape) -> Result<Self> {
-        Self::open(ordinal, precision, shape)
-    }
-
     /// Opens GPU `ordinal` for the causal model `config` (Mamba-1 or Mamba-2), with the kernels
     /// compiled for its state size, conv width and step-size rank.
     pub fn for_config(
@@ -253,11 +248,12 @@ impl CudaOps {
                 m2_state: config.state_size,
             },
         };
-        Self::open(ordinal, precision, shape)
+        Self::new(ordinal, precision, shape)
     }
 
-    /// [`CudaOps::new`] for any `shape`, checked against the kernels' limits.
-    fn open(ordinal: usize, precision: Precision, shape: MixerShape) -> Result<Self> {
+    /// Opens GPU `ordinal` and compiles the kernels for a model's mixer `shape`, checked
+    /// against the kernels' limits.
+    pub fn new(ordinal: usize, precision: Precision, shape: MixerShape) -> Result<Self> {
         let MixerShape {
             d_state,
             d_conv,
