@@ -223,6 +223,34 @@ pub struct EngineArgs {
     /// of the wall time, on stderr at the end (costs a little speed).
     #[arg(long)]
     pub profile: bool,
+    /// GPU: before the job, run one stripe of pseudo-random bases through the model, untimed
+    /// and discarded, so that `--profile` reports steady-state device time (cuBLAS's and the
+    /// memory pool's first-call costs left out), as benchmarks of other stacks time after a
+    /// warm-up. Costs one stripe's time; results do not change.
+    #[arg(long)]
+    pub warmup: bool,
+}
+
+/// Runs one stripe of `len` pseudo-random bases through `backend` from a fresh state and
+/// drops the results (`--warmup`).
+fn warm_up<B: ssmgen::backend::Backend>(backend: &B, len: usize) -> anyhow::Result<()> {
+    // A fixed linear congruential sequence of bases.
+    let mut x = 0x2545_f491_u32;
+    let bases: Vec<u8> = (0..len.max(1))
+        .map(|_| {
+            x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            b"ACGT"[(x >> 30) as usize]
+        })
+        .collect();
+    let mut tokens = Vec::with_capacity(bases.len());
+    ssmgen::tokenizer::Tokenizer::new(backend.config())
+        .encode(&bases, &mut tokens)
+        .map_err(|_| anyhow::anyhow!("warm-up pass: the model has no token for a base"))?;
+    let mut state = backend.new_state()?;
+    let (mut observed, mut last) = (Vec::new(), Vec::new());
+    backend
+        .forward_observed(&mut state, &tokens, &mut observed, &mut last)
+        .map_err(|e| anyhow::anyhow!("warm-up pass: {e}"))
 }
 
 /// A number of seconds above zero (at most a day).
@@ -333,6 +361,10 @@ impl EngineArgs {
                     Some(s) => s,
                     None => ssmgen::backend::device::gpu_stripe_len(c, backend.memory()?.0),
                 };
+                if self.warmup {
+                    warm_up(&backend, stripe)?;
+                    backend.ops().clear_profile();
+                }
                 let started = std::time::Instant::now();
                 task.run(&backend, stripe)?;
                 self.report_profile(backend.ops(), started.elapsed());
