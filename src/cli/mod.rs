@@ -226,13 +226,13 @@ pub struct EngineArgs {
     /// GPU: before the job, run one stripe of pseudo-random bases through the model, untimed
     /// and discarded, so that `--profile` reports steady-state device time (cuBLAS's and the
     /// memory pool's first-call costs left out), as benchmarks of other stacks time after a
-    /// warm-up. Costs one stripe's time; results do not change.
+    /// warm-up. Costs one stripe's time; results do not change; ignored on the CPU.
     #[arg(long)]
-    pub warmup: bool,
+    pub device_warmup: bool,
 }
 
 /// Runs one stripe of `len` pseudo-random bases through `backend` from a fresh state and
-/// drops the results (`--warmup`).
+/// drops the results (`--device-warmup`).
 fn warm_up<B: ssmgen::backend::Backend>(backend: &B, len: usize) -> anyhow::Result<()> {
     // A fixed linear congruential sequence of bases.
     let mut x = 0x2545_f491_u32;
@@ -361,7 +361,7 @@ impl EngineArgs {
                     Some(s) => s,
                     None => ssmgen::backend::device::gpu_stripe_len(c, backend.memory()?.0),
                 };
-                if self.warmup {
+                if self.device_warmup {
                     warm_up(&backend, stripe)?;
                     backend.ops().clear_profile();
                 }
