@@ -1,9 +1,7 @@
 // Causal depthwise conv1d + SiLU, with the conv state carried across stripes.
 //
 // `batch` independent sequences of `len` rows each are stacked: row b * len + t. The input x is
-// the first half of in_proj's output: row-major [batch * len, e] with row stride in_stride,
-// float32 (conv1d_silu, conv_state_next) or bfloat16 bits (the ...16 kernels: a bf16 in_proj
-// writes its output in bf16; the state and the output stay float32). Each
+// the first half of in_proj's output: row-major [batch * len, e] with row stride in_stride. Each
 // sequence's state holds its previous (k - 1) inputs, oldest first, [batch, k - 1, e]; row t of
 // sequence b's extended input is state[b, k - 1 + t] for t < 0 and x[b * len + t] otherwise.
 //   out[t, c] = silu(bias[c] + sum_j weight[c, j] * ext[t - (k - 1) + j, c])
@@ -18,10 +16,9 @@
 #endif
 #define CONV_T 8
 
-template <typename X>
-__device__ __forceinline__ void conv1d_silu_t(const X* x, int in_stride, int len, int batch,
-                                              int e, const float* state, const float* weight,
-                                              const float* bias, float* out) {
+extern "C" __global__ void conv1d_silu(const float* x, int in_stride, int len, int batch, int e,
+                                       const float* state, const float* weight,
+                                       const float* bias, float* out) {
     long groups = (len + CONV_T - 1) / CONV_T;
     long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (long)batch * groups * e) return;
@@ -35,7 +32,7 @@ __device__ __forceinline__ void conv1d_silu_t(const X* x, int in_stride, int len
     for (int r = 0; r < CONV_K - 1 + CONV_T; ++r) {
         long tt = t_begin - (CONV_K - 1) + r;
         v[r] = tt < 0 ? state[(b * (CONV_K - 1) + CONV_K - 1 + tt) * e + c]
-                      : (tt < len ? load_f32(x, (b * len + tt) * in_stride + c) : 0.0f);
+                      : (tt < len ? x[(b * len + tt) * in_stride + c] : 0.0f);
     }
     float bc = bias[c];
 #pragma unroll
@@ -50,39 +47,13 @@ __device__ __forceinline__ void conv1d_silu_t(const X* x, int in_stride, int len
     }
 }
 
-extern "C" __global__ void conv1d_silu(const float* x, int in_stride, int len, int batch, int e,
-                                       const float* state, const float* weight,
-                                       const float* bias, float* out) {
-    conv1d_silu_t(x, in_stride, len, batch, e, state, weight, bias, out);
-}
-
-extern "C" __global__ void conv1d_silu16(const unsigned short* x, int in_stride, int len,
-                                         int batch, int e, const float* state,
-                                         const float* weight, const float* bias, float* out) {
-    conv1d_silu_t(x, in_stride, len, batch, e, state, weight, bias, out);
-}
-
-template <typename X>
-__device__ __forceinline__ void conv_state_next_t(const X* x, int in_stride, int len, int batch,
-                                                  int e, int k, const float* state,
-                                                  float* next) {
+extern "C" __global__ void conv_state_next(const float* x, int in_stride, int len, int batch, int e,
+                                           int k, const float* state, float* next) {
     long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (long)batch * (k - 1) * e) return;
     long b = i / ((long)(k - 1) * e);
     long r = (i / e) % (k - 1);
     int c = (int)(i % e);
     long tt = (long)len - (k - 1) + r;
-    next[i] = tt < 0 ? state[(b * (k - 1) + k - 1 + tt) * e + c]
-                     : load_f32(x, (b * len + tt) * in_stride + c);
-}
-
-extern "C" __global__ void conv_state_next(const float* x, int in_stride, int len, int batch, int e,
-                                           int k, const float* state, float* next) {
-    conv_state_next_t(x, in_stride, len, batch, e, k, state, next);
-}
-
-extern "C" __global__ void conv_state_next16(const unsigned short* x, int in_stride, int len,
-                                             int batch, int e, int k, const float* state,
-                                             float* next) {
-    conv_state_next_t(x, in_stride, len, batch, e, k, state, next);
+    next[i] = tt < 0 ? state[(b * (k - 1) + k - 1 + tt) * e + c] : x[(b * len + tt) * in_stride + c];
 }

@@ -33,9 +33,3 @@ __device__ __forceinline__ float silu_fast(float x) {
 #endif
 }
 
-// Element i of a float32 buffer, or of a bfloat16 one (its bits) widened exactly to float32:
-// kernels that read activations either way are written once over the element type.
-__device__ __forceinline__ float load_f32(const float* p, long i) { return p[i]; }
-__device__ __forceinline__ float load_f32(const unsigned short* p, long i) {
-    return __uint_as_float((unsigned int)p[i] << 16);
-}

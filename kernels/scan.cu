@@ -150,13 +150,11 @@ extern "C" __global__ void scan_carry(float* state, const float* h_end, const fl
     state[idx] = h;
 }
 
-template <typename Z>
-__device__ __forceinline__ void scan_chunk_output_t(const float* u, const float* x_dbl, int xs,
-                                                    const float* dt_in, const float* A,
-                                                    const float* D, const Z* z, int z_stride,
-                                                    int len, int e, int chunk,
-                                                    const float* h_start, float* y,
-                                                    unsigned short* y16) {
+extern "C" __global__ void scan_chunk_output(const float* u, const float* x_dbl, int xs,
+                                             const float* dt_in, const float* A, const float* D,
+                                             const float* z, int z_stride, int len, int e,
+                                             int chunk, const float* h_start, float* y,
+                                             unsigned short* y16) {
     __shared__ __align__(16) float rows[STAGE_ROWS * 2 * SSM_N];
     int c = blockIdx.x * blockDim.x + threadIdx.x;
     bool active = c < e;
@@ -171,8 +169,7 @@ __device__ __forceinline__ void scan_chunk_output_t(const float* u, const float*
         h[s] = h_start[slot + s];
     }
     float d = D[cc];
-    float u_next = u[t0 * e + cc], z_next = load_f32(z, t0 * z_stride + cc),
-          d_next = dt_in[t0 * e + cc];
+    float u_next = u[t0 * e + cc], z_next = z[t0 * z_stride + cc], d_next = dt_in[t0 * e + cc];
     for (long s0 = t0; s0 < t1; s0 += STAGE_ROWS) {
         long s1 = min(t1, s0 + STAGE_ROWS);
         stage_rows(x_dbl + DT_RANK, xs, s0, s1, 2 * SSM_N, rows);
@@ -181,7 +178,7 @@ __device__ __forceinline__ void scan_chunk_output_t(const float* u, const float*
                 float uu = u_next, zv = z_next, dt = d_next;
                 if (t + 1 < t1) {
                     u_next = u[(t + 1) * e + c];
-                    z_next = load_f32(z, (t + 1) * z_stride + c);
+                    z_next = z[(t + 1) * z_stride + c];
                     d_next = dt_in[(t + 1) * e + c];
                 }
                 float du = dt * uu;
@@ -203,266 +200,4 @@ __device__ __forceinline__ void scan_chunk_output_t(const float* u, const float*
         }
         __syncthreads();
     }
-}
-
-extern "C" __global__ void scan_chunk_output(const float* u, const float* x_dbl, int xs,
-                                             const float* dt_in, const float* A, const float* D,
-                                             const float* z, int z_stride, int len, int e,
-                                             int chunk, const float* h_start, float* y,
-                                             unsigned short* y16) {
-    scan_chunk_output_t(u, x_dbl, xs, dt_in, A, D, z, z_stride, len, e, chunk, h_start, y, y16);
-}
-
-// The same with z in bfloat16 bits (the second half of a bf16 in_proj's output).
-extern "C" __global__ void scan_chunk_output16(const float* u, const float* x_dbl, int xs,
-                                               const float* dt_in, const float* A,
-                                               const float* D, const unsigned short* z,
-                                               int z_stride, int len, int e, int chunk,
-                                               const float* h_start, float* y,
-                                               unsigned short* y16) {
-    scan_chunk_output_t(u, x_dbl, xs, dt_in, A, D, z, z_stride, len, e, chunk, h_start, y, y16);
-}
-
-// ---------------------------------------------------------------------------------------------
-// The same scan in one kernel: scan_chunk_local, scan_carry and scan_chunk_output fused, the
-// carry resolved between the two passes by a decoupled look-back (as in single-pass prefix
-// scans), so the chunk's u and dt are read back while still in L2 and no carry pass runs.
-//
-// Blocks take chunks in launch order from a ticket counter (sync[0]), so every block a block
-// waits for has started before it and runs to completion: no deadlock whatever the GPU runs
-// concurrently. Ticket t is channel block g = t % groups of chunk k = (t / groups) % chunks of
-// sequence b = t / (groups * chunks). sync[1 + entry], entry = (b * chunks + k) * groups + g,
-// holds flags: LB_AGGREGATE once chunk k's end value from zero (agg_h) and decay product
-// (agg_decay) are written, LB_START once h_start[k], the true state before chunk k, is.
-// A block, after its local pass, publishes its aggregate, walks back from its own entry to the
-// nearest one with LB_START (usually the one before it), and applies the aggregates between in
-// time order, h = decay * h + h_end (a multiply, then an add, each rounded, exactly as
-// scan_carry does): the result is the sequential carry's value bit for bit, whichever entry the
-// walk stopped at. It then publishes h_start[k + 1] (or, for the sequence's last chunk, the
-// carried state) and rescans its chunk from h_start[k] as scan_chunk_output does. Results are
-// bit-identical to the three kernels'; h_start keeps every chunk's start state, as checkpoints
-// need. sync must be zero at launch (it is cleared before each one).
-// ---------------------------------------------------------------------------------------------
-
-#define LB_AGGREGATE 1u
-#define LB_START 2u
-// Width of the staged x_dbl rows: the local pass reads dt's low-rank columns and B, the output
-// pass B and C.
-#define FUSED_W (DT_RANK + SSM_N > 2 * SSM_N ? DT_RANK + SSM_N : 2 * SSM_N)
-
-// kernels/emulate defines LB_WALK_TO_ZERO to make every look-back walk back to chunk 0, so the
-// path that applies aggregates is checked there too (emulated blocks run one after another and
-// would always find the previous chunk's start published).
-#ifdef LB_WALK_TO_ZERO
-#define LB_STOP_AT(j) ((j) == 0)
-#else
-#define LB_STOP_AT(j) true
-#endif
-
-__device__ __forceinline__ unsigned int lb_flags(const unsigned int* sync, long entry) {
-    return *((volatile const unsigned int*)(sync + 1 + entry));
-}
-
-template <typename Z>
-__device__ __forceinline__ void scan_fused_t(const float* u, const float* x_dbl, int xs,
-                                             const float* dt_proj, const float* dt_bias,
-                                             const float* A, const float* D, const Z* z,
-                                             int z_stride, int len, int e, int chunk,
-                                             int chunks, float* state, unsigned int* sync,
-                                             float* agg_h, float* agg_decay, float* h_start,
-                                             float* dt_buf, float* y, unsigned short* y16) {
-    __shared__ __align__(16) float rows[STAGE_ROWS * FUSED_W];
-    __shared__ unsigned int s_ticket;
-    __shared__ long s_from;
-    if (threadIdx.x == 0) s_ticket = atomicAdd(sync, 1u);
-    __syncthreads();
-    const int groups = (e + blockDim.x - 1) / blockDim.x;
-    const long ticket = s_ticket;
-    const int g = (int)(ticket % groups);
-    const long k = (ticket / groups) % chunks, b = ticket / ((long)groups * chunks);
-    const long entry0 = b * chunks * groups + g;  // entry of chunk 0; chunk j adds j * groups
-    const long en = (long)e * SSM_N;
-    int c = g * blockDim.x + threadIdx.x;
-    bool active = c < e;
-    int cc = active ? c : 0;
-    long row0 = b * len;
-    long t0 = row0 + k * chunk, t1 = row0 + min((long)len, k * chunk + chunk);
-    // Slot of channel c's lanes in chunk j's entries of agg_h / agg_decay / h_start.
-#define LB_SLOT(j) (((b * chunks + (j)) * (long)e + cc) * SSM_N)
-
-    // 1. Local pass from h = 0 (scan_chunk_local), dt written for the output pass.
-    float a[SSM_N], h[SSM_N], dt_sum = 0.0f;
-#pragma unroll
-    for (int s = 0; s < SSM_N; ++s) {
-        a[s] = A[cc * SSM_N + s] * LOG2E;
-        h[s] = 0.0f;
-    }
-    {
-        float w[DT_RANK], bias = dt_bias[cc];
-#pragma unroll
-        for (int j = 0; j < DT_RANK; ++j) w[j] = dt_proj[cc * DT_RANK + j];
-        const int width = DT_RANK + SSM_N;
-        float u_next = u[t0 * e + cc];
-        for (long s0 = t0; s0 < t1; s0 += STAGE_ROWS) {
-            long s1 = min(t1, s0 + STAGE_ROWS);
-            stage_rows(x_dbl, xs, s0, s1, width, rows);
-            if (active) {
-                for (long t = s0; t < s1; ++t) {
-                    float uv = u_next;
-                    if (t + 1 < t1) u_next = u[(t + 1) * e + c];
-                    const float* row = rows + (t - s0) * width;
-                    float dt = step_size(w, row, bias);
-                    dt_buf[t * e + c] = dt;
-                    float du = dt * uv;
-                    dt_sum += dt;
-                    const float* B = row + DT_RANK;
-#pragma unroll
-                    for (int s = 0; s < SSM_N; ++s)
-                        h[s] = __fmaf_rn(exp2_ftz(dt * a[s]), h[s], du * B[s]);
-                }
-            }
-            __syncthreads();
-        }
-    }
-
-    // 2. The state before this chunk.
-    // Publish this chunk's aggregate (chunk 0 also its start: the carried state, recorded
-    // for checkpoints and look-backs).
-    float start[SSM_N];
-    if (active) {
-#pragma unroll
-        for (int s = 0; s < SSM_N; ++s) {
-            agg_h[LB_SLOT(k) + s] = h[s];
-            agg_decay[LB_SLOT(k) + s] = exp2_ftz(dt_sum * a[s]);
-        }
-    }
-    if (k == 0) {
-#pragma unroll
-        for (int s = 0; s < SSM_N; ++s) {
-            start[s] = state[b * en + cc * SSM_N + s];
-            if (active) h_start[LB_SLOT(0) + s] = start[s];
-        }
-        __threadfence();
-        __syncthreads();
-        if (threadIdx.x == 0) atomicOr(sync + 1 + entry0, LB_AGGREGATE | LB_START);
-    } else {
-        __threadfence();
-        __syncthreads();
-        if (threadIdx.x == 0) {
-            atomicOr(sync + 1 + entry0 + k * groups, LB_AGGREGATE);
-            // Walk back to the nearest chunk whose start is known (chunk 0's always will be),
-            // then wait until every aggregate between it and this chunk is written.
-            long j = k;
-            while (!((lb_flags(sync, entry0 + j * groups) & LB_START) && LB_STOP_AT(j))) {
-                if (j > 0) --j;
-            }
-            for (long i = j; i < k; ++i)
-                while (!(lb_flags(sync, entry0 + i * groups) & LB_AGGREGATE)) {
-                }
-            __threadfence();
-            s_from = j;
-        }
-        __syncthreads();
-        long from = s_from;
-#pragma unroll
-        for (int s = 0; s < SSM_N; ++s) start[s] = __ldcg(h_start + LB_SLOT(from) + s);
-        for (long i = from; i < k; ++i) {
-            // Usually one aggregate (the previous chunk's start is mostly published by then);
-            // all its lanes are loaded before any is applied.
-            float dk[SSM_N], hk[SSM_N];
-#pragma unroll
-            for (int s = 0; s < SSM_N; ++s) {
-                dk[s] = __ldcg(agg_decay + LB_SLOT(i) + s);
-                hk[s] = __ldcg(agg_h + LB_SLOT(i) + s);
-            }
-#pragma unroll
-            for (int s = 0; s < SSM_N; ++s)
-                start[s] = __fadd_rn(__fmul_rn(dk[s], start[s]), hk[s]);
-        }
-        if (active && from < k) {
-#pragma unroll
-            for (int s = 0; s < SSM_N; ++s) h_start[LB_SLOT(k) + s] = start[s];
-        }
-    }
-    // 3. Publish the start of the next chunk (or the carried state after the last).
-    {
-        bool last = k + 1 == chunks;
-        if (active) {
-#pragma unroll
-            for (int s = 0; s < SSM_N; ++s) {
-                float next = __fadd_rn(__fmul_rn(exp2_ftz(dt_sum * a[s]), start[s]), h[s]);
-                if (last) {
-                    state[b * en + c * SSM_N + s] = next;
-                } else {
-                    h_start[LB_SLOT(k + 1) + s] = next;
-                }
-            }
-        }
-        if (!last) {
-            __threadfence();
-            __syncthreads();
-            if (threadIdx.x == 0) atomicOr(sync + 1 + entry0 + (k + 1) * groups, LB_START);
-        }
-    }
-#undef LB_SLOT
-
-    // 4. Output pass from the true start (scan_chunk_output), dt read back from this block's
-    // own writes.
-#pragma unroll
-    for (int s = 0; s < SSM_N; ++s) h[s] = start[s];
-    float d = D[cc];
-    float u_next = u[t0 * e + cc], z_next = load_f32(z, t0 * z_stride + cc),
-          d_next = dt_buf[t0 * e + cc];
-    for (long s0 = t0; s0 < t1; s0 += STAGE_ROWS) {
-        long s1 = min(t1, s0 + STAGE_ROWS);
-        stage_rows(x_dbl + DT_RANK, xs, s0, s1, 2 * SSM_N, rows);
-        if (active) {
-            for (long t = s0; t < s1; ++t) {
-                float uu = u_next, zv = z_next, dt = d_next;
-                if (t + 1 < t1) {
-                    u_next = u[(t + 1) * e + c];
-                    z_next = load_f32(z, (t + 1) * z_stride + c);
-                    d_next = dt_buf[(t + 1) * e + c];
-                }
-                float du = dt * uu;
-                const float* B = rows + (t - s0) * 2 * SSM_N;
-                const float* C = B + SSM_N;
-                float acc = 0.0f;
-#pragma unroll
-                for (int s = 0; s < SSM_N; ++s) {
-                    h[s] = __fmaf_rn(exp2_ftz(dt * a[s]), h[s], du * B[s]);
-                    acc = __fmaf_rn(h[s], C[s], acc);
-                }
-                float out = (acc + d * uu) * silu_fast(zv);
-                if (y16) {
-                    y16[t * e + c] = bf16_bits(out);
-                } else {
-                    y[t * e + c] = out;
-                }
-            }
-        }
-        __syncthreads();
-    }
-}
-
-extern "C" __global__ void scan_fused(const float* u, const float* x_dbl, int xs,
-                                      const float* dt_proj, const float* dt_bias, const float* A,
-                                      const float* D, const float* z, int z_stride, int len, int e,
-                                      int chunk, int chunks, float* state, unsigned int* sync,
-                                      float* agg_h, float* agg_decay, float* h_start,
-                                      float* dt_buf, float* y, unsigned short* y16) {
-    scan_fused_t(u, x_dbl, xs, dt_proj, dt_bias, A, D, z, z_stride, len, e, chunk, chunks, state,
-                 sync, agg_h, agg_decay, h_start, dt_buf, y, y16);
-}
-
-// The same with z in bfloat16 bits.
-extern "C" __global__ void scan_fused16(const float* u, const float* x_dbl, int xs,
-                                        const float* dt_proj, const float* dt_bias,
-                                        const float* A, const float* D, const unsigned short* z,
-                                        int z_stride, int len, int e, int chunk, int chunks,
-                                        float* state, unsigned int* sync, float* agg_h,
-                                        float* agg_decay, float* h_start, float* dt_buf, float* y,
-                                        unsigned short* y16) {
-    scan_fused_t(u, x_dbl, xs, dt_proj, dt_bias, A, D, z, z_stride, len, e, chunk, chunks, state,
-                 sync, agg_h, agg_decay, h_start, dt_buf, y, y16);
 }

@@ -1,6 +1,5 @@
 // CPU emulation of the CUDA execution model, just enough for kernels/mamba2.cu and what it
 // uses (block_sum, conv1d_silu): see run.sh.
-#include <atomic>
 #include <barrier>
 #include <cmath>
 #include <algorithm>
@@ -30,14 +29,7 @@ inline float __shfl_xor_sync(unsigned, float v, int k) {
 }
 inline unsigned __float_as_uint(float f) { unsigned u; memcpy(&u, &f, 4); return u; }
 inline float __int_as_float(int i) { float f; memcpy(&f, &i, 4); return f; }
-inline float __uint_as_float(unsigned u) { float f; memcpy(&f, &u, 4); return f; }
 inline float __fmaf_rn(float a, float b, float c) { return fmaf(a, b, c); }
-inline float __fmul_rn(float a, float b) { return a * b; }
-inline float __fadd_rn(float a, float b) { return a + b; }
-inline float __ldcg(const float* p) { return *(volatile const float*)p; }
-inline void __threadfence() { std::atomic_thread_fence(std::memory_order_seq_cst); }
-inline unsigned atomicAdd(unsigned* p, unsigned v) { return std::atomic_ref<unsigned>(*p).fetch_add(v); }
-inline unsigned atomicOr(unsigned* p, unsigned v) { return std::atomic_ref<unsigned>(*p).fetch_or(v); }
 template <class F> void launch(dim3i grid, dim3i block, F f) {
     blockDim = block; gridDim = grid;
     for (unsigned z = 0; z < grid.z; ++z) for (unsigned y = 0; y < grid.y; ++y) for (unsigned x = 0; x < grid.x; ++x) {

@@ -23,27 +23,13 @@ std::vector<float> rows_of(const std::vector<float>& v, int width, int batch, in
 }
 // One stripe through the kernels; `state` [batch, E, N] is carried.
 std::vector<float> stripe(const std::vector<float>& u, const std::vector<float>& xd, const std::vector<float>& xz,
-                          int batch, int len, const Weights& w, std::vector<float>& state,
-                          const unsigned short* xz16 = nullptr) {
+                          int batch, int len, const Weights& w, std::vector<float>& state) {
     int chunks = (len + CHUNK - 1) / CHUNK, rows = batch * len, en = E * N;
     std::vector<float> h_end(batch * chunks * en), decay(h_end.size()), h_start(h_end.size()), dt(rows * E), y(rows * E);
     dim3i g{(unsigned)((E + 127) / 128), (unsigned)chunks, (unsigned)batch};
     launch(g, {128, 1, 1}, [&] { scan_chunk_local(u.data(), xd.data(), XW, w.dt_proj.data(), w.dt_bias.data(), w.a.data(), len, E, CHUNK, h_end.data(), decay.data(), dt.data()); });
     launch({(unsigned)((batch * en + 255) / 256), 1, 1}, {256, 1, 1}, [&] { scan_carry(state.data(), h_end.data(), decay.data(), h_start.data(), chunks, en, batch); });
-    if (xz16)
-        launch(g, {128, 1, 1}, [&] { scan_chunk_output16(u.data(), xd.data(), XW, dt.data(), w.a.data(), w.d.data(), xz16 + E, 2 * E, len, E, CHUNK, h_start.data(), y.data(), nullptr); });
-    else
-        launch(g, {128, 1, 1}, [&] { scan_chunk_output(u.data(), xd.data(), XW, dt.data(), w.a.data(), w.d.data(), xz.data() + E, 2 * E, len, E, CHUNK, h_start.data(), y.data(), nullptr); });
-    return y;
-}
-// The same stripe through scan_fused (one kernel, look-back carry); also returns h_start.
-std::vector<float> stripe_fused(const std::vector<float>& u, const std::vector<float>& xd, const std::vector<float>& xz,
-                                int batch, int len, const Weights& w, std::vector<float>& state, std::vector<float>* starts = nullptr) {
-    int chunks = (len + CHUNK - 1) / CHUNK, rows = batch * len, en = E * N, groups = (E + 127) / 128;
-    std::vector<float> agg_h(batch * chunks * en), agg_d(agg_h.size()), h_start(agg_h.size()), dt(rows * E), y(rows * E);
-    std::vector<unsigned> sync(1 + batch * chunks * groups, 0u);
-    launch({(unsigned)(batch * chunks * groups), 1, 1}, {128, 1, 1}, [&] { scan_fused(u.data(), xd.data(), XW, w.dt_proj.data(), w.dt_bias.data(), w.a.data(), w.d.data(), xz.data() + E, 2 * E, len, E, CHUNK, chunks, state.data(), sync.data(), agg_h.data(), agg_d.data(), h_start.data(), dt.data(), y.data(), nullptr); });
-    if (starts) *starts = h_start;
+    launch(g, {128, 1, 1}, [&] { scan_chunk_output(u.data(), xd.data(), XW, dt.data(), w.a.data(), w.d.data(), xz.data() + E, 2 * E, len, E, CHUNK, h_start.data(), y.data(), nullptr); });
     return y;
 }
 int main() {
@@ -92,34 +78,6 @@ int main() {
                 float v = t < split ? y1[(b * split + t) * E + c] : y2[(b * (L - split) + t - split) * E + c];
                 same = same && v == whole[(b * L + t) * E + c];
             }
-    // The fused kernel gives the three kernels' results bit for bit, whole and in stripes.
-    std::vector<float> fs(batch * E * N, 0.0f), fs2(batch * E * N, 0.0f);
-    bool fused_same = stripe_fused(u, xd, xz, batch, L, w, fs) == whole && fs == state;
-    auto f1 = stripe_fused(rows_of(u, E, batch, L, 0, split), rows_of(xd, XW, batch, L, 0, split), rows_of(xz, 2 * E, batch, L, 0, split), batch, split, w, fs2);
-    auto f2 = stripe_fused(rows_of(u, E, batch, L, split, L - split), rows_of(xd, XW, batch, L, split, L - split), rows_of(xz, 2 * E, batch, L, split, L - split), batch, L - split, w, fs2);
-    fused_same = fused_same && f1 == y1 && f2 == y2 && fs2 == st;
-    // bf16 inputs (a bf16 in_proj's output): the ...16 kernels on bf16 bits give exactly what
-    // the f32 kernels give on the same values widened to f32.
-    std::vector<unsigned short> xz16(xz.size());
-    std::vector<float> xz_r(xz.size());
-    for (size_t i = 0; i < xz.size(); ++i) {
-        xz16[i] = bf16_bits(xz[i]);
-        xz_r[i] = __uint_as_float((unsigned)xz16[i] << 16);
-    }
-    std::vector<float> s32(batch * E * N, 0.0f), s16(batch * E * N, 0.0f);
-    bool same16 = stripe(u, xd, xz_r, batch, L, w, s32) == stripe(u, xd, xz_r, batch, L, w, s16, xz16.data());
-    const int K = CONV_K;
-    std::vector<float> cstate(batch * (K - 1) * E), cw(E * K), cb(E), c32(batch * L * E), c16(batch * L * E);
-    std::vector<float> n32(batch * (K - 1) * E), n16(n32.size());
-    for (auto& v : cstate) v = rnd();
-    for (auto& v : cw) v = rnd();
-    for (auto& v : cb) v = rnd();
-    unsigned cg = (unsigned)((batch * ((L + 7) / 8) * E + 255) / 256), ng = (unsigned)((batch * (K - 1) * E + 255) / 256);
-    launch({cg, 1, 1}, {256, 1, 1}, [&] { conv1d_silu(xz_r.data(), 2 * E, L, batch, E, cstate.data(), cw.data(), cb.data(), c32.data()); });
-    launch({cg, 1, 1}, {256, 1, 1}, [&] { conv1d_silu16(xz16.data(), 2 * E, L, batch, E, cstate.data(), cw.data(), cb.data(), c16.data()); });
-    launch({ng, 1, 1}, {256, 1, 1}, [&] { conv_state_next(xz_r.data(), 2 * E, L, batch, E, K, cstate.data(), n32.data()); });
-    launch({ng, 1, 1}, {256, 1, 1}, [&] { conv_state_next16(xz16.data(), 2 * E, L, batch, E, K, cstate.data(), n16.data()); });
-    same16 = same16 && c32 == c16 && n32 == n16;
-    printf("mamba1 scan: max |d| vs float64 %.3e\nstriped identical: %d\nbf16 inputs identical: %d\nfused identical: %d\n", max_err, (int)same, (int)same16, (int)fused_same);
-    return max_err < 1e-4 && same && same16 && fused_same ? 0 : 1;
+    printf("mamba1 scan: max |d| vs float64 %.3e\nstriped identical: %d\n", max_err, (int)same);
+    return max_err < 1e-4 && same ? 0 : 1;
 }

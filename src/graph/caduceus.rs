@@ -56,11 +56,11 @@ impl<O: Ops> CaduceusGraph<O> {
                 Ok(BiBlock {
                     norm: ops.prepare_vector(&b.norm)?,
                     norm_flipped: ops.prepare_vector(&reversed(&b.norm))?,
-                    fwd: MixerPath::new(&ops, &b.fwd, c.d_model, c.d_inner, LinearRole::Block)?,
+                    fwd: MixerPath::new(&ops, &b.fwd, c.d_model, c.d_inner)?,
                     rev: b
                         .rev
                         .as_ref()
-                        .map(|r| MixerPath::new(&ops, r, c.d_model, c.d_inner, LinearRole::Block))
+                        .map(|r| MixerPath::new(&ops, r, c.d_model, c.d_inner))
                         .transpose()?,
                 })
             })

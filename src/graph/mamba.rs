@@ -22,17 +22,15 @@ pub struct MixerPath<O: Ops> {
 }
 
 impl<O: Ops> MixerPath<O> {
-    /// Prepares a mixer and its projections on `ops`, `in_proj` in `in_role` (`Block`, or
-    /// `MixerInput` where nothing but the forward mixer reads its output).
-    pub fn new(
-        ops: &O,
-        w: &LayerWeights,
-        d_model: usize,
-        d_inner: usize,
-        in_role: LinearRole,
-    ) -> Result<Self> {
+    /// Prepares a mixer and its projections on `ops`.
+    pub fn new(ops: &O, w: &LayerWeights, d_model: usize, d_inner: usize) -> Result<Self> {
         Ok(MixerPath {
-            in_proj: ops.prepare_linear(&w.in_proj, 2 * d_inner, w.in_proj_bias.as_deref(), in_role)?,
+            in_proj: ops.prepare_linear(
+                &w.in_proj,
+                2 * d_inner,
+                w.in_proj_bias.as_deref(),
+                LinearRole::Block,
+            )?,
             mixer: ops.prepare_mixer(w)?,
             out_proj: ops.prepare_linear(
                 &w.out_proj,
@@ -169,7 +167,6 @@ impl<O: Ops> MambaGraph<O> {
                         l,
                         c.hidden_size,
                         c.intermediate_size,
-                        LinearRole::MixerInput,
                     )?),
                 })
             })

@@ -223,9 +223,6 @@ pub enum Consumer {
 pub enum LinearRole {
     /// A block's `in_proj` or `out_proj` (Mamba-1 or Mamba-2).
     Block,
-    /// A causal Mamba-1 block's `in_proj`, whose output only the mixer reads: as `Block`, and
-    /// a backend may also write the output at the projection's precision (bf16).
-    MixerInput,
     /// The LM head or the embedding table.
     Head,
 }

@@ -50,16 +50,6 @@ pub struct Kernels {
     pub conv: CudaFunction,
     /// `conv_state_next`.
     pub conv_state_next: CudaFunction,
-    /// `conv1d_silu16` (bf16 input).
-    pub conv16: CudaFunction,
-    /// `conv_state_next16` (bf16 input).
-    pub conv_state_next16: CudaFunction,
-    /// `scan_chunk_output16` (bf16 z).
-    pub scan_output16: CudaFunction,
-    /// `scan_fused`: the three scan kernels in one, with a look-back carry.
-    pub scan_fused: CudaFunction,
-    /// `scan_fused16` (bf16 z).
-    pub scan_fused16: CudaFunction,
     /// `scan_chunk_local`.
     pub scan_local: CudaFunction,
     /// `scan_carry`.
@@ -157,11 +147,6 @@ impl Kernels {
             log_softmax: f("log_softmax_rows")?,
             conv: f("conv1d_silu")?,
             conv_state_next: f("conv_state_next")?,
-            conv16: f("conv1d_silu16")?,
-            conv_state_next16: f("conv_state_next16")?,
-            scan_output16: f("scan_chunk_output16")?,
-            scan_fused: f("scan_fused")?,
-            scan_fused16: f("scan_fused16")?,
             scan_local: f("scan_chunk_local")?,
             scan_carry: f("scan_carry")?,
             scan_output: f("scan_chunk_output")?,

@@ -40,9 +40,6 @@ pub struct CudaOps {
     profile: Option<Mutex<Profile>>,
     /// Held by every op, so calls from several threads never interleave on the stream.
     lock: Mutex<()>,
-    /// Runs the Mamba-1 scan as three kernels instead of the fused one
-    /// (`SSMGEN_SCAN=split`: the same results, for timing one against the other).
-    split_scan: bool,
 }
 
 // SAFETY: the stream and cuBLAS handle are only used while `lock` is held: every `Ops` method
@@ -169,24 +166,6 @@ pub struct CudaLinear {
     out: usize,
     inp: usize,
     bias: Option<CudaSlice<f32>>,
-    /// Writes its output in bf16 (a bf16 mixer `in_proj` without a bias).
-    out16: bool,
-}
-
-/// Channels per block of the fused scan kernel (`scan_fused`).
-const FUSED_BLOCK: usize = 128;
-
-/// What the three-kernel scan reads ([`CudaOps::scan_split`]).
-struct SplitScan<'a> {
-    u: &'a CudaSlice<f32>,
-    x_dbl: &'a CudaSlice<f32>,
-    w: &'a CudaMixer,
-    /// Address of z (column e of in_proj's output), f32 or bf16 as `bf16_in` says.
-    z_ptr: u64,
-    bf16_in: bool,
-    len: usize,
-    batch: usize,
-    chunks: usize,
 }
 
 /// One mixer's parameters on the GPU.
@@ -323,7 +302,6 @@ impl CudaOps {
             kernels,
             precision,
             lock: Mutex::new(()),
-            split_scan: std::env::var_os("SSMGEN_SCAN").is_some_and(|v| v == "split"),
         })
     }
 
@@ -414,7 +392,7 @@ impl CudaOps {
     /// A projection weight at the precision `role` gets.
     pub(super) fn upload_weight(&self, v: &[f32], role: LinearRole) -> Result<Weight> {
         Ok(match (self.precision, role) {
-            (Precision::Bf16, LinearRole::Block | LinearRole::MixerInput) => {
+            (Precision::Bf16, LinearRole::Block) => {
                 let bits: Vec<u16> = v
                     .iter()
                     .map(|x| half::bf16::from_f32(*x).to_bits())
@@ -425,9 +403,7 @@ impl CudaOps {
                         .map_err(cuda_err("uploading weights"))?,
                 )
             }
-            (Precision::Tf32, LinearRole::Block | LinearRole::MixerInput) => {
-                Weight::Tf32(self.upload(v)?)
-            }
+            (Precision::Tf32, LinearRole::Block) => Weight::Tf32(self.upload(v)?),
             _ => Weight::F32(self.upload(v)?),
         })
     }
@@ -472,29 +448,7 @@ impl CudaOps {
         c: u64,
         beta: f32,
     ) -> Result<()> {
-        // SAFETY: as the caller vouches.
-        unsafe {
-            self.gemm_ex_to(m, n, k, inputs, c, cudarc::cublas::sys::cudaDataType::CUDA_R_32F, beta)
-        }
-    }
-
-    /// [`Self::gemm_ex`] with the output of type `c_type` (f32, or bf16 rounded from the f32
-    /// accumulator).
-    ///
-    /// # Safety
-    /// As [`Self::gemm_ex`], the output buffer being of `c_type`.
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn gemm_ex_to(
-        &self,
-        m: usize,
-        n: usize,
-        k: usize,
-        inputs: GemmInputs,
-        c: u64,
-        c_type: cudarc::cublas::sys::cudaDataType,
-        beta: f32,
-    ) -> Result<()> {
-        use cudarc::cublas::sys::cublasGemmAlgo_t;
+        use cudarc::cublas::sys::{cublasGemmAlgo_t, cudaDataType};
         let alpha = 1.0f32;
         // SAFETY: the caller vouches for the buffers; alpha and beta are host f32, as the f32
         // compute types need.
@@ -515,7 +469,7 @@ impl CudaOps {
                 k as i32,
                 &beta as *const f32 as *const std::ffi::c_void,
                 c as *mut std::ffi::c_void,
-                c_type,
+                cudaDataType::CUDA_R_32F,
                 n as i32,
                 inputs.compute,
                 cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
@@ -649,7 +603,21 @@ impl CudaOps {
                 self.gemm_bf16(m, w.out, w.inp, w16, x16, out, beta)?
             }
             (Weight::Bf16(w16), ActData::F32(x32)) => {
-                let x16 = self.round_bf16(x32, x.len())?;
+                let count = x.len();
+                // SAFETY: to_bf16 writes all `count` values.
+                let mut x16 = unsafe { self.stream.alloc::<u16>(count.max(1)) }
+                    .map_err(cuda_err("allocating GPU memory"))?;
+                let n = count as i64;
+                // SAFETY: x holds `count` floats, x16 `count` halves.
+                unsafe {
+                    self.stream
+                        .launch_builder(&self.kernels.to_bf16)
+                        .arg(x32)
+                        .arg(&mut x16)
+                        .arg(&n)
+                        .launch(grid(count))
+                        .map_err(cuda_err("kernel launch failed"))?;
+                }
                 self.gemm_bf16(m, w.out, w.inp, w16, &x16, out, beta)?
             }
             (Weight::Tf32(w32), ActData::F32(x32)) => {
@@ -665,69 +633,6 @@ impl CudaOps {
             self.add_bias(out, b, m, w.out)?;
         }
         Ok(())
-    }
-
-    /// `x · wᵀ` written in bf16: a bf16 weight, the input rounded to bf16 if it is f32, f32
-    /// accumulation (no bias: `out16` projections have none).
-    fn project16(&self, x: &CudaAct, w: &CudaLinear) -> Result<CudaAct> {
-        let (m, count) = (x.rows(), x.rows() * w.out);
-        let Weight::Bf16(w16) = &w.w else {
-            return Err(shape_err("bf16 linear"));
-        };
-        if x.width != w.inp {
-            return Err(shape_err("linear"));
-        }
-        let rounded;
-        let x16 = match &x.data {
-            ActData::Bf16(b) => b,
-            ActData::F32(x32) => {
-                rounded = self.round_bf16(x32, x.len())?;
-                &rounded
-            }
-        };
-        // SAFETY: the GEMM writes all `count` values.
-        let mut out = unsafe { self.stream.alloc::<u16>(count.max(1)) }
-            .map_err(cuda_err("allocating GPU memory"))?;
-        {
-            use cudarc::cublas::sys::{cublasComputeType_t, cudaDataType};
-            let (w_ptr, _w) = w16.device_ptr(&self.stream);
-            let (a_ptr, _a) = x16.device_ptr(&self.stream);
-            let (c_ptr, _c) = out.device_ptr_mut(&self.stream);
-            let inputs = GemmInputs {
-                w: w_ptr,
-                a: a_ptr,
-                input_type: cudaDataType::CUDA_R_16BF,
-                compute: cublasComputeType_t::CUBLAS_COMPUTE_32F,
-            };
-            // SAFETY: bf16 weight [n, k], activations [m, k] and output [m, n], as allocated.
-            unsafe {
-                self.gemm_ex_to(m, w.out, w.inp, inputs, c_ptr, cudaDataType::CUDA_R_16BF, 0.0)?
-            };
-        }
-        Ok(CudaAct {
-            data: ActData::Bf16(out),
-            rows: m,
-            width: w.out,
-        })
-    }
-
-    /// `count` f32 values rounded to bf16 bits (nearest even).
-    fn round_bf16(&self, x32: &CudaSlice<f32>, count: usize) -> Result<CudaSlice<u16>> {
-        // SAFETY: to_bf16 writes all `count` values.
-        let mut x16 = unsafe { self.stream.alloc::<u16>(count.max(1)) }
-            .map_err(cuda_err("allocating GPU memory"))?;
-        let n = count as i64;
-        // SAFETY: x holds `count` floats, x16 `count` halves.
-        unsafe {
-            self.stream
-                .launch_builder(&self.kernels.to_bf16)
-                .arg(x32)
-                .arg(&mut x16)
-                .arg(&n)
-                .launch(grid(count))
-                .map_err(cuda_err("kernel launch failed"))?;
-        }
-        Ok(x16)
     }
 
     /// `x` with sequences and/or channels reversed (no lock: callers hold it).
@@ -836,26 +741,7 @@ impl CudaOps {
         let (len_i, batch_i, e_i, k_i) = (len as i32, batch as i32, e as i32, k as i32);
         let in_stride = (2 * e) as i32;
         let launch_err = cuda_err("kernel launch failed");
-        // xz is f32, or bf16 from a bf16 in_proj: the kernels that read it come in both kinds
-        // and take its address (x at column 0, z at column e).
-        let (xz_ptr, elem, _xz_sync) = match &xz.data {
-            ActData::F32(b) => {
-                let (p, sync) = b.device_ptr(&self.stream);
-                (p, 4u64, sync)
-            }
-            ActData::Bf16(b) => {
-                let (p, sync) = b.device_ptr(&self.stream);
-                (p, 2u64, sync)
-            }
-        };
-        let bf16_in = elem == 2;
-        let k_conv = if bf16_in { &self.kernels.conv16 } else { &self.kernels.conv };
-        let k_conv_next = if bf16_in {
-            &self.kernels.conv_state_next16
-        } else {
-            &self.kernels.conv_state_next
-        };
-
+        let xz_buf = xz.values()?;
         let mut u = self.alloc(rows * e)?;
         let mut conv_next = self.alloc(batch * (k - 1).max(1) * e)?;
         let mut copies = at
@@ -867,8 +753,8 @@ impl CudaOps {
         // every buffer holds at least the elements the launch grid indexes.
         unsafe {
             self.stream
-                .launch_builder(k_conv)
-                .arg(&xz_ptr)
+                .launch_builder(&self.kernels.conv)
+                .arg(xz_buf)
                 .arg(&in_stride)
                 .arg(&len_i)
                 .arg(&batch_i)
@@ -880,8 +766,8 @@ impl CudaOps {
                 .launch(grid(batch * len.div_ceil(super::CONV_STEPS) * e))
                 .map_err(&launch_err)?;
             self.stream
-                .launch_builder(k_conv_next)
-                .arg(&xz_ptr)
+                .launch_builder(&self.kernels.conv_state_next)
+                .arg(xz_buf)
                 .arg(&in_stride)
                 .arg(&len_i)
                 .arg(&batch_i)
@@ -895,8 +781,8 @@ impl CudaOps {
             for (&p, copy) in at.iter().zip(copies.iter_mut()) {
                 let (p_i, one) = (p as i32, 1i32);
                 self.stream
-                    .launch_builder(k_conv_next)
-                    .arg(&xz_ptr)
+                    .launch_builder(&self.kernels.conv_state_next)
+                    .arg(xz_buf)
                     .arg(&in_stride)
                     .arg(&p_i)
                     .arg(&one)
@@ -923,11 +809,60 @@ impl CudaOps {
         }
         self.sub_stage("mixer/x_proj", &mut since);
         let en = e * n;
-        let (xs, z_stride) = (xw as i32, (2 * e) as i32);
-        let (chunk_i, chunks_i) = (SCAN_CHUNK as i32, chunks as i32);
-        let z_ptr = xz_ptr + e as u64 * elem;
-        let mut dt = self.alloc(rows * e)?;
+        let mut h_end = self.alloc(batch * chunks * en)?;
+        let mut decay = self.alloc(batch * chunks * en)?;
         let mut h_start = self.alloc(batch * chunks * en)?;
+        let (xs, z_stride) = (xw as i32, (2 * e) as i32);
+        let (chunk_i, chunks_i, en_i) = (SCAN_CHUNK as i32, chunks as i32, en as i32);
+        let mut dt = self.alloc(rows * e)?;
+        let scan_grid = LaunchConfig {
+            grid_dim: ((e as u32).div_ceil(128), chunks as u32, batch as u32),
+            block_dim: (128, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        // SAFETY: as above.
+        unsafe {
+            self.stream
+                .launch_builder(&self.kernels.scan_local)
+                .arg(&u)
+                .arg(&x_dbl)
+                .arg(&xs)
+                .arg(&w.dt_proj)
+                .arg(&w.dt_bias)
+                .arg(&w.a)
+                .arg(&len_i)
+                .arg(&e_i)
+                .arg(&chunk_i)
+                .arg(&mut h_end)
+                .arg(&mut decay)
+                .arg(&mut dt)
+                .launch(scan_grid)
+                .map_err(&launch_err)?;
+        }
+        self.sub_stage("mixer/scan_local", &mut since);
+        // SAFETY: as above.
+        unsafe {
+            self.stream
+                .launch_builder(&self.kernels.scan_carry)
+                .arg(&mut state.ssm)
+                .arg(&h_end)
+                .arg(&decay)
+                .arg(&mut h_start)
+                .arg(&chunks_i)
+                .arg(&en_i)
+                .arg(&batch_i)
+                .launch(grid(batch * en))
+                .map_err(&launch_err)?;
+        }
+        self.sub_stage("mixer/scan_carry", &mut since);
+        // The SSM state before row p (a chunk boundary) is chunk p / SCAN_CHUNK's start.
+        for (&p, copy) in at.iter().zip(copies.iter_mut()) {
+            let slot = p / SCAN_CHUNK * en;
+            self.stream
+                .memcpy_dtod(&h_start.slice(slot..slot + en), &mut copy.ssm)
+                .map_err(cuda_err("copying a checkpoint"))?;
+        }
+        let z = xz_buf.slice(e..);
         let mut y = self.alloc(if bf16_out { 1 } else { rows * e })?;
         // SAFETY: y16 is written in place of y when bf16 output is asked for.
         let mut y16 = if bf16_out {
@@ -938,85 +873,34 @@ impl CudaOps {
         } else {
             None
         };
-        let y16_ptr: u64 = match &mut y16 {
-            Some(b) => b.device_ptr_mut(&self.stream).0,
-            None => 0,
-        };
-        if self.split_scan {
-            self.scan_split(
-                SplitScan {
-                    u: &u,
-                    x_dbl: &x_dbl,
-                    w,
-                    z_ptr,
-                    bf16_in,
-                    len,
-                    batch,
-                    chunks,
-                },
-                &mut state.ssm,
-                &mut dt,
-                &mut h_start,
-                &mut y,
-                y16_ptr,
-                &mut since,
-            )?;
-        } else {
-            let groups = e.div_ceil(FUSED_BLOCK);
-            let mut sync = self
-                .stream
-                .alloc_zeros::<u32>(1 + batch * chunks * groups)
-                .map_err(cuda_err("allocating GPU memory"))?;
-            let mut agg_h = self.alloc(batch * chunks * en)?;
-            let mut agg_decay = self.alloc(batch * chunks * en)?;
-            let k_fused = if bf16_in {
-                &self.kernels.scan_fused16
-            } else {
-                &self.kernels.scan_fused
+        {
+            let y16_ptr: u64 = match &mut y16 {
+                Some(b) => b.device_ptr_mut(&self.stream).0,
+                None => 0,
             };
-            let cfg = LaunchConfig {
-                grid_dim: ((batch * chunks * groups) as u32, 1, 1),
-                block_dim: (FUSED_BLOCK as u32, 1, 1),
-                shared_mem_bytes: 0,
-            };
-            // SAFETY: as above; sync is zeroed, y16_ptr is null or rows * e halves, the chunk
-            // buffers hold batch * chunks * e * n floats and dt rows * e.
+            // SAFETY: as above; y16_ptr is null or a buffer of rows * e halves.
             unsafe {
                 self.stream
-                    .launch_builder(k_fused)
+                    .launch_builder(&self.kernels.scan_output)
                     .arg(&u)
                     .arg(&x_dbl)
                     .arg(&xs)
-                    .arg(&w.dt_proj)
-                    .arg(&w.dt_bias)
+                    .arg(&dt)
                     .arg(&w.a)
                     .arg(&w.d)
-                    .arg(&z_ptr)
+                    .arg(&z)
                     .arg(&z_stride)
                     .arg(&len_i)
                     .arg(&e_i)
                     .arg(&chunk_i)
-                    .arg(&chunks_i)
-                    .arg(&mut state.ssm)
-                    .arg(&mut sync)
-                    .arg(&mut agg_h)
-                    .arg(&mut agg_decay)
-                    .arg(&mut h_start)
-                    .arg(&mut dt)
+                    .arg(&h_start)
                     .arg(&mut y)
                     .arg(&y16_ptr)
-                    .launch(cfg)
+                    .launch(scan_grid)
                     .map_err(&launch_err)?;
             }
         }
-        // The SSM state before row p (a chunk boundary) is chunk p / SCAN_CHUNK's start.
-        for (&p, copy) in at.iter().zip(copies.iter_mut()) {
-            let slot = p / SCAN_CHUNK * en;
-            self.stream
-                .memcpy_dtod(&h_start.slice(slot..slot + en), &mut copy.ssm)
-                .map_err(cuda_err("copying a checkpoint"))?;
-        }
-        self.sub_stage("mixer/scan", &mut since);
+        self.sub_stage("mixer/scan_output", &mut since);
         let out = match y16 {
             Some(b) => CudaAct {
                 data: ActData::Bf16(b),
@@ -1026,102 +910,6 @@ impl CudaOps {
             None => CudaAct::f32(y, rows, e),
         };
         Ok((out, copies))
-    }
-
-    /// The scan as three kernels (`SSMGEN_SCAN=split`, for A/B timing against the fused
-    /// kernel, whose results are the same bit for bit): local pass, carry, output pass.
-    #[allow(clippy::too_many_arguments)]
-    fn scan_split(
-        &self,
-        args: SplitScan<'_>,
-        ssm: &mut CudaSlice<f32>,
-        dt: &mut CudaSlice<f32>,
-        h_start: &mut CudaSlice<f32>,
-        y: &mut CudaSlice<f32>,
-        y16_ptr: u64,
-        since: &mut Option<CudaEvent>,
-    ) -> Result<()> {
-        let SplitScan {
-            u,
-            x_dbl,
-            w,
-            z_ptr,
-            bf16_in,
-            len,
-            batch,
-            chunks,
-        } = args;
-        let (e, n) = (w.e, w.n);
-        let en = e * n;
-        let launch_err = cuda_err("kernel launch failed");
-        let mut h_end = self.alloc(batch * chunks * en)?;
-        let mut decay = self.alloc(batch * chunks * en)?;
-        let (xs, z_stride) = ((w.r + 2 * n) as i32, (2 * e) as i32);
-        let (len_i, e_i, batch_i) = (len as i32, e as i32, batch as i32);
-        let (chunk_i, chunks_i, en_i) = (SCAN_CHUNK as i32, chunks as i32, en as i32);
-        let scan_grid = LaunchConfig {
-            grid_dim: ((e as u32).div_ceil(128), chunks as u32, batch as u32),
-            block_dim: (128, 1, 1),
-            shared_mem_bytes: 0,
-        };
-        let k_scan_output = if bf16_in {
-            &self.kernels.scan_output16
-        } else {
-            &self.kernels.scan_output
-        };
-        // SAFETY: arguments match the kernels' signatures in kernels/scan.cu; every buffer
-        // holds the elements the grids index (chunk buffers batch * chunks * e * n floats,
-        // dt and y rows * e, y16_ptr null or rows * e halves).
-        unsafe {
-            self.stream
-                .launch_builder(&self.kernels.scan_local)
-                .arg(u)
-                .arg(x_dbl)
-                .arg(&xs)
-                .arg(&w.dt_proj)
-                .arg(&w.dt_bias)
-                .arg(&w.a)
-                .arg(&len_i)
-                .arg(&e_i)
-                .arg(&chunk_i)
-                .arg(&mut h_end)
-                .arg(&mut decay)
-                .arg(&mut *dt)
-                .launch(scan_grid)
-                .map_err(&launch_err)?;
-            self.sub_stage("mixer/scan_local", since);
-            self.stream
-                .launch_builder(&self.kernels.scan_carry)
-                .arg(&mut *ssm)
-                .arg(&h_end)
-                .arg(&decay)
-                .arg(&mut *h_start)
-                .arg(&chunks_i)
-                .arg(&en_i)
-                .arg(&batch_i)
-                .launch(grid(batch * en))
-                .map_err(&launch_err)?;
-            self.sub_stage("mixer/scan_carry", since);
-            self.stream
-                .launch_builder(k_scan_output)
-                .arg(u)
-                .arg(x_dbl)
-                .arg(&xs)
-                .arg(&*dt)
-                .arg(&w.a)
-                .arg(&w.d)
-                .arg(&z_ptr)
-                .arg(&z_stride)
-                .arg(&len_i)
-                .arg(&e_i)
-                .arg(&chunk_i)
-                .arg(&*h_start)
-                .arg(&mut *y)
-                .arg(&y16_ptr)
-                .launch(scan_grid)
-                .map_err(&launch_err)?;
-        }
-        Ok(())
     }
 
     /// A zeroed state of `batch` sequences.
@@ -1239,15 +1027,11 @@ impl Ops for CudaOps {
         role: LinearRole,
     ) -> Result<CudaLinear> {
         let _g = self.guard("upload")?;
-        let w = self.upload_weight(weight, role)?;
-        let out16 =
-            matches!(w, Weight::Bf16(_)) && role == LinearRole::MixerInput && bias.is_none();
         Ok(CudaLinear {
-            w,
+            w: self.upload_weight(weight, role)?,
             out,
             inp: weight.len() / out.max(1),
             bias: bias.map(|b| self.upload(b)).transpose()?,
-            out16,
         })
     }
 
@@ -1349,9 +1133,6 @@ impl Ops for CudaOps {
 
     fn linear(&self, x: &CudaAct, w: &CudaLinear) -> Result<CudaAct> {
         let _g = self.guard("linear")?;
-        if w.out16 {
-            return self.project16(x, w);
-        }
         let mut out = CudaAct::f32(self.alloc(x.rows() * w.out)?, x.rows(), w.out);
         self.project(x, w, &mut out, false)?;
         Ok(out)
