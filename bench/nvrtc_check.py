@@ -58,7 +58,8 @@ def main():
     lines = out.stderr.splitlines()
     for i, line in enumerate(lines):
         if "Compiling entry" in line:
-            info = [x.split("info    :")[-1].strip() for x in lines[i + 1:i + 3]]
+            info = [x.split("info    :")[-1].strip() for x in lines[i + 1:i + 4]
+                    if "Used" in x or "spill" in x]
             print(f"{line.split(chr(39))[1]:<24} {' | '.join(info)}")
     if out.returncode:
         sys.exit(out.stderr)
