@@ -468,12 +468,30 @@ fn device_warmup_changes_nothing_on_the_cpu() {
     let dir = tmp();
     let (a, b) = (dir.path().join("a.bg"), dir.path().join("b.bg"));
     let plain = likelihood(&["--device", "cpu", "test-data/fixture.fa", "-o", p(&a)]);
-    assert!(plain.status.success(), "{}", String::from_utf8_lossy(&plain.stderr));
-    let warm = likelihood(&["--device", "cpu", "--device-warmup", "test-data/fixture.fa", "-o", p(&b)]);
-    assert!(warm.status.success(), "{}", String::from_utf8_lossy(&warm.stderr));
+    assert!(
+        plain.status.success(),
+        "{}",
+        String::from_utf8_lossy(&plain.stderr)
+    );
+    let warm = likelihood(&[
+        "--device",
+        "cpu",
+        "--device-warmup",
+        "test-data/fixture.fa",
+        "-o",
+        p(&b),
+    ]);
+    assert!(
+        warm.status.success(),
+        "{}",
+        String::from_utf8_lossy(&warm.stderr)
+    );
     assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
     for command in ["embed", "score-variants"] {
         let help = ssmgen().args([command, "--help"]).output().unwrap();
-        assert!(String::from_utf8_lossy(&help.stdout).contains("--device-warmup"), "{command}");
+        assert!(
+            String::from_utf8_lossy(&help.stdout).contains("--device-warmup"),
+            "{command}"
+        );
     }
 }
