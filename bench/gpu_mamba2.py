@@ -102,10 +102,28 @@ def transformers_cuda(model_dir, tokens):
     return [None] + [v if t != 11 else None for v, t in zip(observed, tokens[1:])]
 
 
+def likelihood_column(args, env=None):
+    """logp_fwd of `likelihood -f csv ARGS` (None = empty), with extra environment `env`."""
+    out = subprocess.run([binary(), "likelihood", "-q", "-f", "csv"] + args, check=True,
+                         capture_output=True, text=True, env={**os.environ, **(env or {})}).stdout
+    lines = out.splitlines()
+    idx = lines[0].split(",").index("logp_fwd")
+    return [float(x) if x else None for x in (l.split(",")[idx] for l in lines[1:])]
+
+
 def parity():
     tokens, refs = reference()
     failed = False
-    rows = []
+    print(f"{'fixture':<22} {'check':<48} {'max |delta logp|':>16} {'bound':>8}", flush=True)
+
+    def row(folder, name, value, bound):
+        nonlocal failed
+        ok = bound is None or value <= bound
+        failed |= not ok
+        b = "-" if bound is None else f"{bound:g}"
+        print(f"{folder:<22} {name:<48} {value:>16.3e} {b:>8} {'ok' if ok else 'FAIL'}",
+              flush=True)
+
     with tempfile.TemporaryDirectory() as tmp:
         fa = os.path.join(tmp, "m2.fa")
         fixture_fasta(fa, len(tokens))
@@ -113,30 +131,32 @@ def parity():
             model = os.path.join(ROOT, "test-data", folder)
             ref = refs[folder]
             base = ["-m", model, fa]
-            cuda = likelihood_csv_column(base + ["--device", "cuda"])
-            cpu = likelihood_csv_column(base + ["--device", "cpu"])
-            bf16 = likelihood_csv_column(base + ["--device", "cuda", "--precision", "bf16"])
-            checks = [("cuda f32 vs transformers", max_abs(cuda, ref), F32_BOUND),
-                      ("cuda f32 vs cpu", max_abs(cuda, cpu), F32_BOUND),
-                      ("cpu vs transformers", max_abs(cpu, ref), F32_BOUND),
-                      ("cuda bf16 vs transformers", max_abs(bf16, ref), BF16_BOUND)]
+            cuda = likelihood_column(base + ["--device", "cuda"])
+            cpu = likelihood_column(base + ["--device", "cpu"])
+            seq = likelihood_column(base + ["--device", "cuda"], {"SSMGEN_M2_SCAN": "sequential"})
+            row(folder, "cuda f32 (SSD) vs transformers", max_abs(cuda, ref), F32_BOUND)
+            row(folder, "cuda f32 (SSD) vs cpu", max_abs(cuda, cpu), F32_BOUND)
+            row(folder, "cuda f32 (SSD) vs cuda sequential scan", max_abs(cuda, seq), F32_BOUND)
+            row(folder, "cuda f32 sequential scan vs transformers", max_abs(seq, ref), F32_BOUND)
+            row(folder, "cpu vs transformers", max_abs(cpu, ref), F32_BOUND)
+            for p in ("bf16", "tf32"):
+                v = likelihood_column(base + ["--device", "cuda", "--precision", p])
+                row(folder, f"cuda {p} (SSD) vs transformers", max_abs(v, ref), BF16_BOUND)
             whole = likelihood_text(base + ["--device", "cuda"])
-            for stripe in ("1", "7", "1000", str(len(tokens))):
+            # Stripes that are multiples of the SSD chunk (128) keep every chunk boundary: the
+            # same bits. Others move chunk boundaries: the same values to rounding.
+            for stripe in ("1024", str(len(tokens))):
                 same = likelihood_text(base + ["--device", "cuda", "--stripe-len", stripe]) == whole
-                checks.append((f"cuda --stripe-len {stripe} identical", 0.0 if same else 1.0, 0.0))
+                row(folder, f"cuda --stripe-len {stripe} identical to whole", 0.0 if same else 1.0,
+                    0.0)
+            for stripe in ("1", "7", "1000"):
+                v = likelihood_column(base + ["--device", "cuda", "--stripe-len", stripe])
+                row(folder, f"cuda --stripe-len {stripe} vs whole", max_abs(v, cuda), F32_BOUND)
             try:
                 hf = transformers_cuda(model, [int(t) for t in tokens])
-                checks.append(("transformers cuda f32 vs reference (info)", max_abs(hf, ref), None))
+                row(folder, "transformers cuda f32 vs reference (info)", max_abs(hf, ref), None)
             except Exception as e:  # torch/transformers absent, or no CUDA path
                 print(f"# transformers on cuda skipped: {type(e).__name__}: {e}", file=sys.stderr)
-            for name, value, bound in checks:
-                ok = bound is None or value <= bound
-                failed |= not ok
-                rows.append((folder, name, value, bound, "ok" if ok else "FAIL"))
-    print(f"{'fixture':<22} {'check':<44} {'max |delta logp|':>16} {'bound':>8}")
-    for folder, name, value, bound, status in rows:
-        b = "-" if bound is None else f"{bound:g}"
-        print(f"{folder:<22} {name:<44} {value:>16.3e} {b:>8} {status}")
     return failed
 
 
@@ -157,88 +177,117 @@ def make_model(path):
     return cfg
 
 
-def ssmgen_speed(model, fasta, precision, out_dir):
+def ssmgen_speed(model, fasta, precision, out_dir, timeout, env=None):
+    """(wall s, device s, peak GPU MiB above the idle level, error) of one `likelihood` run."""
     from gpu_throughput import PeakMemory
     cmd = [binary(), "likelihood", "-q", "--profile", "--device", "cuda", "--precision", precision,
            "-m", model, fasta, "--bin", "1000000", "-o", os.path.join(out_dir, "out.bedgraph")]
     with PeakMemory() as mem:
         t = time.time()
-        run = subprocess.run(cmd, capture_output=True, text=True)
+        try:
+            run = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                                 env={**os.environ, **(env or {})})
+        except subprocess.TimeoutExpired:
+            return None, None, None, f"over {timeout} s"
         secs = time.time() - t
     if run.returncode != 0:
-        return None, None, None, run.stderr.strip().splitlines()[-1:]
+        return None, None, None, " ".join(run.stderr.strip().splitlines()[-1:])[:100]
     m = re.search(r"profile: device ([0-9.]+) ms", run.stderr)
     device_s = float(m.group(1)) / 1e3 if m else float("nan")
-    return secs, device_s, mem.peak - mem.base, run.stderr
+    for line in run.stderr.splitlines():
+        if "profile:" in line:
+            print(f"#   {line.strip()}", flush=True)
+    return secs, device_s, mem.peak - mem.base, None
 
 
-def torch_forward_speed(build, n, dtype):
-    """tokens/s and peak MiB of one forward pass of `build()` over n tokens (after a warm-up on
-    4,096), or the error that stopped it."""
-    import torch
+TORCH_CHILD = r"""
+import sys, time, torch
+kind, model, n, dtype = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+dtype = {"bf16": torch.bfloat16, "f32": torch.float32}[dtype]
+if kind == "hf":
+    from transformers import Mamba2ForCausalLM
+    m = Mamba2ForCausalLM.from_pretrained(model)
+else:
+    from mamba_ssm.models.config_mamba import MambaConfig
+    from mamba_ssm.models.mixer_seq_simple import MambaLMHeadModel
+    c = MambaConfig(d_model=768, n_layer=24, vocab_size=12, pad_vocab_size_multiple=1,
+                    ssm_cfg={"layer": "Mamba2", "d_state": 128, "headdim": 64, "ngroups": 1,
+                             "chunk_size": 256},
+                    rms_norm=True, fused_add_norm=True, residual_in_fp32=True)
+    m = MambaLMHeadModel(c)
+m = m.to("cuda", dtype).eval()
+ids = torch.randint(7, 11, (1, n), device="cuda")
+with torch.no_grad():
+    m(ids[:, :4096])
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    t = time.time()
+    m(ids)
+    torch.cuda.synchronize()
+    secs = time.time() - t
+print(f"RESULT {n / secs} {torch.cuda.max_memory_allocated() / 2**20}")
+"""
+
+
+def torch_speed(kind, model, n, precision, timeout):
+    """(tokens/s, peak MiB, error) of one forward pass over n tokens, batch 1, no cache, after
+    a warm-up on 4,096 tokens, in a child process (so a hang or an out-of-memory ends there)."""
     try:
-        model = build().to("cuda", dtype).eval()
-        ids = torch.randint(7, 11, (1, n), device="cuda")
-        with torch.no_grad():
-            model(ids[:, :4096])
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-            t = time.time()
-            model(ids)
-            torch.cuda.synchronize()
-            secs = time.time() - t
-        peak = torch.cuda.max_memory_allocated() / 2**20
-        return n / secs, peak, None
-    except Exception as e:  # out of memory, missing kernels
-        return None, None, f"{type(e).__name__}: {str(e).splitlines()[0][:80]}"
-    finally:
-        torch.cuda.empty_cache()
+        run = subprocess.run([sys.executable, "-c", TORCH_CHILD, kind, model, str(n), precision],
+                             capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None, None, f"over {timeout} s"
+    m = re.search(r"RESULT ([0-9.e+]+) ([0-9.e+]+)", run.stdout)
+    if not m:
+        err = [l for l in run.stderr.strip().splitlines() if "Error" in l] or ["failed"]
+        return None, None, err[-1][:100]
+    return float(m.group(1)), float(m.group(2)), None
 
 
-def speed(lengths, precisions):
-    import torch
-    dtypes = {"bf16": torch.bfloat16, "f32": torch.float32}
-    rows = []
+def speed(lengths, precisions, stacks, timeout, ref_lengths):
+    """One row a run, printed as it ends."""
+    print(f"{'tokens':>11} {'prec':<5} {'stack':<34} {'tokens/s':>10} {'device tok/s':>12} "
+          f"{'wall s':>8} {'peak MiB':>9}  note", flush=True)
+
+    def row(n, p, label, rate, dev_rate, secs, peak, note):
+        f = lambda v, fmt: "-" if v is None else format(v, fmt)
+        print(f"{n:>11} {p:<5} {label:<34} {f(rate, '.3g'):>10} {f(dev_rate, '.3g'):>12} "
+              f"{f(secs, '.2f'):>8} {f(peak, '.0f'):>9}  {note or ''}", flush=True)
+
     with tempfile.TemporaryDirectory() as tmp:
         model = os.path.join(tmp, "m2-768x24")
-        cfg = make_model(model)
+        t = time.time()
+        make_model(model)
+        print(f"# model written in {time.time() - t:.1f} s", flush=True)
         for n in lengths:
             fa = os.path.join(tmp, f"r{n}.fa")
             write_fasta(fa, n)
             for p in precisions:
-                secs, dev, peak, err = ssmgen_speed(model, fa, p, tmp)
-                if secs is None:
-                    rows.append((n, p, "ssmgen", None, None, None, err))
-                else:
-                    rows.append((n, p, "ssmgen e2e", n / secs, peak, None, None))
-                    rows.append((n, p, "ssmgen device", n / dev, None, None, None))
+                for label, env in (("ssmgen SSD", None),
+                                   ("ssmgen sequential scan", {"SSMGEN_M2_SCAN": "sequential"})):
+                    if label not in stacks:
+                        continue
+                    secs, dev, peak, err = ssmgen_speed(model, fa, p, tmp, timeout, env)
+                    if secs is None:
+                        row(n, p, label, None, None, None, None, err)
+                    else:
+                        row(n, p, label, n / secs, n / dev, secs, peak, "peak: nvidia-smi")
             os.remove(fa)
-
-            def hf():
-                from transformers import Mamba2ForCausalLM
-                return Mamba2ForCausalLM.from_pretrained(model)
-
-            def mamba_ssm_lm():
-                from mamba_ssm.models.config_mamba import MambaConfig
-                from mamba_ssm.models.mixer_seq_simple import MambaLMHeadModel
-                c = MambaConfig(d_model=768, n_layer=24, vocab_size=12, pad_vocab_size_multiple=1,
-                                ssm_cfg={"layer": "Mamba2", "d_state": 128, "headdim": 64,
-                                         "ngroups": 1, "chunk_size": 256},
-                                rms_norm=True, fused_add_norm=True, residual_in_fp32=True)
-                return MambaLMHeadModel(c)
-
-            import importlib.util
-            fast = importlib.util.find_spec("mamba_ssm") is not None
-            hf_label = "transformers Mamba2 (" + ("mamba-ssm kernels" if fast else "torch path") + ")"
-            for label, build in ((hf_label, hf), ("mamba-ssm Mamba2 (Triton SSD)", mamba_ssm_lm)):
-                for p in precisions:
-                    rate, peak, err = torch_forward_speed(build, n, dtypes[p])
-                    rows.append((n, p, label, rate, peak, None, err))
-    print(f"{'tokens':>11} {'prec':<5} {'stack':<32} {'tokens/s':>10} {'peak MiB':>9}  note")
-    for n, p, label, rate, peak, _, err in rows:
-        r = "-" if rate is None else f"{rate:.3g}"
-        m = "-" if peak is None else f"{peak:.0f}"
-        print(f"{n:>11} {p:<5} {label:<32} {r:>10} {m:>9}  {err or ''}")
+        import importlib.util
+        fast = importlib.util.find_spec("mamba_ssm") is not None
+        hf_label = "transformers Mamba2 (" + ("mamba-ssm kernels" if fast else "torch path") + ")"
+        for kind, label in (("hf", hf_label), ("mamba_ssm", "mamba-ssm Mamba2 (Triton SSD)")):
+            if kind == "mamba_ssm" and not fast:
+                print(f"# {label}: mamba_ssm does not import here", flush=True)
+                continue
+            if kind not in stacks:
+                continue
+            for p in precisions:
+                for n in ref_lengths:
+                    rate, peak, err = torch_speed(kind, model, n, p, timeout)
+                    row(n, p, label, rate, None, None, peak, err or "peak: torch allocator")
+                    if rate is None:
+                        break  # longer ones will not fit either
 
 
 def main():
@@ -247,12 +296,18 @@ def main():
     ap.add_argument("--speed", action="store_true")
     ap.add_argument("--lengths", default="1000000,100000000")
     ap.add_argument("--precisions", default="bf16")
+    ap.add_argument("--stacks", default="ssmgen SSD,ssmgen sequential scan,hf,mamba_ssm",
+                    help="comma-separated: 'ssmgen SSD', 'ssmgen sequential scan', hf, mamba_ssm")
+    ap.add_argument("--ref-lengths", default="65536,262144,1048576",
+                    help="lengths for the torch stacks (each stops at its first failure)")
+    ap.add_argument("--timeout", type=float, default=120, help="seconds per run")
     a = ap.parse_args()
     failed = False
     if a.parity or not a.speed:
         failed |= parity()
     if a.speed:
-        speed([int(float(x)) for x in a.lengths.split(",")], a.precisions.split(","))
+        speed([int(float(x)) for x in a.lengths.split(",")], a.precisions.split(","),
+              a.stacks.split(","), a.timeout, [int(float(x)) for x in a.ref_lengths.split(",")])
     sys.exit(1 if failed else 0)
 
 
