@@ -511,14 +511,21 @@ extern "C" __global__ void m2_chunk_scan(const float* xbc, int conv_dim, int len
                 acc[j][2] *= eb;
                 acc[j][3] *= eb;
             }
-            // Inside the chunk, 8 steps s at a time up to the diagonal.
+            // Inside the chunk, 8 steps s at a time up to the diagonal; the next column tile
+            // of cb is loaded while this one is used.
+            float gnext[4];
+#pragma unroll
+            for (int i = 0; i < 4; ++i)
+                gnext[i] = G[(i < 2 ? ra : rb) * M2_Q + 2 * q + (i & 1)];
             for (int s0 = 0; s0 < s_end; s0 += 8) {
                 float gacc[4];
 #pragma unroll
                 for (int i = 0; i < 4; ++i) {
                     int row = i < 2 ? ra : rb, col = s0 + 2 * q + (i & 1);
+                    float v = gnext[i];
+                    if (s0 + 8 < s_end) gnext[i] = G[row * M2_Q + col + 8];
                     gacc[i] = (col <= row && row < steps)
-                                  ? G[row * M2_Q + col] * (expf(sacum[row] - sacum[col]) * sdt[col])
+                                  ? v * (expf(sacum[row] - sacum[col]) * sdt[col])
                                   : 0.0f;
                 }
                 // Accumulator layout (columns 2q, 2q+1) to operand layout (columns q, q+4).
