@@ -10,22 +10,26 @@ invariance, and throughput of a d_model 768 x 24-layer Mamba-2 model against the
 
 --parity, on test-data/mamba2-fixture (n_groups 2, head_dim 16, state 24, untied) and
 mamba2-fixture-tied (tied head, biases, time_step_limit (0, 0.05)), per base logp of the observed
-base from `likelihood --device cuda -f csv`:
-  * against test-data/mamba2-reference.safetensors (transformers' torch path, float64 model):
-    max |delta| <= 1e-4 (f32), <= 2e-2 (--precision bf16);
-  * against `--device cpu`: max |delta| <= 1e-4;
-  * stripes 1, 7, 1000 and whole (`--stripe-len`): the same text, byte for byte (the CUDA
-    Mamba-2 scan is sequential in time, so splitting changes nothing);
+base from `likelihood --device cuda -f csv`, one row printed per check as it ends:
+  * the SSD scan (f32: 3xTF32 tensor-core products) against
+    test-data/mamba2-reference.safetensors (transformers' torch path, float64 model), against
+    `--device cpu` and against the sequential CUDA scan (SSMGEN_M2_SCAN=sequential):
+    max |delta| <= 1e-4; bf16 and tf32 printed for scale (not claimed);
+  * stripes of 1024 tokens (a multiple of the SSD chunk, 128) and whole: the same text, byte
+    for byte; stripes of 1, 7 and 1000 (chunk boundaries move): max |delta| <= 1e-4;
   * with torch + transformers importable: transformers' Mamba2ForCausalLM on CUDA in f32
     (whatever path it takes there) against the same reference, for scale.
 Exits non-zero if a bound is broken.
 
 --speed: random Mamba2ForCausalLM (d_model 768, 24 layers, 24 heads of 64, state 128, 1 group,
-vocab 12) saved once; ssmgen `likelihood --device cuda --profile` on a random record of each
-length (binned output), wall time, device time and peak GPU memory (nvidia-smi polling); then
-transformers' Mamba2ForCausalLM forward (batch 1, no cache, bf16) and, if it imports,
-mamba-ssm's MambaLMHeadModel with Mamba2 layers (Triton SSD) on the same lengths, until they
-run out of memory. Prints one table.
+chunk 256, vocab 12) saved once; ssmgen `likelihood --device cuda --profile` on a random record
+of each length (binned output): wall time, device time, per-stage device times (`#` lines) and
+peak GPU memory (nvidia-smi polling), the SSD scan and (--stacks) the sequential scan; with
+--long N, N tokens too where the measured rate says it fits --long-budget, else the projection,
+marked PROJECTED. Then, each in a child process under --timeout, transformers'
+Mamba2ForCausalLM forward (batch 1, no cache; torch path, or mamba-ssm's kernels when they
+import) and mamba-ssm's MambaLMHeadModel with Mamba2 layers (Triton SSD) on --ref-lengths, each
+stack stopping at its first failure (out of memory, time). One row printed per run as it ends.
 """
 import argparse
 import json
@@ -246,8 +250,10 @@ def torch_speed(kind, model, n, precision, timeout):
     return float(m.group(1)), float(m.group(2)), None
 
 
-def speed(lengths, precisions, stacks, timeout, ref_lengths):
-    """One row a run, printed as it ends."""
+def speed(lengths, precisions, stacks, timeout, ref_lengths, long_n=0, long_budget=0.0):
+    """One row a run, printed as it ends. With long_n, ssmgen SSD also runs long_n tokens in each
+    precision whose wall-time rate at the longest of `lengths` says it ends within long_budget
+    seconds; otherwise the projection is printed, marked as such."""
     print(f"{'tokens':>11} {'prec':<5} {'stack':<34} {'tokens/s':>10} {'device tok/s':>12} "
           f"{'wall s':>8} {'peak MiB':>9}  note", flush=True)
 
@@ -256,6 +262,7 @@ def speed(lengths, precisions, stacks, timeout, ref_lengths):
         print(f"{n:>11} {p:<5} {label:<34} {f(rate, '.3g'):>10} {f(dev_rate, '.3g'):>12} "
               f"{f(secs, '.2f'):>8} {f(peak, '.0f'):>9}  {note or ''}", flush=True)
 
+    rates = {}
     with tempfile.TemporaryDirectory() as tmp:
         model = os.path.join(tmp, "m2-768x24")
         t = time.time()
@@ -274,7 +281,29 @@ def speed(lengths, precisions, stacks, timeout, ref_lengths):
                         row(n, p, label, None, None, None, None, err)
                     else:
                         row(n, p, label, n / secs, n / dev, secs, peak, "peak: nvidia-smi")
+                        if label == "ssmgen SSD":
+                            rates[p] = (n, n / secs, n / dev)
             os.remove(fa)
+        if long_n and "ssmgen SSD" in stacks:
+            for p in precisions:
+                if p not in rates:
+                    continue
+                n0, rate, dev_rate = rates[p]
+                need = long_n / rate
+                if need > long_budget:
+                    print(f"# {long_n} {p}: not run; PROJECTED {need:.0f} s wall "
+                          f"({long_n / dev_rate:.0f} s device) from the measured {n0}-token rate "
+                          f"{rate:.3g} tokens/s (budget {long_budget:.0f} s)", flush=True)
+                    continue
+                fa = os.path.join(tmp, "long.fa")
+                write_fasta(fa, long_n)
+                secs, dev, peak, err = ssmgen_speed(model, fa, p, tmp, need * 1.5 + 30)
+                if secs is None:
+                    row(long_n, p, "ssmgen SSD", None, None, None, None, err)
+                else:
+                    row(long_n, p, "ssmgen SSD", long_n / secs, long_n / dev, secs, peak,
+                        "peak: nvidia-smi")
+                os.remove(fa)
         import importlib.util
         fast = importlib.util.find_spec("mamba_ssm") is not None
         hf_label = "transformers Mamba2 (" + ("mamba-ssm kernels" if fast else "torch path") + ")"
@@ -303,13 +332,17 @@ def main():
     ap.add_argument("--ref-lengths", default="65536,262144,1048576",
                     help="lengths for the torch stacks (each stops at its first failure)")
     ap.add_argument("--timeout", type=float, default=120, help="seconds per run")
+    ap.add_argument("--long", type=float, default=0,
+                    help="ssmgen SSD also on this many tokens where the measured rate says it fits")
+    ap.add_argument("--long-budget", type=float, default=120, help="seconds allowed for --long")
     a = ap.parse_args()
     failed = False
     if a.parity or not a.speed:
         failed |= parity()
     if a.speed:
-        speed([int(float(x)) for x in a.lengths.split(",")], a.precisions.split(","),
-              a.stacks.split(","), a.timeout, [int(float(x)) for x in a.ref_lengths.split(",")])
+        speed([int(float(x)) for x in a.lengths.split(",") if x], a.precisions.split(","),
+              a.stacks.split(","), a.timeout, [int(float(x)) for x in a.ref_lengths.split(",")],
+              int(a.long), a.long_budget)
     sys.exit(1 if failed else 0)
 
 
