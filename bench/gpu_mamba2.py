@@ -250,7 +250,8 @@ def torch_speed(kind, model, n, precision, timeout):
     return float(m.group(1)), float(m.group(2)), None
 
 
-def speed(lengths, precisions, stacks, timeout, ref_lengths, long_n=0, long_budget=0.0):
+def speed(lengths, precisions, stacks, timeout, ref_lengths, long_n=0, long_budget=0.0,
+          model_dir=None):
     """One row a run, printed as it ends. With long_n, ssmgen SSD also runs long_n tokens in each
     precision whose wall-time rate at the longest of `lengths` says it ends within long_budget
     seconds; otherwise the projection is printed, marked as such."""
@@ -264,10 +265,11 @@ def speed(lengths, precisions, stacks, timeout, ref_lengths, long_n=0, long_budg
 
     rates = {}
     with tempfile.TemporaryDirectory() as tmp:
-        model = os.path.join(tmp, "m2-768x24")
-        t = time.time()
-        make_model(model)
-        print(f"# model written in {time.time() - t:.1f} s", flush=True)
+        model = model_dir or os.path.join(tmp, "m2-768x24")
+        if not os.path.exists(os.path.join(model, "config.json")):
+            t = time.time()
+            make_model(model)
+            print(f"# model written in {time.time() - t:.1f} s", flush=True)
         for n in lengths:
             fa = os.path.join(tmp, f"r{n}.fa")
             write_fasta(fa, n)
@@ -335,6 +337,7 @@ def main():
     ap.add_argument("--long", type=float, default=0,
                     help="ssmgen SSD also on this many tokens where the measured rate says it fits")
     ap.add_argument("--long-budget", type=float, default=120, help="seconds allowed for --long")
+    ap.add_argument("--model-dir", help="where the random model is (written there if absent)")
     a = ap.parse_args()
     failed = False
     if a.parity or not a.speed:
@@ -342,7 +345,7 @@ def main():
     if a.speed:
         speed([int(float(x)) for x in a.lengths.split(",") if x], a.precisions.split(","),
               a.stacks.split(","), a.timeout, [int(float(x)) for x in a.ref_lengths.split(",")],
-              int(a.long), a.long_budget)
+              int(a.long), a.long_budget, a.model_dir)
     sys.exit(1 if failed else 0)
 
 

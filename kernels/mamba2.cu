@@ -130,8 +130,11 @@ extern "C" __global__ void m2_scan(const float* xbc, int conv_dim, int len, int 
 
 // transformers' MambaRMSNormGated with its gate, in place on y: per row and group of `group`
 // channels, v = y * silu(z), then w * (v * rsqrt(mean(v^2) + eps)). grid (rows, d_inner / group).
+// Given y16 (the input of a bf16 out_proj), the result is written there as bfloat16 bits
+// (bf16_bits, as to_bf16 would round it) instead of into y.
 extern "C" __global__ void m2_gated_norm(float* y, const float* zxbcdt, int width, int d_inner,
-                                         int group, const float* w, float eps) {
+                                         int group, const float* w, float eps,
+                                         unsigned short* y16) {
     long row = blockIdx.x;
     int grp = blockIdx.y;
     float* yr = y + row * d_inner + (long)grp * group;
@@ -146,7 +149,12 @@ extern "C" __global__ void m2_gated_norm(float* y, const float* zxbcdt, int widt
     s = block_sum(s);
     float scale = 1.0f / sqrtf(s / (float)group + eps);
     const float* wg = w + (long)grp * group;
-    for (int j = threadIdx.x; j < group; j += blockDim.x) yr[j] = wg[j] * (yr[j] * scale);
+    if (y16) {
+        unsigned short* out = y16 + row * d_inner + (long)grp * group;
+        for (int j = threadIdx.x; j < group; j += blockDim.x) out[j] = bf16_bits(wg[j] * (yr[j] * scale));
+    } else {
+        for (int j = threadIdx.x; j < group; j += blockDim.x) yr[j] = wg[j] * (yr[j] * scale);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

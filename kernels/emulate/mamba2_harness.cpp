@@ -61,7 +61,7 @@ void stripe(const std::vector<float>& zx, int batch, int len, std::vector<float>
             launch({HEADS, (unsigned)chunks, (unsigned)batch}, {128, 1, 1}, [&] { m2_chunk_scan(xbc.data(), CONV, len, off, piece, HEADS, P, G, E, dt.data(), acum.data(), d.data(), states.data(), cb.data(), exact, y.data()); });
         }
     }
-    launch({(unsigned)rows, (unsigned)(E / GROUP), 1}, {(unsigned)std::min(256, std::max(32, (int)std::bit_ceil((unsigned)GROUP))), 1, 1}, [&] { m2_gated_norm(y.data(), zx.data(), W, E, GROUP, nw.data(), EPS); });
+    launch({(unsigned)rows, (unsigned)(E / GROUP), 1}, {(unsigned)std::min(256, std::max(32, (int)std::bit_ceil((unsigned)GROUP))), 1, 1}, [&] { m2_gated_norm(y.data(), zx.data(), W, E, GROUP, nw.data(), EPS, nullptr); });
 }
 int main() {
     int batch = 2, L = LEN, split = 40;

@@ -7,10 +7,10 @@
 use std::sync::OnceLock;
 
 use cudarc::driver::sys::CUfunction_attribute;
-use cudarc::driver::{CudaSlice, CudaView, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaSlice, CudaView, DevicePtrMut, LaunchConfig, PushKernelArg};
 
 use super::super::module::SSD_CHUNK;
-use super::{CudaAct, CudaMixerState, CudaOps, cuda_err, grid, shape_err};
+use super::{ActData, CudaAct, CudaMixerState, CudaOps, cuda_err, grid, shape_err};
 use crate::backend::cuda::Precision;
 use crate::error::{Error, Result};
 use crate::graph::Mamba2Shape;
@@ -135,7 +135,8 @@ impl CudaOps {
     }
 
     /// The Mamba-2 mixer forward in time over `batch` stacked sequences of `zx` (`[rows,
-    /// in_width]`), from and to `state`: the gated-norm output `[rows, d_inner]` (no lock:
+    /// in_width]`), from and to `state`: the gated-norm output `[rows, d_inner]`, as bf16 with
+    /// `bf16_out` (the input of a bf16 `out_proj`, rounded as its conversion would) (no lock:
     /// callers hold it).
     pub(super) fn mixer2_forward(
         &self,
@@ -143,7 +144,8 @@ impl CudaOps {
         zx: &CudaView<'_, f32>,
         rows: usize,
         state: &mut CudaMixerState,
-    ) -> Result<CudaSlice<f32>> {
+        bf16_out: bool,
+    ) -> Result<CudaAct> {
         let s = &w.shape;
         let batch = state.batch;
         let (e, conv_dim, width, heads, k) =
@@ -236,22 +238,45 @@ impl CudaOps {
             shared_mem_bytes: 0,
         };
         let (group_i, e_i) = (group as i32, e as i32);
-        // SAFETY: as above.
-        unsafe {
-            self.stream
-                .launch_builder(&self.kernels.m2_gated_norm)
-                .arg(&mut y)
-                .arg(zx)
-                .arg(&width_i)
-                .arg(&e_i)
-                .arg(&group_i)
-                .arg(&w.norm)
-                .arg(&s.eps)
-                .launch(norm_config)
-                .map_err(&launch_err)?;
+        // SAFETY: m2_gated_norm writes every value of y16 when it is given.
+        let mut y16 = if bf16_out {
+            Some(
+                unsafe { self.stream.alloc::<u16>((rows * e).max(1)) }
+                    .map_err(cuda_err("allocating GPU memory"))?,
+            )
+        } else {
+            None
+        };
+        {
+            let y16_ptr: u64 = match &mut y16 {
+                Some(b) => b.device_ptr_mut(&self.stream).0,
+                None => 0,
+            };
+            // SAFETY: as above; y16_ptr is null or a buffer of rows * e halves.
+            unsafe {
+                self.stream
+                    .launch_builder(&self.kernels.m2_gated_norm)
+                    .arg(&mut y)
+                    .arg(zx)
+                    .arg(&width_i)
+                    .arg(&e_i)
+                    .arg(&group_i)
+                    .arg(&w.norm)
+                    .arg(&s.eps)
+                    .arg(&y16_ptr)
+                    .launch(norm_config)
+                    .map_err(&launch_err)?;
+            }
         }
         self.sub_stage("mixer2/gated_norm", &mut since);
-        Ok(y)
+        Ok(match y16 {
+            Some(b) => CudaAct {
+                data: ActData::Bf16(b),
+                rows,
+                width: e,
+            },
+            None => CudaAct::f32(y, rows, e),
+        })
     }
 
     /// The sequential scan (`m2_scan`) of `batch` sequences of `len` steps: `y` (without the
@@ -494,9 +519,9 @@ impl CudaOps {
         for &to in at.iter().chain(std::iter::once(&len)) {
             if to > from {
                 let piece = buf.slice(from * width..to * width);
-                let out = self.mixer2_forward(w, &piece, to - from, state)?;
+                let out = self.mixer2_forward(w, &piece, to - from, state, false)?;
                 self.stream
-                    .memcpy_dtod(&out, &mut y.slice_mut(from * e..to * e))
+                    .memcpy_dtod(out.values()?, &mut y.slice_mut(from * e..to * e))
                     .map_err(cuda_err("copying mixer output"))?;
             }
             if to < len {
