@@ -37,6 +37,7 @@ fn mamba2_kernels_match_the_reference_in_emulation() {
         text.contains("ssd f32: max |kernel - reference|")
             && text.contains("stripes of M2_Q identical: 1")
             && text.contains("ssd tf32: max |kernel - reference|")
+            && text.contains("gated norm bf16 output = bf16(f32 output): 1")
             && text.contains("all ok"),
         "{text}"
     );

@@ -143,6 +143,23 @@ int main() {
     double tf_err = vs_ref(tf);
     printf("ssd tf32: max |kernel - reference| = %.3e, odd stripes max |d| = %.3e\n", tf_err, diff(tf, tf_odd));
     ok = ok && tf_err < 2e-2;
+    // The gated norm's bf16 output (the input of a bf16 out_proj) is the f32 output rounded as
+    // to_bf16 rounds it.
+    {
+        int rows = 9;
+        std::vector<float> y0(rows * E), y1, zx1(rows * W);
+        for (auto& v : y0) v = rnd();
+        for (auto& v : zx1) v = rnd();
+        y1 = y0;
+        std::vector<unsigned short> y16(rows * E);
+        unsigned threads = std::min(256, std::max(32, (int)std::bit_ceil((unsigned)GROUP)));
+        launch({(unsigned)rows, (unsigned)(E / GROUP), 1}, {threads, 1, 1}, [&] { m2_gated_norm(y0.data(), zx1.data(), W, E, GROUP, nw.data(), EPS, nullptr); });
+        launch({(unsigned)rows, (unsigned)(E / GROUP), 1}, {threads, 1, 1}, [&] { m2_gated_norm(y1.data(), zx1.data(), W, E, GROUP, nw.data(), EPS, y16.data()); });
+        bool same16 = true;
+        for (int i = 0; i < rows * E; ++i) same16 &= y16[i] == bf16_bits(y0[i]);
+        printf("gated norm bf16 output = bf16(f32 output): %d\n", same16);
+        ok = ok && same16;
+    }
     printf("%s\n", ok ? "all ok" : "FAILED");
     return ok ? 0 : 1;
 }
