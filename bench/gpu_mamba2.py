@@ -108,9 +108,11 @@ def transformers_cuda(model_dir, tokens):
 
 def likelihood_column(args, env=None):
     """logp_fwd of `likelihood -f csv ARGS` (None = empty), with extra environment `env`."""
-    out = subprocess.run([binary(), "likelihood", "-q", "-f", "csv"] + args, check=True,
-                         capture_output=True, text=True, env={**os.environ, **(env or {})}).stdout
-    lines = out.splitlines()
+    run = subprocess.run([binary(), "likelihood", "-q", "-f", "csv"] + args,
+                         capture_output=True, text=True, env={**os.environ, **(env or {})})
+    if run.returncode != 0:
+        sys.exit(f"ssmgen likelihood {' '.join(args)} failed: {run.stderr.strip()[-2000:]}")
+    lines = run.stdout.splitlines()
     idx = lines[0].split(",").index("logp_fwd")
     return [float(x) if x else None for x in (l.split(",")[idx] for l in lines[1:])]
 
