@@ -2,7 +2,8 @@
 //! in the chunked SSD form on the tensor cores (`m2_chunk_cumsum`, `m2_chunk_state`,
 //! `m2_state_pass`, `m2_chunk_scan`), `m2_gated_norm` (kernels/mamba2.cu). The sequential scan
 //! `m2_scan` (one warp per head channel, 32-step tiles) is kept for comparison: it runs when
-//! `SSMGEN_M2_SCAN=sequential` is set.
+//! `SSMGEN_M2_SCAN=sequential` is set, or where the GPU cannot give the SSD kernels their
+//! shared memory.
 
 use std::sync::OnceLock;
 
@@ -12,7 +13,7 @@ use cudarc::driver::{CudaSlice, CudaView, DevicePtrMut, LaunchConfig, PushKernel
 use super::super::module::SSD_CHUNK;
 use super::{ActData, CudaAct, CudaMixerState, CudaOps, cuda_err, grid, shape_err};
 use crate::backend::cuda::Precision;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::graph::Mamba2Shape;
 use crate::model::Mamba2LayerWeights;
 
@@ -55,6 +56,8 @@ fn sequential_scan() -> bool {
 /// One Mamba-2 mixer's parameters on the GPU.
 pub struct CudaMixer2 {
     pub(super) shape: Mamba2Shape,
+    /// Whether the SSD kernels got the shared memory they need (else the sequential scan runs).
+    ssd: bool,
     conv_weight: CudaSlice<f32>,
     conv_bias: CudaSlice<f32>,
     dt_bias: CudaSlice<f32>,
@@ -88,28 +91,26 @@ impl CudaOps {
         let zeros = vec![0.0; c];
         let a: Vec<f32> = w.a_log.iter().map(|v| -v.exp()).collect();
         let _g = self.guard("upload")?;
-        // Beyond 48 KiB a kernel must be allowed its dynamic shared memory.
-        for (kernel, smem) in [
+        // Beyond 48 KiB a kernel must be allowed its dynamic shared memory; a GPU that cannot
+        // give it (before sm_80, where head_dim 64 and state 128 need 104 KiB) runs the
+        // sequential scan instead, with the same results to rounding.
+        let ssd = [
             (&self.kernels.m2_chunk_scan, ssd_scan_shared_bytes(&shape)),
             (&self.kernels.m2_chunk_state, ssd_state_shared_bytes(&shape)),
-        ] {
-            if smem > 48 << 10 {
-                kernel
+        ]
+        .into_iter()
+        .all(|(kernel, smem)| {
+            smem <= 48 << 10
+                || kernel
                     .set_attribute(
                         CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
                         smem as i32,
                     )
-                    .map_err(|e| {
-                        Error::Backend(format!(
-                            "cuda: the Mamba-2 scan needs {smem} bytes of shared memory a block \
-                             (head_dim {}, state {}): {e}",
-                            shape.head_dim, shape.d_state
-                        ))
-                    })?;
-            }
-        }
+                    .is_ok()
+        });
         Ok(CudaMixer2 {
             shape,
+            ssd,
             conv_weight: self.upload(&w.conv_weight)?,
             conv_bias: self.upload(w.conv_bias.as_deref().unwrap_or(&zeros))?,
             dt_bias: self.upload(&w.dt_bias)?,
@@ -225,7 +226,7 @@ impl CudaOps {
             state.conv = conv_next;
         }
         self.sub_stage("mixer2/conv_dt", &mut since);
-        if sequential_scan() {
+        if sequential_scan() || !w.ssd {
             self.m2_scan_sequential(w, &xbc, &dt, len, batch, state, &mut y)?;
         } else {
             self.m2_scan_ssd(w, &xbc, &dt, len, batch, state, &mut y)?;
