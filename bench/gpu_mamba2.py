@@ -376,10 +376,10 @@ def speed(lengths, precisions, stacks, timeout, ref_lengths, long_n=0, long_budg
         fast = importlib.util.find_spec("mamba_ssm") is not None
         hf_label = "transformers Mamba2 (" + ("mamba-ssm kernels" if fast else "torch path") + ")"
         for kind, label in (("hf", hf_label), ("mamba_ssm", "mamba-ssm Mamba2 (Triton SSD)")):
+            if kind not in stacks:
+                continue
             if kind == "mamba_ssm" and not fast:
                 print(f"# {label}: mamba_ssm does not import here", flush=True)
-                continue
-            if kind not in stacks:
                 continue
             for p in precisions:
                 for n in ref_lengths:
