@@ -32,6 +32,9 @@ const STATE_WARPS: u32 = 8;
 /// pieces change no chunk boundary and no result.
 const SSD_PIECE: usize = 256 * SSD_CHUNK;
 const _: () = assert!(SSD_PIECE.is_multiple_of(SSD_CHUNK));
+// Checkpoints (`Ops::checkpoint_stride`, the Mamba-1 scan chunk) must fall on SSD chunk
+// boundaries, so that a run split at them gives the bits of an unsplit one.
+const _: () = assert!(super::super::SCAN_CHUNK.is_multiple_of(SSD_CHUNK));
 
 /// Dynamic shared memory of `m2_chunk_scan`: the chunk's x (`[SSD_CHUNK, head_dim + 8]`) and
 /// the entering state (`[head_dim, state + 4]`), f32.
@@ -499,8 +502,9 @@ impl CudaOps {
     }
 
     /// [`CudaOps::mixer2_forward`] for one sequence, split at the checkpoints `at`, with a copy
-    /// of the state before each (splitting moves chunk boundaries, so results agree with an
-    /// unsplit run to rounding).
+    /// of the state before each (checkpoints at multiples of the SSD chunk keep every chunk
+    /// boundary, so the results are an unsplit run's, bit for bit; other splits agree to
+    /// rounding).
     pub(super) fn mixer2_pieces(
         &self,
         w: &CudaMixer2,
