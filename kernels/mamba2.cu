@@ -6,10 +6,12 @@
 // conv output [batch * len, conv_dim] (x, B, C); y is [batch * len, d_inner]; the SSM state is
 // [batch, heads, head_dim, M2_N]. Head h reads the B and C of group h / (heads / groups).
 //
-// m2_scan is sequential in time: one warp per (sequence, head, channel p), each lane holding
-// the states n = lane + 32 j (M2_N up to 128, so a tile fits the 48 KiB of static shared memory). The order of every operation is fixed, so results do not depend on
-// how a sequence is split into stripes. (This is the recurrent form, not the chunked SSD form
-// with tensor-core matmuls.)
+// Two scans: the chunked SSD form on the tensor cores (m2_chunk_*, m2_state_pass, below; what
+// the backend runs), and m2_scan, the recurrent form sequential in time (kept for comparison,
+// SSMGEN_M2_SCAN=sequential): one warp per (sequence, head, channel p), each lane holding the
+// states n = lane + 32 j (M2_N up to 128, so a tile fits the 48 KiB of static shared memory).
+// The order of every operation of m2_scan is fixed, so its results do not depend on how a
+// sequence is split into stripes.
 
 // M2_N (the model's state size) is defined when the kernels are compiled.
 #ifndef M2_N
@@ -151,7 +153,8 @@ extern "C" __global__ void m2_gated_norm(float* y, const float* zxbcdt, int widt
     const float* wg = w + (long)grp * group;
     if (y16) {
         unsigned short* out = y16 + row * d_inner + (long)grp * group;
-        for (int j = threadIdx.x; j < group; j += blockDim.x) out[j] = bf16_bits(wg[j] * (yr[j] * scale));
+        for (int j = threadIdx.x; j < group; j += blockDim.x)
+            out[j] = bf16_bits(wg[j] * (yr[j] * scale));
     } else {
         for (int j = threadIdx.x; j < group; j += blockDim.x) yr[j] = wg[j] * (yr[j] * scale);
     }
