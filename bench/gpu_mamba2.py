@@ -339,6 +339,7 @@ def speed(lengths, precisions, stacks, timeout, ref_lengths, long_n=0, long_budg
             write_fasta(fa, n)
             for p in precisions:
                 for label, env in (("ssmgen SSD", None),
+                                   ("ssmgen SSD 4-warp output", {"SSMGEN_M2_SCAN_WARPS": "4"}),
                                    ("ssmgen sequential scan", {"SSMGEN_M2_SCAN": "sequential"})):
                     if label not in stacks:
                         continue
@@ -396,7 +397,8 @@ def main():
     ap.add_argument("--lengths", default="1000000,100000000")
     ap.add_argument("--precisions", default="bf16")
     ap.add_argument("--stacks", default="ssmgen SSD,ssmgen sequential scan,hf,mamba_ssm",
-                    help="comma-separated: 'ssmgen SSD', 'ssmgen sequential scan', hf, mamba_ssm")
+                    help="comma-separated: 'ssmgen SSD', 'ssmgen SSD 4-warp output' "
+                         "(SSMGEN_M2_SCAN_WARPS=4), 'ssmgen sequential scan', hf, mamba_ssm")
     ap.add_argument("--ref-lengths", default="65536,262144,1048576",
                     help="lengths for the torch stacks (each stops at its first failure)")
     ap.add_argument("--timeout", type=float, default=120, help="seconds per run")

@@ -439,11 +439,17 @@ extern "C" __global__ void m2_chunk_cb(const float* xbc, int conv_dim, int len, 
 // then for each 8-step column tile s up to the diagonal the tile of cb, masked and scaled by
 // exp(acum[t] - acum[s]) dt[s], moved from the accumulator to the operand layout with
 // shuffles inside each lane quad, times X; then + D x.
-extern "C" __global__ void m2_chunk_scan(const float* xbc, int conv_dim, int len, int off,
-                                         int piece, int heads, int head_dim, int groups,
-                                         int d_inner, const float* dt, const float* acum,
-                                         const float* d, const float* states, const float* cb,
-                                         int exact, float* y) {
+// The body of m2_chunk_scan (4 warps, 64 channels a warp) and m2_chunk_scan8 (8 warps: warps
+// w and w + 4 share row tiles and take 32 channels each, twice the warps a block for the same
+// shared memory).
+template <int WARPS>
+__device__ __forceinline__ void m2_chunk_scan_t(const float* xbc, int conv_dim, int len, int off,
+                                                int piece, int heads, int head_dim, int groups,
+                                                int d_inner, const float* dt, const float* acum,
+                                                const float* d, const float* states,
+                                                const float* cb, int exact, float* y) {
+    constexpr int PW = 64 / (WARPS / M2_SSD_WARPS);  // channels a warp takes at a time
+    constexpr int NJ = PW / 8;                        // their 16x8 tiles
     __shared__ float sacum[M2_Q + 16], sdt[M2_Q + 16];
     int h = blockIdx.x, c = blockIdx.y, b = blockIdx.z, chunks = gridDim.y;
     int steps = min(M2_Q, piece - c * M2_Q);
@@ -476,7 +482,8 @@ extern "C" __global__ void m2_chunk_scan(const float* xbc, int conv_dim, int len
         sdt[s] = ok ? dt[(row0 + s) * heads + h] : 0.0f;
     }
     __syncthreads();
-    int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane >> 2, q = lane & 3;
+    int lane = threadIdx.x % 32, g = lane >> 2, q = lane & 3;
+    int warp = (threadIdx.x / 32) % M2_SSD_WARPS, part = (threadIdx.x / 32) / M2_SSD_WARPS;
     float dh = d[h];
     const int tiles = (M2_Q + 15) / 16;
     int src0 = (lane & ~3) | (q >> 1), src1 = src0 + 2;
@@ -489,10 +496,10 @@ extern "C" __global__ void m2_chunk_scan(const float* xbc, int conv_dim, int len
         bool va = ra < steps, vb = rb < steps;
         float ea = expf(sacum[ra]), eb = expf(sacum[rb]);
         int s_end = min(r0 + 16, steps);
-        for (int p0 = 0; p0 < head_dim; p0 += 64) {
-            float acc[8][4];
+        for (int p0 = part * PW; p0 < head_dim; p0 += 64) {
+            float acc[NJ][4];
 #pragma unroll
-            for (int j = 0; j < 8; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
+            for (int j = 0; j < NJ; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
             // The entering state: C[t] . H[p].
 #pragma unroll 4
             for (int k0 = 0; k0 < M2_N; k0 += 8) {
@@ -504,7 +511,7 @@ extern "C" __global__ void m2_chunk_scan(const float* xbc, int conv_dim, int len
                 m2_split(m2_ld(Cm + ra * conv_dim + kb, va && okb), exact, ahi[2], alo[2]);
                 m2_split(m2_ld(Cm + rb * conv_dim + kb, vb && okb), exact, ahi[3], alo[3]);
 #pragma unroll
-                for (int j = 0; j < 8; ++j) {
+                for (int j = 0; j < NJ; ++j) {
                     if (p0 + 8 * j < head_dim) {
                         int p = p0 + 8 * j + g;
                         bool okp = p < head_dim;
@@ -516,7 +523,7 @@ extern "C" __global__ void m2_chunk_scan(const float* xbc, int conv_dim, int len
                 }
             }
 #pragma unroll
-            for (int j = 0; j < 8; ++j) {
+            for (int j = 0; j < NJ; ++j) {
                 acc[j][0] *= ea;
                 acc[j][1] *= ea;
                 acc[j][2] *= eb;
@@ -554,7 +561,7 @@ extern "C" __global__ void m2_chunk_scan(const float* xbc, int conv_dim, int len
                 for (int i = 0; i < 4; ++i) m2_split(ga[i], exact, ahi[i], alo[i]);
                 int sa = s0 + q, sb = s0 + q + 4;
 #pragma unroll
-                for (int j = 0; j < 8; ++j) {
+                for (int j = 0; j < NJ; ++j) {
                     if (p0 + 8 * j < head_dim) {
                         int p = p0 + 8 * j + g;
                         bool okp = p < head_dim;
@@ -566,7 +573,7 @@ extern "C" __global__ void m2_chunk_scan(const float* xbc, int conv_dim, int len
                 }
             }
 #pragma unroll
-            for (int j = 0; j < 8; ++j) {
+            for (int j = 0; j < NJ; ++j) {
 #pragma unroll
                 for (int i = 0; i < 4; ++i) {
                     int row = i < 2 ? ra : rb, p = p0 + 8 * j + 2 * q + (i & 1);
@@ -577,4 +584,22 @@ extern "C" __global__ void m2_chunk_scan(const float* xbc, int conv_dim, int len
             }
         }
     }
+}
+
+extern "C" __global__ void m2_chunk_scan(const float* xbc, int conv_dim, int len, int off,
+                                         int piece, int heads, int head_dim, int groups,
+                                         int d_inner, const float* dt, const float* acum,
+                                         const float* d, const float* states, const float* cb,
+                                         int exact, float* y) {
+    m2_chunk_scan_t<M2_SSD_WARPS>(xbc, conv_dim, len, off, piece, heads, head_dim, groups,
+                                  d_inner, dt, acum, d, states, cb, exact, y);
+}
+
+extern "C" __global__ void m2_chunk_scan8(const float* xbc, int conv_dim, int len, int off,
+                                          int piece, int heads, int head_dim, int groups,
+                                          int d_inner, const float* dt, const float* acum,
+                                          const float* d, const float* states, const float* cb,
+                                          int exact, float* y) {
+    m2_chunk_scan_t<2 * M2_SSD_WARPS>(xbc, conv_dim, len, off, piece, heads, head_dim, groups,
+                                      d_inner, dt, acum, d, states, cb, exact, y);
 }

@@ -34,6 +34,8 @@ float rnd() { return std::normal_distribution<float>(0, 1)(rng); }
 unsigned grid1(long n) { return (unsigned)((n + 255) / 256); }
 // The scan of one stripe: 0 the sequential m2_scan, 1 SSD exact, 2 SSD TF32.
 int g_mode = 0;
+// m2_chunk_scan8 (8 warps) in place of m2_chunk_scan (4).
+bool g_scan8 = false;
 // One stripe through the kernels, as src/backend/cuda/ops/mamba2.rs launches them.
 void stripe(const std::vector<float>& zx, int batch, int len, std::vector<float>& conv_state, std::vector<float>& ssm,
             const std::vector<float>& cw, const std::vector<float>& cb, const std::vector<float>& dtb,
@@ -58,7 +60,10 @@ void stripe(const std::vector<float>& zx, int batch, int len, std::vector<float>
             launch({(unsigned)chunks, HEADS, (unsigned)batch}, {256, 1, 1}, [&] { m2_chunk_state(xbc.data(), CONV, len, off, piece, HEADS, P, G, E, dt.data(), acum.data(), exact, states.data()); });
             launch({grid1((long)P * N), HEADS, (unsigned)batch}, {256, 1, 1}, [&] { m2_state_pass(states.data(), acum.data(), len, off, piece, HEADS, chunks, P * N, ssm.data()); });
             launch({G, (unsigned)chunks, (unsigned)batch}, {128, 1, 1}, [&] { m2_chunk_cb(xbc.data(), CONV, len, off, piece, G, E, exact, cb.data()); });
-            launch({HEADS, (unsigned)chunks, (unsigned)batch}, {128, 1, 1}, [&] { m2_chunk_scan(xbc.data(), CONV, len, off, piece, HEADS, P, G, E, dt.data(), acum.data(), d.data(), states.data(), cb.data(), exact, y.data()); });
+            if (g_scan8)
+                launch({HEADS, (unsigned)chunks, (unsigned)batch}, {256, 1, 1}, [&] { m2_chunk_scan8(xbc.data(), CONV, len, off, piece, HEADS, P, G, E, dt.data(), acum.data(), d.data(), states.data(), cb.data(), exact, y.data()); });
+            else
+                launch({HEADS, (unsigned)chunks, (unsigned)batch}, {128, 1, 1}, [&] { m2_chunk_scan(xbc.data(), CONV, len, off, piece, HEADS, P, G, E, dt.data(), acum.data(), d.data(), states.data(), cb.data(), exact, y.data()); });
         }
     }
     launch({(unsigned)rows, (unsigned)(E / GROUP), 1}, {(unsigned)std::min(256, std::max(32, (int)std::bit_ceil((unsigned)GROUP))), 1, 1}, [&] { m2_gated_norm(y.data(), zx.data(), W, E, GROUP, nw.data(), EPS, nullptr); });
@@ -137,6 +142,13 @@ int main() {
     bool ssd_same = memcmp(ssd.data(), ssd_q.data(), ssd.size() * 4) == 0;
     printf("ssd f32: max |kernel - reference| = %.3e, stripes of M2_Q identical: %d, odd stripes max |d| = %.3e, vs sequential %.3e\n", ssd_err, ssd_same, odd_d, diff(ssd, whole));
     ok = ok && ssd_err < 1e-4 && ssd_same && odd_d < 1e-4;
+    // The 8-warp output kernel: the same operations per output, the same bits.
+    g_scan8 = true;
+    auto ssd8 = run({L}), ssd8_odd = run({1, 2, 3, 33, 34, 65, L});
+    g_scan8 = false;
+    bool same8 = memcmp(ssd.data(), ssd8.data(), ssd.size() * 4) == 0 && memcmp(ssd_odd.data(), ssd8_odd.data(), ssd.size() * 4) == 0;
+    printf("ssd 8-warp output kernel identical: %d\n", same8);
+    ok = ok && same8;
     // SSD, TF32 (bf16 precision): one TF32 product per tile.
     g_mode = 2;
     auto tf = run({L}), tf_odd = run({1, 2, 3, 33, 34, 65, L});

@@ -82,8 +82,10 @@ pub struct Kernels {
     pub m2_state_pass: CudaFunction,
     /// `m2_chunk_cb` (Mamba-2, SSD).
     pub m2_chunk_cb: CudaFunction,
-    /// `m2_chunk_scan` (Mamba-2, SSD).
+    /// `m2_chunk_scan` (Mamba-2, SSD; 4 warps a block).
     pub m2_chunk_scan: CudaFunction,
+    /// `m2_chunk_scan8` (Mamba-2, SSD; 8 warps a block).
+    pub m2_chunk_scan8: CudaFunction,
 }
 
 impl Kernels {
@@ -175,6 +177,7 @@ impl Kernels {
             m2_state_pass: f("m2_state_pass")?,
             m2_chunk_cb: f("m2_chunk_cb")?,
             m2_chunk_scan: f("m2_chunk_scan")?,
+            m2_chunk_scan8: f("m2_chunk_scan8")?,
             _module: module,
         })
     }

@@ -20,7 +20,8 @@ use crate::model::Mamba2LayerWeights;
 /// Warps (head channels) per block of `m2_scan` (`M2_WARPS` in kernels/mamba2.cu).
 const SCAN_WARPS: usize = 8;
 
-/// Warps per block of `m2_chunk_cb` and `m2_chunk_scan` (`M2_SSD_WARPS`).
+/// Warps per block of `m2_chunk_cb` and `m2_chunk_scan` (`M2_SSD_WARPS`; `m2_chunk_scan8` has
+/// twice as many).
 const SSD_WARPS: u32 = 4;
 
 /// Warps per block of `m2_chunk_state` (`M2_STATE_WARPS`).
@@ -46,6 +47,16 @@ fn ssd_scan_shared_bytes(s: &Mamba2Shape) -> u32 {
 /// B (`[SSD_CHUNK, state + 8]`), f32.
 fn ssd_state_shared_bytes(s: &Mamba2Shape) -> u32 {
     (4 * SSD_CHUNK * (s.head_dim + 8 + s.d_state + 8)) as u32
+}
+
+/// Warps per block of the SSD output kernel: 8 (`m2_chunk_scan8`), or 4 (`m2_chunk_scan`) with
+/// `SSMGEN_M2_SCAN_WARPS=4` (read once; for timing one against the other).
+fn scan_warps() -> u32 {
+    static WARPS: OnceLock<u32> = OnceLock::new();
+    *WARPS.get_or_init(|| match std::env::var("SSMGEN_M2_SCAN_WARPS").as_deref() {
+        Ok("4") => 4,
+        _ => 8,
+    })
 }
 
 /// Whether `SSMGEN_M2_SCAN=sequential` asks for the sequential scan (read once).
@@ -96,13 +107,20 @@ impl CudaOps {
         let _g = self.guard("upload")?;
         // Beyond 48 KiB a kernel must be allowed its dynamic shared memory; a GPU that cannot
         // give it (before sm_80, where head_dim 64 and state 128 need 104 KiB) runs the
-        // sequential scan instead, with the same results to rounding.
+        // sequential scan instead, with the same results to rounding. The carveout asks for
+        // all of L1 as shared memory, so that as many blocks fit as the shared memory allows (a
+        // hint: a driver that ignores it changes the speed, not the results).
         let ssd = [
             (&self.kernels.m2_chunk_scan, ssd_scan_shared_bytes(&shape)),
+            (&self.kernels.m2_chunk_scan8, ssd_scan_shared_bytes(&shape)),
             (&self.kernels.m2_chunk_state, ssd_state_shared_bytes(&shape)),
         ]
         .into_iter()
         .all(|(kernel, smem)| {
+            let _ = kernel.set_attribute(
+                CUfunction_attribute::CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT,
+                100,
+            );
             smem <= 48 << 10
                 || kernel
                     .set_attribute(
@@ -377,9 +395,13 @@ impl CudaOps {
             block_dim: (32 * STATE_WARPS, 1, 1),
             shared_mem_bytes: ssd_state_shared_bytes(s),
         };
+        let (scan_kernel, scan_warps) = match scan_warps() {
+            4 => (&self.kernels.m2_chunk_scan, SSD_WARPS),
+            _ => (&self.kernels.m2_chunk_scan8, 2 * SSD_WARPS),
+        };
         let scan_blocks = |chunks: usize| LaunchConfig {
             grid_dim: (heads as u32, chunks as u32, batch as u32),
-            block_dim: (32 * SSD_WARPS, 1, 1),
+            block_dim: (32 * scan_warps, 1, 1),
             shared_mem_bytes: ssd_scan_shared_bytes(s),
         };
         let cb_blocks = |chunks: usize| LaunchConfig {
@@ -475,7 +497,7 @@ impl CudaOps {
             self.sub_stage("mixer2/ssd_cb", &mut since);
             unsafe {
                 self.stream
-                    .launch_builder(&self.kernels.m2_chunk_scan)
+                    .launch_builder(scan_kernel)
                     .arg(xbc)
                     .arg(&conv_i)
                     .arg(&len_i)
