@@ -233,8 +233,6 @@ def make_model_np(path, layers=24, d=768, heads=24, head_dim=64, state=128, voca
         t[p + "mixer.norm.weight"] = f32(np.ones(e))
         t[p + "mixer.out_proj.weight"] = f32(rng.normal(0, 0.02 / np.sqrt(2 * layers), (d, e)))
     os.makedirs(path, exist_ok=True)
-    with open(os.path.join(path, "config.json"), "w") as f:
-        json.dump(cfg, f, indent=2)
     header, off = {"__metadata__": {"format": "pt"}}, 0
     for name, a in t.items():
         header[name] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [off, off + a.nbytes]}
@@ -245,6 +243,9 @@ def make_model_np(path, layers=24, d=768, heads=24, head_dim=64, state=128, voca
         f.write(struct.pack("<Q", len(h)) + h)
         for a in t.values():
             f.write(a.tobytes())
+    # config.json last: its presence says the model is complete (--model-dir reuses it).
+    with open(os.path.join(path, "config.json"), "w") as f:
+        json.dump(cfg, f, indent=2)
 
 
 def ssmgen_speed(model, fasta, precision, out_dir, timeout, env=None):
