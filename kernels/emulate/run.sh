@@ -17,7 +17,7 @@ mkdir -p "$tmp/scan" && mv "$tmp/scan.inc" "$tmp/scan/kernels.inc"
 g++ -std=c++20 -O1 -pthread -I"$tmp/scan" "$here/scan_harness.cpp" -o "$tmp/scan_harness"
 result=$("$tmp/scan_harness") || { echo "$result"; echo "FAILED: mamba1 scan" >&2; exit 1; }
 echo "${result//$'\n'/ }"
-configs=("-DM2_N=24 -DGROUPS=2" "-DM2_N=40 -DGROUPS=1" "-DM2_N=128 -DGROUPS=4")
+configs=("-DM2_N=24 -DGROUPS=2" "-DM2_N=40 -DGROUPS=1" "-DM2_N=128 -DGROUPS=4" "-DM2_N=128 -DGROUPS=1 -DHP=64 -DM2_Q=128 -DLEN=300")
 if [[ "${1:-}" == quick ]]; then configs=("${configs[0]}"); fi
 for cfg in "${configs[@]}"; do
     g++ -std=c++20 -O1 -pthread -I"$tmp" $cfg "$here/mamba2_harness.cpp" -o "$tmp/harness"

@@ -63,12 +63,14 @@ fn floats_per_token(config: &MambaConfig) -> usize {
                 + config.x_proj_width()
                 + config.vocab_size
         }
-        // in_proj's output, the conv output, y, dt, plus the residual stream and logits.
+        // in_proj's output, the conv output, y, dt and the SSD chunk sums, plus the residual
+        // stream and logits. (The SSD chunk states and C Bᵀ are held for one piece of the
+        // stripe at a time, a fixed amount.)
         Some(m) => {
             3 * config.hidden_size
                 + 2 * config.in_proj_width()
                 + 2 * config.intermediate_size
-                + m.num_heads
+                + 2 * m.num_heads
                 + config.vocab_size
         }
     }

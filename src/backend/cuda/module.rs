@@ -23,6 +23,9 @@ const SOURCES: [(&str, &str); 6] = [
     ("mamba2.cu", include_str!("../../../kernels/mamba2.cu")),
 ];
 
+/// Time steps per chunk of the Mamba-2 SSD kernels (`M2_Q` in kernels/mamba2.cu).
+pub(super) const SSD_CHUNK: usize = 128;
+
 /// 64-bit FNV-1a: a stable hash for cache keys (std's hasher may change between releases).
 fn fnv1a(data: &[u8]) -> u64 {
     data.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
@@ -72,6 +75,18 @@ pub struct Kernels {
     pub m2_scan: CudaFunction,
     /// `m2_gated_norm` (Mamba-2).
     pub m2_gated_norm: CudaFunction,
+    /// `m2_chunk_cumsum` (Mamba-2, SSD).
+    pub m2_chunk_cumsum: CudaFunction,
+    /// `m2_chunk_state` (Mamba-2, SSD).
+    pub m2_chunk_state: CudaFunction,
+    /// `m2_state_pass` (Mamba-2, SSD).
+    pub m2_state_pass: CudaFunction,
+    /// `m2_chunk_cb` (Mamba-2, SSD).
+    pub m2_chunk_cb: CudaFunction,
+    /// `m2_chunk_scan` (Mamba-2, SSD; 4 warps a block).
+    pub m2_chunk_scan: CudaFunction,
+    /// `m2_chunk_scan8` (Mamba-2, SSD; 8 warps a block).
+    pub m2_chunk_scan8: CudaFunction,
 }
 
 impl Kernels {
@@ -91,7 +106,7 @@ impl Kernels {
         let arch = format!("sm_{major}{minor}");
         let source: String = std::iter::once(format!(
             "#define SSM_N {d_state}\n#define CONV_K {d_conv}\n#define DT_RANK {dt_rank}\n\
-             #define M2_N {m2_state}\n"
+             #define M2_N {m2_state}\n#define M2_Q {SSD_CHUNK}\n"
         ))
         .chain(
             SOURCES
@@ -158,6 +173,12 @@ impl Kernels {
             m2_dt: f("m2_dt")?,
             m2_scan: f("m2_scan")?,
             m2_gated_norm: f("m2_gated_norm")?,
+            m2_chunk_cumsum: f("m2_chunk_cumsum")?,
+            m2_chunk_state: f("m2_chunk_state")?,
+            m2_state_pass: f("m2_state_pass")?,
+            m2_chunk_cb: f("m2_chunk_cb")?,
+            m2_chunk_scan: f("m2_chunk_scan")?,
+            m2_chunk_scan8: f("m2_chunk_scan8")?,
             _module: module,
         })
     }

@@ -992,7 +992,7 @@ impl Ops for CudaOps {
         reverse: bool,
     ) -> Result<CudaAct> {
         let batch = state.batch;
-        let (e, width) = (w.shape.d_inner, w.shape.in_width());
+        let width = w.shape.in_width();
         if zxbcdt.width != width || batch == 0 || !zxbcdt.rows().is_multiple_of(batch) {
             return Err(shape_err("mixer2"));
         }
@@ -1000,11 +1000,11 @@ impl Ops for CudaOps {
         let rows = zxbcdt.rows();
         if reverse {
             let flipped = self.flip_unlocked(zxbcdt, batch, true, false)?;
-            let y = self.mixer2_forward(w, &flipped.values()?.slice(..), rows, state)?;
-            self.flip_unlocked(&CudaAct::f32(y, rows, e), batch, true, false)
+            let y = self.mixer2_forward(w, &flipped.values()?.slice(..), rows, state, false)?;
+            self.flip_unlocked(&y, batch, true, false)
         } else {
-            let y = self.mixer2_forward(w, &zxbcdt.values()?.slice(..), rows, state)?;
-            Ok(CudaAct::f32(y, rows, e))
+            let bf16 = self.precision == Precision::Bf16;
+            self.mixer2_forward(w, &zxbcdt.values()?.slice(..), rows, state, bf16)
         }
     }
 
