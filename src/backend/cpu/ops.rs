@@ -758,6 +758,77 @@ mod tests {
         assert_eq!(s1, s2);
     }
 
+    /// Kernel timings at the default model's shapes, one thread, min and median of many
+    /// repetitions (robust to a shared machine): `cargo test --release --lib kernel_speed --
+    /// --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn kernel_speed() {
+        use super::super::gemm::{PackedWeight, matmul_packed};
+        let (e, n, len, r) = (256, 16, 1063, 8);
+        let vals = |k: usize, scale: f32| -> Vec<f32> {
+            (0..k)
+                .map(|i| ((i as f32 * 0.618).fract() - 0.5) * scale)
+                .collect()
+        };
+        let (u, xz, xdbl) = (
+            vals(len * e, 4.0),
+            vals(len * 2 * e, 6.0),
+            vals(len * (r + 2 * n), 3.0),
+        );
+        let delta: Vec<f32> = vals(len * e, 0.2).iter().map(|v| v.abs()).collect();
+        let a_t: Vec<f32> = vals(n * e, 2.0).iter().map(|v| -v.abs() - 0.1).collect();
+        let d = vals(e, 2.0);
+        let inp = ScanInputs {
+            u: &u,
+            delta: &delta,
+            z: &xz[e..],
+            z_stride: 2 * e,
+            bc: &xdbl,
+            bc_stride: r + 2 * n,
+            b_offset: r,
+            d: &d,
+        };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .expect("pool");
+        let time = |what: &str, f: &mut (dyn FnMut() + Send)| {
+            let mut t: Vec<f64> = (0..40)
+                .map(|_| {
+                    let t0 = std::time::Instant::now();
+                    pool.install(&mut *f);
+                    t0.elapsed().as_secs_f64() * 1e3
+                })
+                .collect();
+            t.sort_by(f64::total_cmp);
+            println!(
+                "{what}: min {:.3} ms, median {:.3} ms ({len} tokens)",
+                t[0], t[20]
+            );
+        };
+        let mut state = vec![0.0; e * n];
+        let mut y = vec![0.0; len * e];
+        time("scan", &mut || {
+            selective_scan(&inp, &a_t, len, &mut state, &mut y)
+        });
+        let mut sp = delta.clone();
+        time("softplus", &mut || softplus_bias_rows(&mut sp, &d));
+        for (name, nn, k) in [
+            ("in_proj", 2 * e, 128),
+            ("x_proj", r + 2 * n, e),
+            ("dt_proj", e, r),
+            ("out_proj", 128, e),
+        ] {
+            let w = PackedWeight::new(&vals(nn * k, 0.3), nn, k);
+            let lhs = vals(len * k, 1.0);
+            let mut dst = vec![0.0; len * nn];
+            time(name, &mut || {
+                matmul_packed(len, &lhs, k, &w, &mut dst, nn, false)
+            });
+        }
+    }
+
     #[test]
     #[cfg(target_arch = "x86_64")]
     fn avx512_scan_gives_the_portable_bits() {
