@@ -566,7 +566,17 @@ pub fn matmul_packed(
         "destination too small for matmul"
     );
     // About 2²⁰ multiply-adds per task: enough to amortise scheduling, small enough to share.
-    let rows_per_task = ((1usize << 20) / (n * k).max(1)).clamp(MR, 1024) / MR * MR;
+    // And at least four tasks per thread where the rows allow (dt_proj, 8 inputs, would
+    // otherwise be one task of 512 rows: two tasks for a 1,024-token stripe).
+    let per_thread = m
+        .div_ceil(4 * rayon::current_num_threads())
+        .next_multiple_of(MR);
+    let rows_per_task = ((1usize << 20) / (n * k).max(1))
+        .clamp(MR, 1024)
+        .min(per_thread)
+        .max(MR)
+        / MR
+        * MR;
     let dst = &mut dst[..(m - 1) * dst_stride + n];
     if m <= rows_per_task {
         gemm_rows(m, lhs, lhs_stride, w, dst, dst_stride, accumulate);

@@ -9,8 +9,9 @@ use super::simd::{self, simd_dispatch};
 
 /// Channels handled by one rayon task in the conv and scan kernels.
 const CHANNEL_BLOCK: usize = 16;
-/// Rows handled by one rayon task in row-wise kernels.
-const ROW_BLOCK: usize = 256;
+/// Rows handled by one rayon task in row-wise kernels (a 1,024-token stripe gives 16 tasks,
+/// enough for 16 threads).
+const ROW_BLOCK: usize = 64;
 
 /// Lanes of the partial sums in a dot product; fixed so results never depend on tiling.
 const LANES: usize = 8;
@@ -416,9 +417,16 @@ pub fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
 
 pub use super::simd::{silu, softplus};
 
+/// `x = softplus(x + bias)` on every row of a dense `[rows, bias.len()]` matrix, parallel
+/// over blocks of rows.
+pub fn softplus_bias_rows(x: &mut [f32], bias: &[f32]) {
+    x.par_chunks_mut(bias.len().max(1) * ROW_BLOCK)
+        .for_each(|rows| softplus_bias_block(rows, bias));
+}
+
 simd_dispatch! {
-    /// `x = softplus(x + bias)` on every row of a dense `[rows, bias.len()]` matrix.
-    pub fn softplus_bias_rows(x: &mut [f32], bias: &[f32]) {
+    /// [`softplus_bias_rows`] on one block of rows.
+    fn softplus_bias_block(x: &mut [f32], bias: &[f32]) {
         for row in x.chunks_exact_mut(bias.len()) {
             for (v, b) in row.iter_mut().zip(bias) {
                 *v = softplus(*v + b);
