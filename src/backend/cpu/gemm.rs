@@ -146,6 +146,7 @@ fn gemm_rows(
 /// Checks that `rows` rows of `lhs` (each `k` long, `lhs_stride` apart) and of `dst` (each
 /// `n` long, `dst_stride` apart) are in bounds: the hand-written kernels index with raw
 /// pointers after this.
+#[cfg(target_arch = "x86_64")]
 fn check_bounds(
     rows: usize,
     lhs: &[f32],

@@ -207,7 +207,11 @@ impl Ops for CpuOps {
     type MixerState = CpuMixerState;
 
     fn describe(&self) -> String {
-        format!("cpu ({} threads)", rayon::current_num_threads())
+        format!(
+            "cpu ({}, {} threads)",
+            simd::level_name(),
+            rayon::current_num_threads()
+        )
     }
 
     fn runs_batches_in_parallel(&self) -> bool {

@@ -197,6 +197,82 @@ mod avx2 {
     }
 }
 
+#[cfg(target_arch = "aarch64")]
+mod neon {
+    use std::arch::aarch64::*;
+
+    use super::{LANES, ScanInputs, YOut};
+    use crate::backend::cpu::simd::neon as vmath;
+
+    /// [`super::scan_group`] for a full group of 8 channels, one channel per lane (two 4-lane
+    /// registers); the same operations in the same order (fused multiply-add where it uses
+    /// `mul_add`), so the same bits.
+    ///
+    /// # Safety
+    /// The CPU must have NEON, and `y` must be valid for writes of columns `c0..c0 + 8` of
+    /// rows `0..len` (see [`super::YOut`]).
+    #[target_feature(enable = "neon")]
+    pub unsafe fn scan_group(
+        inp: &ScanInputs<'_>,
+        a_t: &[f32],
+        len: usize,
+        c0: usize,
+        state: &mut [f32],
+        y: &YOut,
+    ) {
+        let e = inp.d.len();
+        let n = a_t.len() / e;
+        let load = |src: &[f32], at: usize| -> [float32x4_t; 2] {
+            let lanes = &src[at..at + LANES];
+            // SAFETY: `lanes` is 8 floats long.
+            unsafe { [vld1q_f32(lanes.as_ptr()), vld1q_f32(lanes.as_ptr().add(4))] }
+        };
+        let mut s: Vec<[float32x4_t; 2]> = (0..n)
+            .map(|j| {
+                let mut v = [0.0f32; LANES];
+                for (l, x) in v.iter_mut().enumerate() {
+                    *x = state[l * n + j];
+                }
+                load(&v, 0)
+            })
+            .collect();
+        let a: Vec<[float32x4_t; 2]> = (0..n).map(|j| load(a_t, j * e + c0)).collect();
+        let d = load(inp.d, c0);
+        for t in 0..len {
+            let dt = load(inp.delta, t * e + c0);
+            let u = load(inp.u, t * e + c0);
+            let z = load(inp.z, t * inp.z_stride + c0);
+            let bc = &inp.bc[t * inp.bc_stride + inp.b_offset..][..2 * n];
+            let (b, cm) = bc.split_at(n);
+            for h in 0..2 {
+                let dtu = vmulq_f32(dt[h], u[h]);
+                let mut acc = vdupq_n_f32(0.0);
+                for (((sj, aj), bj), cj) in s.iter_mut().zip(&a).zip(b).zip(cm) {
+                    let decay = vmath::exp(vmulq_f32(dt[h], aj[h]));
+                    // fma(decay, s, dtu·b) and fma(next, c, acc), as `mul_add` does.
+                    let next = vfmaq_f32(vmulq_f32(dtu, vdupq_n_f32(*bj)), decay, sj[h]);
+                    sj[h] = next;
+                    acc = vfmaq_f32(acc, next, vdupq_n_f32(*cj));
+                }
+                let o = vmulq_f32(vaddq_f32(acc, vmulq_f32(d[h], u[h])), vmath::silu(z[h]));
+                // SAFETY: the caller hands this group columns c0..c0 + 8 of rows 0..len.
+                unsafe { vst1q_f32(y.at(t, c0 + 4 * h), o) };
+            }
+        }
+        for (j, sj) in s.iter().enumerate() {
+            let mut v = [0.0f32; LANES];
+            // SAFETY: `v` is 8 floats long.
+            unsafe {
+                vst1q_f32(v.as_mut_ptr(), sj[0]);
+                vst1q_f32(v.as_mut_ptr().add(4), sj[1]);
+            }
+            for (l, x) in v.iter().enumerate() {
+                state[l * n + j] = *x;
+            }
+        }
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use std::arch::x86_64::*;
@@ -593,6 +669,13 @@ pub fn selective_scan(
                     unsafe { avx2::scan_group(inp, a_t, len, c0, state, out) };
                     continue;
                 }
+                #[cfg(target_arch = "aarch64")]
+                if w == LANES && simd::neon_enabled() {
+                    // SAFETY: the CPU has NEON; this task alone writes columns c0..c0 + 8
+                    // (its block of channels) of `y`, which holds `len` rows of `e`.
+                    unsafe { neon::scan_group(inp, a_t, len, c0, state, out) };
+                    continue;
+                }
                 // SAFETY: as above, columns c0..c0 + w.
                 unsafe { scan_group(inp, a_t, len, c0, w, state, out) };
             }
@@ -714,6 +797,80 @@ mod tests {
         let ws = [&w[..k], &w[k..2 * k], &w[2 * k..3 * k], &w[3 * k..]];
         let portable = tile_any::<2, 4>(false, rows, ws, k);
         assert_eq!(tile_any::<2, 4>(has_avx2(), rows, ws, k), portable);
+    }
+
+    #[test]
+    #[cfg(target_arch = "aarch64")]
+    fn neon_scan_gives_the_portable_bits() {
+        assert!(simd::neon_enabled(), "every aarch64 Linux CPU has NEON");
+        let (e, n, len) = (8, 16, 50);
+        let vals = |k: usize, scale: f32| -> Vec<f32> {
+            (0..k)
+                .map(|i| ((i as f32 * 0.618).fract() - 0.5) * scale)
+                .collect()
+        };
+        let (u, delta, z, bc) = (
+            vals(len * e, 4.0),
+            vals(len * e, 0.2),
+            vals(len * e, 6.0),
+            vals(len * 2 * n, 3.0),
+        );
+        let delta: Vec<f32> = delta.iter().map(|v| v.abs()).collect();
+        let a_t: Vec<f32> = vals(n * e, 2.0).iter().map(|v| -v.abs() - 0.1).collect();
+        let d = vals(e, 2.0);
+        let inp = ScanInputs {
+            u: &u,
+            delta: &delta,
+            z: &z,
+            z_stride: e,
+            bc: &bc,
+            bc_stride: 2 * n,
+            b_offset: 0,
+            d: &d,
+        };
+        let start = vals(e * n, 1.0);
+        let (mut s1, mut y1) = (start.clone(), vec![0.0; e * len]);
+        let out1 = YOut {
+            ptr: y1.as_mut_ptr(),
+            stride: e,
+        };
+        // SAFETY: `y1` holds `len` rows of `e` = 8 columns.
+        unsafe { scan_group(&inp, &a_t, len, 0, e, &mut s1, &out1) };
+        let (mut s2, mut y2) = (start, vec![0.0; e * len]);
+        let out2 = YOut {
+            ptr: y2.as_mut_ptr(),
+            stride: e,
+        };
+        // SAFETY: the CPU has NEON (asserted above); `y2` as `y1`.
+        unsafe { neon::scan_group(&inp, &a_t, len, 0, &mut s2, &out2) };
+        assert!(y1.iter().all(|v| v.is_finite()) && y1.iter().any(|v| *v != 0.0));
+        assert_eq!(y1, y2);
+        assert_eq!(s1, s2);
+    }
+
+    #[test]
+    #[cfg(target_arch = "aarch64")]
+    fn neon_exp_and_silu_give_the_portable_bits() {
+        use std::arch::aarch64::*;
+        let mut x = -100.0f32;
+        while x < 100.0 {
+            let xs = [x, x * 0.37, -x * 0.011, x + 0.5];
+            let mut e = [0.0f32; 4];
+            let mut si = [0.0f32; 4];
+            // SAFETY: NEON is part of every aarch64 target; the arrays hold 4 floats.
+            unsafe {
+                let v = vld1q_f32(xs.as_ptr());
+                vst1q_f32(e.as_mut_ptr(), simd::neon::exp(v));
+                vst1q_f32(si.as_mut_ptr(), simd::neon::silu(v));
+            }
+            for l in 0..4 {
+                if xs[l] <= 88.0 {
+                    assert_eq!(e[l].to_bits(), simd::exp(xs[l]).to_bits(), "exp({})", xs[l]);
+                }
+                assert_eq!(si[l].to_bits(), silu(xs[l]).to_bits(), "silu({})", xs[l]);
+            }
+            x += 0.0371;
+        }
     }
 
     #[test]

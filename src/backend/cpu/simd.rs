@@ -50,7 +50,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 pub enum SimdLevel {
     /// The baseline target only.
     Portable = 0,
-    /// AVX2 and FMA.
+    /// AVX2 and FMA on x86-64; NEON on aarch64.
     Avx2 = 1,
     /// AVX-512 (F and VL) as well.
     Avx512 = 2,
@@ -60,8 +60,8 @@ pub enum SimdLevel {
 static SIMD_CAP: AtomicU8 = AtomicU8::new(UNSET);
 const UNSET: u8 = u8::MAX;
 
-/// The cap: [`cap_simd`]'s, else the environment's `SSMGEN_SIMD` (`portable`, `avx2`;
-/// anything else: the widest), read once.
+/// The cap: [`cap_simd`]'s, else the environment's `SSMGEN_SIMD` (`portable`, `avx2` or
+/// `neon`; anything else: the widest), read once.
 #[inline]
 fn simd_cap() -> u8 {
     let cap = SIMD_CAP.load(Ordering::Relaxed);
@@ -70,7 +70,7 @@ fn simd_cap() -> u8 {
     }
     let level = match std::env::var("SSMGEN_SIMD").as_deref() {
         Ok("portable") => SimdLevel::Portable,
-        Ok("avx2") => SimdLevel::Avx2,
+        Ok("avx2") | Ok("neon") => SimdLevel::Avx2,
         _ => SimdLevel::Avx512,
     } as u8;
     // A racing `cap_simd` wins.
@@ -115,6 +115,34 @@ pub fn avx512_enabled() -> bool {
     #[cfg(not(target_arch = "x86_64"))]
     {
         false
+    }
+}
+
+/// Whether the NEON kernels run: an aarch64 CPU with NEON (every Linux and macOS one) and
+/// [`cap_simd`] allows level 1 ([`SimdLevel::Avx2`], which stands for NEON there).
+#[inline]
+pub fn neon_enabled() -> bool {
+    #[cfg(target_arch = "aarch64")]
+    {
+        simd_cap() >= SimdLevel::Avx2 as u8 && std::arch::is_aarch64_feature_detected!("neon")
+    }
+    #[cfg(not(target_arch = "aarch64"))]
+    {
+        false
+    }
+}
+
+/// The widest kernels this process runs, for the device line: `AVX-512`, `AVX2`, `NEON` or
+/// `portable`.
+pub fn level_name() -> &'static str {
+    if avx512_enabled() {
+        "AVX-512"
+    } else if avx2_enabled() {
+        "AVX2"
+    } else if neon_enabled() {
+        "NEON"
+    } else {
+        "portable"
     }
 }
 
@@ -272,6 +300,47 @@ pub mod avx512 {
             _mm512_set1_epi32(i32::MIN),
         ));
         _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0), exp(neg)))
+    }
+}
+
+/// NEON versions of [`exp`] and [`silu`], operation for operation the same (separate
+/// multiplies and adds, no fused multiply-add), so they round identically; four lanes.
+#[cfg(target_arch = "aarch64")]
+pub mod neon {
+    use std::arch::aarch64::*;
+
+    use super::{EXP_MAX, EXP_MIN, EXP_POLY, LN2_HI, LN2_LO, SHIFTER};
+
+    /// Four lanes of [`super::exp`].
+    #[inline]
+    #[target_feature(enable = "neon")]
+    pub fn exp(x: float32x4_t) -> float32x4_t {
+        let s = vdupq_n_f32;
+        let x = vminq_f32(vmaxq_f32(x, s(EXP_MIN)), s(EXP_MAX));
+        let t = vaddq_f32(vmulq_f32(x, s(std::f32::consts::LOG2_E)), s(SHIFTER));
+        let n = vsubq_f32(t, s(SHIFTER));
+        let r = vsubq_f32(
+            vsubq_f32(x, vmulq_f32(n, s(LN2_HI))),
+            vmulq_f32(n, s(LN2_LO)),
+        );
+        let mut p = s(EXP_POLY[0]);
+        for c in &EXP_POLY[1..] {
+            p = vaddq_f32(vmulq_f32(p, r), s(*c));
+        }
+        let e = vaddq_f32(vaddq_f32(vmulq_f32(p, vmulq_f32(r, r)), r), s(1.0));
+        let k = vsubq_s32(
+            vreinterpretq_s32_f32(t),
+            vdupq_n_s32(SHIFTER.to_bits() as i32),
+        );
+        let scale = vshlq_n_s32::<23>(vaddq_s32(k, vdupq_n_s32(127)));
+        vmulq_f32(e, vreinterpretq_f32_s32(scale))
+    }
+
+    /// Four lanes of [`super::silu`].
+    #[inline]
+    #[target_feature(enable = "neon")]
+    pub fn silu(x: float32x4_t) -> float32x4_t {
+        vdivq_f32(x, vaddq_f32(vdupq_n_f32(1.0), exp(vnegq_f32(x))))
     }
 }
 
