@@ -176,7 +176,7 @@ fn check_bounds(
 /// accumulator in a register — no partial-sum arrays zeroed and copied per tile — and, at
 /// AVX-512, two partials accumulated side by side (8 independent add chains per 4-row tile).
 #[cfg(target_arch = "x86_64")]
-mod x86 {
+pub(super) mod x86 {
     use std::arch::x86_64::*;
 
     use super::{LANES, MR, NB, PackedWeight, check_bounds};
@@ -188,7 +188,7 @@ mod x86 {
     /// `panel` of `k · NB` floats.
     #[inline]
     #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-    unsafe fn micro512<const R: usize>(
+    unsafe fn micro512<const R: usize, const FUSED: bool>(
         a: [*const f32; R],
         panel: *const f32,
         k: usize,
@@ -221,8 +221,14 @@ mod x86 {
                             _mm512_set1_ps(*a[r].add(q * LANES + l + 4)),
                         )
                     };
-                    acc0[r] = _mm512_add_ps(acc0[r], _mm512_mul_ps(x0, w0));
-                    acc1[r] = _mm512_add_ps(acc1[r], _mm512_mul_ps(x1, w1));
+                    if FUSED {
+                        // Only for `kernel_speed`'s what-if: other bits.
+                        acc0[r] = _mm512_fmadd_ps(x0, w0, acc0[r]);
+                        acc1[r] = _mm512_fmadd_ps(x1, w1, acc1[r]);
+                    } else {
+                        acc0[r] = _mm512_add_ps(acc0[r], _mm512_mul_ps(x0, w0));
+                        acc1[r] = _mm512_add_ps(acc1[r], _mm512_mul_ps(x1, w1));
+                    }
                 }
             }
             for r in 0..R {
@@ -291,6 +297,28 @@ mod x86 {
         dst_stride: usize,
         accumulate: bool,
     ) {
+        // SAFETY: this function's contract.
+        unsafe {
+            gemm_rows_avx512_as::<false>(rows, lhs, lhs_stride, w, dst, dst_stride, accumulate)
+        }
+    }
+
+    /// [`gemm_rows_avx512`], or with `FUSED` a what-if with fused multiply-adds (other bits;
+    /// only `kernel_speed` times it).
+    ///
+    /// # Safety
+    /// As [`gemm_rows_avx512`].
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+    pub unsafe fn gemm_rows_avx512_as<const FUSED: bool>(
+        rows: usize,
+        lhs: &[f32],
+        lhs_stride: usize,
+        w: &PackedWeight,
+        dst: &mut [f32],
+        dst_stride: usize,
+        accumulate: bool,
+    ) {
         check_bounds(rows, lhs, lhs_stride, w, dst, dst_stride);
         let (n, k) = (w.n, w.k);
         // SAFETY (every pointer below): rows r < rows of lhs and dst, columns inside k and n,
@@ -308,8 +336,11 @@ mod x86 {
                 while r + MR <= end {
                     // SAFETY: see above; the CPU has AVX-512 (this function's contract).
                     unsafe {
-                        let v =
-                            micro512::<MR>([row(r), row(r + 1), row(r + 2), row(r + 3)], panel, k);
+                        let v = micro512::<MR, FUSED>(
+                            [row(r), row(r + 1), row(r + 2), row(r + 3)],
+                            panel,
+                            k,
+                        );
                         for (i, v) in v.into_iter().enumerate() {
                             put512(out.add((r + i) * dst_stride + p * NB), cols, v, accumulate);
                         }
@@ -319,7 +350,7 @@ mod x86 {
                 while r < end {
                     // SAFETY: as above.
                     unsafe {
-                        let [v] = micro512::<1>([row(r)], panel, k);
+                        let [v] = micro512::<1, FUSED>([row(r)], panel, k);
                         put512(out.add(r * dst_stride + p * NB), cols, v, accumulate);
                     }
                     r += 1;

@@ -991,6 +991,18 @@ mod tests {
             time(name, &mut || {
                 matmul_packed(len, &lhs, k, &w, &mut dst, nn, false)
             });
+            #[cfg(target_arch = "x86_64")]
+            if simd::avx512_enabled() {
+                // What fused multiply-adds would give (other bits, not used).
+                time(&format!("{name} with FMA (what-if)"), &mut || {
+                    // SAFETY: the CPU has AVX-512 (checked above).
+                    unsafe {
+                        super::super::gemm::x86::gemm_rows_avx512_as::<true>(
+                            len, &lhs, k, &w, &mut dst, nn, false,
+                        )
+                    }
+                });
+            }
         }
     }
 
