@@ -447,6 +447,79 @@ mod tests {
         }
     }
 
+    /// The AVX2 and AVX-512 `exp`, `exp2x` and `silu` give the scalar bits, over the whole
+    /// clamped range and past it, subnormal results near -87 included.
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn vector_exp_gives_the_scalar_bits() {
+        use std::arch::x86_64::*;
+        let mut xs: Vec<f32> = Vec::new();
+        let mut x = -100.0f32;
+        while x < 100.0 {
+            xs.push(x);
+            x += 0.00917;
+        }
+        let mut x = -87.5f32;
+        while x < -86.0 {
+            xs.push(x);
+            x += 1e-4;
+        }
+        xs.extend([0.0, -0.0, 88.0, -87.0, 1e-30, -1e-30]);
+        while xs.len() % 32 != 0 {
+            xs.push(0.5);
+        }
+        let want: Vec<u32> = xs.iter().map(|x| exp(*x).to_bits()).collect();
+        let want_silu: Vec<u32> = xs.iter().map(|x| silu(*x).to_bits()).collect();
+        if avx2_enabled() {
+            for i in (0..xs.len()).step_by(8) {
+                let (mut e, mut si) = ([0.0f32; 8], [0.0f32; 8]);
+                // SAFETY: the CPU has AVX2; 8 floats at i are in bounds.
+                unsafe {
+                    let v = _mm256_loadu_ps(xs.as_ptr().add(i));
+                    _mm256_storeu_ps(e.as_mut_ptr(), avx2::exp(v));
+                    _mm256_storeu_ps(si.as_mut_ptr(), avx2::silu(v));
+                }
+                for l in 0..8 {
+                    assert_eq!(e[l].to_bits(), want[i + l], "avx2 exp({})", xs[i + l]);
+                    assert_eq!(
+                        si[l].to_bits(),
+                        want_silu[i + l],
+                        "avx2 silu({})",
+                        xs[i + l]
+                    );
+                }
+            }
+        }
+        if avx512_enabled() {
+            for i in (0..xs.len()).step_by(32) {
+                let (mut e, mut e2, mut si) = ([0.0f32; 32], [0.0f32; 32], [0.0f32; 16]);
+                // SAFETY: the CPU has AVX-512; 32 floats at i are in bounds.
+                unsafe {
+                    let v0 = _mm512_loadu_ps(xs.as_ptr().add(i));
+                    let v1 = _mm512_loadu_ps(xs.as_ptr().add(i + 16));
+                    _mm512_storeu_ps(e.as_mut_ptr(), avx512::exp(v0));
+                    _mm512_storeu_ps(e.as_mut_ptr().add(16), avx512::exp(v1));
+                    let (p0, p1) = avx512::exp2x(v0, v1);
+                    _mm512_storeu_ps(e2.as_mut_ptr(), p0);
+                    _mm512_storeu_ps(e2.as_mut_ptr().add(16), p1);
+                    _mm512_storeu_ps(si.as_mut_ptr(), avx512::silu(v0));
+                }
+                for l in 0..32 {
+                    assert_eq!(e[l].to_bits(), want[i + l], "avx512 exp({})", xs[i + l]);
+                    assert_eq!(e2[l].to_bits(), want[i + l], "avx512 exp2x({})", xs[i + l]);
+                }
+                for l in 0..16 {
+                    assert_eq!(
+                        si[l].to_bits(),
+                        want_silu[i + l],
+                        "avx512 silu({})",
+                        xs[i + l]
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn exp_is_within_two_ulp_of_f64() {
         let mut worst = 0.0f64;
