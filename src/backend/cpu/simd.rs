@@ -465,7 +465,7 @@ mod tests {
             x += 1e-4;
         }
         xs.extend([0.0, -0.0, 88.0, -87.0, 1e-30, -1e-30]);
-        while xs.len() % 32 != 0 {
+        while !xs.len().is_multiple_of(32) {
             xs.push(0.5);
         }
         let want: Vec<u32> = xs.iter().map(|x| exp(*x).to_bits()).collect();
