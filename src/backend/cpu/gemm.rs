@@ -321,9 +321,9 @@ pub(super) mod x86 {
     ) {
         check_bounds(rows, lhs, lhs_stride, w, dst, dst_stride);
         let (n, k) = (w.n, w.k);
-        // SAFETY (every pointer below): rows r < rows of lhs and dst, columns inside k and n,
-        // as checked by `check_bounds`.
-        let row = |r: usize| unsafe { lhs.as_ptr().add(r * lhs_stride) };
+        // Rows r < rows of lhs and dst, columns inside k and n, are in bounds (checked by
+        // `check_bounds`): the pointers below are only read or written there.
+        let row = |r: usize| lhs.as_ptr().wrapping_add(r * lhs_stride);
         let out = dst.as_mut_ptr();
         let block = ((4096 / k.max(1)) / MR * MR).max(MR);
         let mut first = 0;
@@ -334,7 +334,8 @@ pub(super) mod x86 {
                 let cols = NB.min(n - p * NB);
                 let mut r = first;
                 while r + MR <= end {
-                    // SAFETY: see above; the CPU has AVX-512 (this function's contract).
+                    // SAFETY: rows r..r + 4 (r + 4 <= end <= rows) and the panel are in bounds (see
+                    // `check_bounds` above); the CPU has AVX-512 (this function's contract).
                     unsafe {
                         let v = micro512::<MR, FUSED>(
                             [row(r), row(r + 1), row(r + 2), row(r + 3)],
@@ -348,7 +349,7 @@ pub(super) mod x86 {
                     r += MR;
                 }
                 while r < end {
-                    // SAFETY: as above.
+                    // SAFETY: row r < end <= rows, in bounds as above; the CPU has the features.
                     unsafe {
                         let [v] = micro512::<1, FUSED>([row(r)], panel, k);
                         put512(out.add(r * dst_stride + p * NB), cols, v, accumulate);
@@ -486,8 +487,8 @@ pub(super) mod x86 {
     ) {
         check_bounds(rows, lhs, lhs_stride, w, dst, dst_stride);
         let (n, k) = (w.n, w.k);
-        // SAFETY (every pointer below): as in `gemm_rows_avx512`.
-        let row = |r: usize| unsafe { lhs.as_ptr().add(r * lhs_stride) };
+        // In bounds as in `gemm_rows_avx512_as`.
+        let row = |r: usize| lhs.as_ptr().wrapping_add(r * lhs_stride);
         let out = dst.as_mut_ptr();
         let block = ((4096 / k.max(1)) / MR * MR).max(MR);
         let mut first = 0;
@@ -498,7 +499,8 @@ pub(super) mod x86 {
                 let cols = NB.min(n - p * NB);
                 let mut r = first;
                 while r + MR <= end {
-                    // SAFETY: see above; the CPU has AVX2 (this function's contract).
+                    // SAFETY: rows r..r + 4 (r + 4 <= end <= rows) and the panel are in bounds (see
+                    // `check_bounds` above); the CPU has AVX2 (this function's contract).
                     unsafe {
                         let v =
                             micro256::<MR>([row(r), row(r + 1), row(r + 2), row(r + 3)], panel, k);
@@ -509,7 +511,7 @@ pub(super) mod x86 {
                     r += MR;
                 }
                 while r < end {
-                    // SAFETY: as above.
+                    // SAFETY: row r < end <= rows, in bounds as above; the CPU has the features.
                     unsafe {
                         let [v] = micro256::<1>([row(r)], panel, k);
                         put256(out.add(r * dst_stride + p * NB), cols, v, accumulate);
