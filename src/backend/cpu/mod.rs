@@ -214,6 +214,10 @@ impl Ops for CpuOps {
         )
     }
 
+    fn computes_on_thread_pool(&self) -> bool {
+        true
+    }
+
     fn runs_batches_in_parallel(&self) -> bool {
         true
     }
