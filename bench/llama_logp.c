@@ -5,7 +5,8 @@
 // TOKENS.u32: little-endian uint32 token ids of one sequence. Decodes them in batches of
 // N_BATCH with logits on every position and writes, as little-endian float32, for every
 // position t >= 1, log P(token t | tokens < t) (natural log, from a float64 log-softmax of the
-// f32 logits), the same quantity `ssmgen likelihood` reports. Prints the decode seconds.
+// f32 logits), the same quantity `ssmgen likelihood` reports. Prints the decode seconds; with
+// LLAMA_LOGP_INFO set, also llama.cpp's system info (the CPU features of the backend it loaded).
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "ggml-backend.h"
 #include "llama.h"
 
 static void quiet(enum ggml_log_level level, const char *text, void *user) {
@@ -42,7 +44,12 @@ int main(int argc, char **argv) {
     fclose(f);
 
     llama_log_set(quiet, NULL);
+    // A build with GGML_BACKEND_DL (the portable build: one CPU backend per instruction set,
+    // the best one the CPU runs is picked at load) has no backend until it is loaded; in a
+    // build with the backends linked in this finds nothing more to load.
+    ggml_backend_load_all();
     llama_backend_init();
+    if (getenv("LLAMA_LOGP_INFO")) fprintf(stderr, "llama.cpp system info: %s\n", llama_print_system_info());
     struct llama_model_params mp = llama_model_default_params();
     mp.n_gpu_layers = 0;
     mp.progress_callback = no_progress;

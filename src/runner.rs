@@ -171,13 +171,23 @@ pub fn pipeline<B: Backend, T: Send>(
         let (to_device, device_in) = sync_channel::<(T, Vec<u32>)>(1);
         let (device_out, from_device) = sync_channel::<Result<(T, Vec<f32>)>>(1);
         scope.spawn(move || {
-            for (value, tokens) in device_in {
-                let mut scores = Vec::with_capacity(tokens.len());
-                let result = stream.push(&tokens, &mut scores).map(|()| (value, scores));
-                let failed = result.is_err();
-                if device_out.send(result).is_err() || failed {
-                    break;
+            let on_pool = stream.backend.computes_on_thread_pool();
+            let work = move || {
+                for (value, tokens) in device_in {
+                    let mut scores = Vec::with_capacity(tokens.len());
+                    let result = stream.push(&tokens, &mut scores).map(|()| (value, scores));
+                    let failed = result.is_err();
+                    if device_out.send(result).is_err() || failed {
+                        break;
+                    }
                 }
+            };
+            if on_pool {
+                // On a pool thread each parallel step of the CPU ops starts at once (one
+                // thread: runs inline), instead of being handed to the pool and waited for.
+                rayon::scope(|_| work());
+            } else {
+                work();
             }
         });
         let mut in_flight = 0usize;

@@ -26,6 +26,12 @@ pub trait Backend: Send + Sync {
     /// The model's hyperparameters.
     fn config(&self) -> &MambaConfig;
 
+    /// Whether the backend computes on the rayon thread pool (the CPU): a loop of many calls
+    /// is best run on a pool thread (see [`crate::graph::Ops::computes_on_thread_pool`]).
+    fn computes_on_thread_pool(&self) -> bool {
+        false
+    }
+
     /// A zeroed state: the start of a sequence.
     fn new_state(&self) -> Result<Self::State>;
 

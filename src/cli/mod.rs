@@ -347,8 +347,12 @@ impl EngineArgs {
             Device::Cpu(_) => {
                 let backend = ssmgen::backend::cpu::CpuBackend::new(model);
                 self.announce(&backend.describe(), &device);
-                let stripe =
-                    fixed.unwrap_or_else(|| ssmgen::backend::device::cpu_stripe_len(&model.config));
+                let stripe = fixed.unwrap_or_else(|| {
+                    ssmgen::backend::device::cpu_stripe_len(
+                        &model.config,
+                        rayon::current_num_threads(),
+                    )
+                });
                 task.run(&backend, stripe)
             }
             Device::Cuda(n) => {

@@ -285,6 +285,10 @@ where
         &self.config
     }
 
+    fn computes_on_thread_pool(&self) -> bool {
+        self.ops.computes_on_thread_pool()
+    }
+
     fn new_state(&self) -> Result<Self::State> {
         self.blocks
             .iter()

@@ -82,6 +82,12 @@ pub trait Ops: Send + Sync {
     fn runs_batches_in_parallel(&self) -> bool {
         false
     }
+    /// Whether the ops run their work on the rayon thread pool (a CPU): a caller that makes
+    /// many calls in a row then makes them from a pool thread, where each parallel step starts
+    /// at once instead of being handed to the pool and waited for.
+    fn computes_on_thread_pool(&self) -> bool {
+        false
+    }
 
     /// Prepares a mixer's parameters (`in_proj`/`out_proj` are left to [`Ops::linear`]).
     fn prepare_mixer(&self, w: &LayerWeights) -> Result<Self::Mixer>;

@@ -207,7 +207,15 @@ impl Ops for CpuOps {
     type MixerState = CpuMixerState;
 
     fn describe(&self) -> String {
-        format!("cpu ({} threads)", rayon::current_num_threads())
+        format!(
+            "cpu ({}, {} threads)",
+            simd::level_name(),
+            rayon::current_num_threads()
+        )
+    }
+
+    fn computes_on_thread_pool(&self) -> bool {
+        true
     }
 
     fn runs_batches_in_parallel(&self) -> bool {

@@ -9,8 +9,9 @@ use super::simd::{self, simd_dispatch};
 
 /// Channels handled by one rayon task in the conv and scan kernels.
 const CHANNEL_BLOCK: usize = 16;
-/// Rows handled by one rayon task in row-wise kernels.
-const ROW_BLOCK: usize = 256;
+/// Rows handled by one rayon task in row-wise kernels (a 1,024-token stripe gives 16 tasks,
+/// enough for 16 threads).
+const ROW_BLOCK: usize = 64;
 
 /// Lanes of the partial sums in a dot product; fixed so results never depend on tiling.
 const LANES: usize = 8;
@@ -193,6 +194,82 @@ mod avx2 {
             }
         }
         out
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+mod neon {
+    use std::arch::aarch64::*;
+
+    use super::{LANES, ScanInputs, YOut};
+    use crate::backend::cpu::simd::neon as vmath;
+
+    /// [`super::scan_group`] for a full group of 8 channels, one channel per lane (two 4-lane
+    /// registers); the same operations in the same order (fused multiply-add where it uses
+    /// `mul_add`), so the same bits.
+    ///
+    /// # Safety
+    /// The CPU must have NEON, and `y` must be valid for writes of columns `c0..c0 + 8` of
+    /// rows `0..len` (see [`super::YOut`]).
+    #[target_feature(enable = "neon")]
+    pub unsafe fn scan_group(
+        inp: &ScanInputs<'_>,
+        a_t: &[f32],
+        len: usize,
+        c0: usize,
+        state: &mut [f32],
+        y: &YOut,
+    ) {
+        let e = inp.d.len();
+        let n = a_t.len() / e;
+        let load = |src: &[f32], at: usize| -> [float32x4_t; 2] {
+            let lanes = &src[at..at + LANES];
+            // SAFETY: `lanes` is 8 floats long.
+            unsafe { [vld1q_f32(lanes.as_ptr()), vld1q_f32(lanes.as_ptr().add(4))] }
+        };
+        let mut s: Vec<[float32x4_t; 2]> = (0..n)
+            .map(|j| {
+                let mut v = [0.0f32; LANES];
+                for (l, x) in v.iter_mut().enumerate() {
+                    *x = state[l * n + j];
+                }
+                load(&v, 0)
+            })
+            .collect();
+        let a: Vec<[float32x4_t; 2]> = (0..n).map(|j| load(a_t, j * e + c0)).collect();
+        let d = load(inp.d, c0);
+        for t in 0..len {
+            let dt = load(inp.delta, t * e + c0);
+            let u = load(inp.u, t * e + c0);
+            let z = load(inp.z, t * inp.z_stride + c0);
+            let bc = &inp.bc[t * inp.bc_stride + inp.b_offset..][..2 * n];
+            let (b, cm) = bc.split_at(n);
+            for h in 0..2 {
+                let dtu = vmulq_f32(dt[h], u[h]);
+                let mut acc = vdupq_n_f32(0.0);
+                for (((sj, aj), bj), cj) in s.iter_mut().zip(&a).zip(b).zip(cm) {
+                    let decay = vmath::exp(vmulq_f32(dt[h], aj[h]));
+                    // fma(decay, s, dtu·b) and fma(next, c, acc), as `mul_add` does.
+                    let next = vfmaq_f32(vmulq_f32(dtu, vdupq_n_f32(*bj)), decay, sj[h]);
+                    sj[h] = next;
+                    acc = vfmaq_f32(acc, next, vdupq_n_f32(*cj));
+                }
+                let o = vmulq_f32(vaddq_f32(acc, vmulq_f32(d[h], u[h])), vmath::silu(z[h]));
+                // SAFETY: the caller hands this group columns c0..c0 + 8 of rows 0..len.
+                unsafe { vst1q_f32(y.at(t, c0 + 4 * h), o) };
+            }
+        }
+        for (j, sj) in s.iter().enumerate() {
+            let mut v = [0.0f32; LANES];
+            // SAFETY: `v` is 8 floats long.
+            unsafe {
+                vst1q_f32(v.as_mut_ptr(), sj[0]);
+                vst1q_f32(v.as_mut_ptr().add(4), sj[1]);
+            }
+            for (l, x) in v.iter().enumerate() {
+                state[l * n + j] = *x;
+            }
+        }
     }
 }
 
@@ -404,6 +481,28 @@ pub fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
     out.par_chunks_mut(d * ROW_BLOCK)
         .zip(x.par_chunks(d * ROW_BLOCK))
         .for_each(|(out, x)| {
+            // Each row's sum of squares is summed in order (as `Iterator::sum` does), but
+            // eight rows side by side: eight independent add chains instead of one.
+            const ROWS: usize = 8;
+            let mut rows = x.chunks_exact(d * ROWS);
+            let mut outs = out.chunks_exact_mut(d * ROWS);
+            for (o8, x8) in (&mut outs).zip(&mut rows) {
+                let mut sum = [0.0f32; ROWS];
+                for j in 0..d {
+                    for (r, s) in sum.iter_mut().enumerate() {
+                        let v = x8[r * d + j];
+                        *s += v * v;
+                    }
+                }
+                for (r, s) in sum.iter().enumerate() {
+                    let scale = 1.0 / (s / d as f32 + eps).sqrt();
+                    let (o, x) = (&mut o8[r * d..(r + 1) * d], &x8[r * d..(r + 1) * d]);
+                    for ((o, x), w) in o.iter_mut().zip(x).zip(weight) {
+                        *o = x * scale * w;
+                    }
+                }
+            }
+            let (out, x) = (outs.into_remainder(), rows.remainder());
             for (o, x) in out.chunks_exact_mut(d).zip(x.chunks_exact(d)) {
                 let mean_sq = x.iter().map(|v| v * v).sum::<f32>() / d as f32;
                 let scale = 1.0 / (mean_sq + eps).sqrt();
@@ -416,9 +515,16 @@ pub fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
 
 pub use super::simd::{silu, softplus};
 
+/// `x = softplus(x + bias)` on every row of a dense `[rows, bias.len()]` matrix, parallel
+/// over blocks of rows.
+pub fn softplus_bias_rows(x: &mut [f32], bias: &[f32]) {
+    x.par_chunks_mut(bias.len().max(1) * ROW_BLOCK)
+        .for_each(|rows| softplus_bias_block(rows, bias));
+}
+
 simd_dispatch! {
-    /// `x = softplus(x + bias)` on every row of a dense `[rows, bias.len()]` matrix.
-    pub fn softplus_bias_rows(x: &mut [f32], bias: &[f32]) {
+    /// [`softplus_bias_rows`] on one block of rows.
+    fn softplus_bias_block(x: &mut [f32], bias: &[f32]) {
         for row in x.chunks_exact_mut(bias.len()) {
             for (v, b) in row.iter_mut().zip(bias) {
                 *v = softplus(*v + b);
@@ -585,6 +691,13 @@ pub fn selective_scan(
                     unsafe { avx2::scan_group(inp, a_t, len, c0, state, out) };
                     continue;
                 }
+                #[cfg(target_arch = "aarch64")]
+                if w == LANES && simd::neon_enabled() {
+                    // SAFETY: the CPU has NEON; this task alone writes columns c0..c0 + 8
+                    // (its block of channels) of `y`, which holds `len` rows of `e`.
+                    unsafe { neon::scan_group(inp, a_t, len, c0, state, out) };
+                    continue;
+                }
                 // SAFETY: as above, columns c0..c0 + w.
                 unsafe { scan_group(inp, a_t, len, c0, w, state, out) };
             }
@@ -709,6 +822,80 @@ mod tests {
     }
 
     #[test]
+    #[cfg(target_arch = "aarch64")]
+    fn neon_scan_gives_the_portable_bits() {
+        assert!(simd::neon_enabled(), "every aarch64 Linux CPU has NEON");
+        let (e, n, len) = (8, 16, 50);
+        let vals = |k: usize, scale: f32| -> Vec<f32> {
+            (0..k)
+                .map(|i| ((i as f32 * 0.618).fract() - 0.5) * scale)
+                .collect()
+        };
+        let (u, delta, z, bc) = (
+            vals(len * e, 4.0),
+            vals(len * e, 0.2),
+            vals(len * e, 6.0),
+            vals(len * 2 * n, 3.0),
+        );
+        let delta: Vec<f32> = delta.iter().map(|v| v.abs()).collect();
+        let a_t: Vec<f32> = vals(n * e, 2.0).iter().map(|v| -v.abs() - 0.1).collect();
+        let d = vals(e, 2.0);
+        let inp = ScanInputs {
+            u: &u,
+            delta: &delta,
+            z: &z,
+            z_stride: e,
+            bc: &bc,
+            bc_stride: 2 * n,
+            b_offset: 0,
+            d: &d,
+        };
+        let start = vals(e * n, 1.0);
+        let (mut s1, mut y1) = (start.clone(), vec![0.0; e * len]);
+        let out1 = YOut {
+            ptr: y1.as_mut_ptr(),
+            stride: e,
+        };
+        // SAFETY: `y1` holds `len` rows of `e` = 8 columns.
+        unsafe { scan_group(&inp, &a_t, len, 0, e, &mut s1, &out1) };
+        let (mut s2, mut y2) = (start, vec![0.0; e * len]);
+        let out2 = YOut {
+            ptr: y2.as_mut_ptr(),
+            stride: e,
+        };
+        // SAFETY: the CPU has NEON (asserted above); `y2` as `y1`.
+        unsafe { neon::scan_group(&inp, &a_t, len, 0, &mut s2, &out2) };
+        assert!(y1.iter().all(|v| v.is_finite()) && y1.iter().any(|v| *v != 0.0));
+        assert_eq!(y1, y2);
+        assert_eq!(s1, s2);
+    }
+
+    #[test]
+    #[cfg(target_arch = "aarch64")]
+    fn neon_exp_and_silu_give_the_portable_bits() {
+        use std::arch::aarch64::*;
+        let mut x = -100.0f32;
+        while x < 100.0 {
+            let xs = [x, x * 0.37, -x * 0.011, x + 0.5];
+            let mut e = [0.0f32; 4];
+            let mut si = [0.0f32; 4];
+            // SAFETY: NEON is part of every aarch64 target; the arrays hold 4 floats.
+            unsafe {
+                let v = vld1q_f32(xs.as_ptr());
+                vst1q_f32(e.as_mut_ptr(), simd::neon::exp(v));
+                vst1q_f32(si.as_mut_ptr(), simd::neon::silu(v));
+            }
+            for l in 0..4 {
+                if xs[l] <= 88.0 {
+                    assert_eq!(e[l].to_bits(), simd::exp(xs[l]).to_bits(), "exp({})", xs[l]);
+                }
+                assert_eq!(si[l].to_bits(), silu(xs[l]).to_bits(), "silu({})", xs[l]);
+            }
+            x += 0.0371;
+        }
+    }
+
+    #[test]
     #[cfg(target_arch = "x86_64")]
     fn avx2_scan_gives_the_portable_bits() {
         if !has_avx2() {
@@ -756,6 +943,89 @@ mod tests {
         unsafe { avx2::scan_group(&inp, &a_t, len, 0, &mut s2, &out2) };
         assert_eq!(y1, y2);
         assert_eq!(s1, s2);
+    }
+
+    /// Kernel timings at the default model's shapes, one thread, min and median of many
+    /// repetitions (robust to a shared machine): `cargo test --release --lib kernel_speed --
+    /// --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn kernel_speed() {
+        use super::super::gemm::{PackedWeight, matmul_packed};
+        let (e, n, len, r) = (256, 16, 1063, 8);
+        let vals = |k: usize, scale: f32| -> Vec<f32> {
+            (0..k)
+                .map(|i| ((i as f32 * 0.618).fract() - 0.5) * scale)
+                .collect()
+        };
+        let (u, xz, xdbl) = (
+            vals(len * e, 4.0),
+            vals(len * 2 * e, 6.0),
+            vals(len * (r + 2 * n), 3.0),
+        );
+        let delta: Vec<f32> = vals(len * e, 0.2).iter().map(|v| v.abs()).collect();
+        let a_t: Vec<f32> = vals(n * e, 2.0).iter().map(|v| -v.abs() - 0.1).collect();
+        let d = vals(e, 2.0);
+        let inp = ScanInputs {
+            u: &u,
+            delta: &delta,
+            z: &xz[e..],
+            z_stride: 2 * e,
+            bc: &xdbl,
+            bc_stride: r + 2 * n,
+            b_offset: r,
+            d: &d,
+        };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .expect("pool");
+        let time = |what: &str, f: &mut (dyn FnMut() + Send)| {
+            let mut t: Vec<f64> = (0..40)
+                .map(|_| {
+                    let t0 = std::time::Instant::now();
+                    pool.install(&mut *f);
+                    t0.elapsed().as_secs_f64() * 1e3
+                })
+                .collect();
+            t.sort_by(f64::total_cmp);
+            println!(
+                "{what}: min {:.3} ms, median {:.3} ms ({len} tokens)",
+                t[0], t[20]
+            );
+        };
+        let mut state = vec![0.0; e * n];
+        let mut y = vec![0.0; len * e];
+        time("scan", &mut || {
+            selective_scan(&inp, &a_t, len, &mut state, &mut y)
+        });
+        let mut sp = delta.clone();
+        time("softplus", &mut || softplus_bias_rows(&mut sp, &d));
+        for (name, nn, k) in [
+            ("in_proj", 2 * e, 128),
+            ("x_proj", r + 2 * n, e),
+            ("dt_proj", e, r),
+            ("out_proj", 128, e),
+        ] {
+            let w = PackedWeight::new(&vals(nn * k, 0.3), nn, k);
+            let lhs = vals(len * k, 1.0);
+            let mut dst = vec![0.0; len * nn];
+            time(name, &mut || {
+                matmul_packed(len, &lhs, k, &w, &mut dst, nn, false)
+            });
+            #[cfg(target_arch = "x86_64")]
+            if simd::avx512_enabled() {
+                // What fused multiply-adds would give (other bits, not used).
+                time(&format!("{name} with FMA (what-if)"), &mut || {
+                    // SAFETY: the CPU has AVX-512 (checked above).
+                    unsafe {
+                        super::super::gemm::x86::gemm_rows_avx512_as::<true>(
+                            len, &lhs, k, &w, &mut dst, nn, false,
+                        )
+                    }
+                });
+            }
+        }
     }
 
     #[test]
@@ -808,6 +1078,28 @@ mod tests {
         unsafe { avx512::scan_group(&inp, &a_t, len, 0, &mut s2, &out2) };
         assert_eq!(y1, y2);
         assert_eq!(s1, s2);
+    }
+
+    #[test]
+    fn rms_norm_gives_each_rows_in_order_sum() {
+        // 300 rows: blocks of 8 rows and a remainder, in more than one 64-row task.
+        let d = 37;
+        let x: Vec<f32> = (0..300 * d)
+            .map(|i| ((i as f32 * 0.37).sin() * 3.1).fract() * 5.0)
+            .collect();
+        let w: Vec<f32> = (0..d).map(|i| 0.5 + i as f32 * 0.01).collect();
+        let mut out = vec![0.0; x.len()];
+        rms_norm(&x, &w, 1e-5, &mut out);
+        for (o, x) in out.chunks_exact(d).zip(x.chunks_exact(d)) {
+            let mut sum = 0.0f32;
+            for v in x {
+                sum += v * v;
+            }
+            let scale = 1.0 / (sum / d as f32 + 1e-5).sqrt();
+            for ((o, x), w) in o.iter().zip(x).zip(&w) {
+                assert_eq!(o.to_bits(), (x * scale * w).to_bits());
+            }
+        }
     }
 
     #[test]

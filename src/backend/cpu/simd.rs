@@ -50,7 +50,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 pub enum SimdLevel {
     /// The baseline target only.
     Portable = 0,
-    /// AVX2 and FMA.
+    /// AVX2 and FMA on x86-64; NEON on aarch64.
     Avx2 = 1,
     /// AVX-512 (F and VL) as well.
     Avx512 = 2,
@@ -60,8 +60,8 @@ pub enum SimdLevel {
 static SIMD_CAP: AtomicU8 = AtomicU8::new(UNSET);
 const UNSET: u8 = u8::MAX;
 
-/// The cap: [`cap_simd`]'s, else the environment's `SSMGEN_SIMD` (`portable`, `avx2`;
-/// anything else: the widest), read once.
+/// The cap: [`cap_simd`]'s, else the environment's `SSMGEN_SIMD` (`portable`, `avx2` or
+/// `neon`; anything else: the widest), read once.
 #[inline]
 fn simd_cap() -> u8 {
     let cap = SIMD_CAP.load(Ordering::Relaxed);
@@ -70,7 +70,7 @@ fn simd_cap() -> u8 {
     }
     let level = match std::env::var("SSMGEN_SIMD").as_deref() {
         Ok("portable") => SimdLevel::Portable,
-        Ok("avx2") => SimdLevel::Avx2,
+        Ok("avx2") | Ok("neon") => SimdLevel::Avx2,
         _ => SimdLevel::Avx512,
     } as u8;
     // A racing `cap_simd` wins.
@@ -115,6 +115,34 @@ pub fn avx512_enabled() -> bool {
     #[cfg(not(target_arch = "x86_64"))]
     {
         false
+    }
+}
+
+/// Whether the NEON kernels run: an aarch64 CPU with NEON (every Linux and macOS one) and
+/// [`cap_simd`] allows level 1 ([`SimdLevel::Avx2`], which stands for NEON there).
+#[inline]
+pub fn neon_enabled() -> bool {
+    #[cfg(target_arch = "aarch64")]
+    {
+        simd_cap() >= SimdLevel::Avx2 as u8 && std::arch::is_aarch64_feature_detected!("neon")
+    }
+    #[cfg(not(target_arch = "aarch64"))]
+    {
+        false
+    }
+}
+
+/// The widest kernels this process runs, for the device line: `AVX-512`, `AVX2`, `NEON` or
+/// `portable`.
+pub fn level_name() -> &'static str {
+    if avx512_enabled() {
+        "AVX-512"
+    } else if avx2_enabled() {
+        "AVX2"
+    } else if neon_enabled() {
+        "NEON"
+    } else {
+        "portable"
     }
 }
 
@@ -275,6 +303,47 @@ pub mod avx512 {
     }
 }
 
+/// NEON versions of [`exp`] and [`silu`], operation for operation the same (separate
+/// multiplies and adds, no fused multiply-add), so they round identically; four lanes.
+#[cfg(target_arch = "aarch64")]
+pub mod neon {
+    use std::arch::aarch64::*;
+
+    use super::{EXP_MAX, EXP_MIN, EXP_POLY, LN2_HI, LN2_LO, SHIFTER};
+
+    /// Four lanes of [`super::exp`].
+    #[inline]
+    #[target_feature(enable = "neon")]
+    pub fn exp(x: float32x4_t) -> float32x4_t {
+        let s = vdupq_n_f32;
+        let x = vminq_f32(vmaxq_f32(x, s(EXP_MIN)), s(EXP_MAX));
+        let t = vaddq_f32(vmulq_f32(x, s(std::f32::consts::LOG2_E)), s(SHIFTER));
+        let n = vsubq_f32(t, s(SHIFTER));
+        let r = vsubq_f32(
+            vsubq_f32(x, vmulq_f32(n, s(LN2_HI))),
+            vmulq_f32(n, s(LN2_LO)),
+        );
+        let mut p = s(EXP_POLY[0]);
+        for c in &EXP_POLY[1..] {
+            p = vaddq_f32(vmulq_f32(p, r), s(*c));
+        }
+        let e = vaddq_f32(vaddq_f32(vmulq_f32(p, vmulq_f32(r, r)), r), s(1.0));
+        let k = vsubq_s32(
+            vreinterpretq_s32_f32(t),
+            vdupq_n_s32(SHIFTER.to_bits() as i32),
+        );
+        let scale = vshlq_n_s32::<23>(vaddq_s32(k, vdupq_n_s32(127)));
+        vmulq_f32(e, vreinterpretq_f32_s32(scale))
+    }
+
+    /// Four lanes of [`super::silu`].
+    #[inline]
+    #[target_feature(enable = "neon")]
+    pub fn silu(x: float32x4_t) -> float32x4_t {
+        vdivq_f32(x, vaddq_f32(vdupq_n_f32(1.0), exp(vnegq_f32(x))))
+    }
+}
+
 /// `eˣ` for `x ≤ 88`, to about 1 ulp (Cephes `expf` polynomial), with no branches or calls so
 /// a loop of it vectorizes. Inputs below -87 give `e⁻⁸⁷` rather than a denormal.
 #[inline(always)]
@@ -375,6 +444,79 @@ mod tests {
                 );
             }
             x += 0.0131;
+        }
+    }
+
+    /// The AVX2 and AVX-512 `exp`, `exp2x` and `silu` give the scalar bits, over the whole
+    /// clamped range and past it, subnormal results near -87 included.
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn vector_exp_gives_the_scalar_bits() {
+        use std::arch::x86_64::*;
+        let mut xs: Vec<f32> = Vec::new();
+        let mut x = -100.0f32;
+        while x < 100.0 {
+            xs.push(x);
+            x += 0.00917;
+        }
+        let mut x = -87.5f32;
+        while x < -86.0 {
+            xs.push(x);
+            x += 1e-4;
+        }
+        xs.extend([0.0, -0.0, 88.0, -87.0, 1e-30, -1e-30]);
+        while !xs.len().is_multiple_of(32) {
+            xs.push(0.5);
+        }
+        let want: Vec<u32> = xs.iter().map(|x| exp(*x).to_bits()).collect();
+        let want_silu: Vec<u32> = xs.iter().map(|x| silu(*x).to_bits()).collect();
+        if avx2_enabled() {
+            for i in (0..xs.len()).step_by(8) {
+                let (mut e, mut si) = ([0.0f32; 8], [0.0f32; 8]);
+                // SAFETY: the CPU has AVX2; 8 floats at i are in bounds.
+                unsafe {
+                    let v = _mm256_loadu_ps(xs.as_ptr().add(i));
+                    _mm256_storeu_ps(e.as_mut_ptr(), avx2::exp(v));
+                    _mm256_storeu_ps(si.as_mut_ptr(), avx2::silu(v));
+                }
+                for l in 0..8 {
+                    assert_eq!(e[l].to_bits(), want[i + l], "avx2 exp({})", xs[i + l]);
+                    assert_eq!(
+                        si[l].to_bits(),
+                        want_silu[i + l],
+                        "avx2 silu({})",
+                        xs[i + l]
+                    );
+                }
+            }
+        }
+        if avx512_enabled() {
+            for i in (0..xs.len()).step_by(32) {
+                let (mut e, mut e2, mut si) = ([0.0f32; 32], [0.0f32; 32], [0.0f32; 16]);
+                // SAFETY: the CPU has AVX-512; 32 floats at i are in bounds.
+                unsafe {
+                    let v0 = _mm512_loadu_ps(xs.as_ptr().add(i));
+                    let v1 = _mm512_loadu_ps(xs.as_ptr().add(i + 16));
+                    _mm512_storeu_ps(e.as_mut_ptr(), avx512::exp(v0));
+                    _mm512_storeu_ps(e.as_mut_ptr().add(16), avx512::exp(v1));
+                    let (p0, p1) = avx512::exp2x(v0, v1);
+                    _mm512_storeu_ps(e2.as_mut_ptr(), p0);
+                    _mm512_storeu_ps(e2.as_mut_ptr().add(16), p1);
+                    _mm512_storeu_ps(si.as_mut_ptr(), avx512::silu(v0));
+                }
+                for l in 0..32 {
+                    assert_eq!(e[l].to_bits(), want[i + l], "avx512 exp({})", xs[i + l]);
+                    assert_eq!(e2[l].to_bits(), want[i + l], "avx512 exp2x({})", xs[i + l]);
+                }
+                for l in 0..16 {
+                    assert_eq!(
+                        si[l].to_bits(),
+                        want_silu[i + l],
+                        "avx512 silu({})",
+                        xs[i + l]
+                    );
+                }
+            }
         }
     }
 
