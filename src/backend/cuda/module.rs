@@ -14,12 +14,13 @@ use super::MixerShape;
 use crate::error::{Error, Result};
 
 /// The kernel sources, compiled as one program.
-const SOURCES: [(&str, &str); 5] = [
+const SOURCES: [(&str, &str); 6] = [
     ("norm.cu", include_str!("../../../kernels/norm.cu")),
     ("conv.cu", include_str!("../../../kernels/conv.cu")),
     ("scan.cu", include_str!("../../../kernels/scan.cu")),
     ("graph.cu", include_str!("../../../kernels/graph.cu")),
     ("mamba2.cu", include_str!("../../../kernels/mamba2.cu")),
+    ("state.cu", include_str!("../../../kernels/state.cu")),
 ];
 
 /// 64-bit FNV-1a: a stable hash for cache keys (std's hasher may change between releases).
@@ -65,6 +66,8 @@ pub struct Kernels {
     pub to_bf16: CudaFunction,
     /// `gather_observed`.
     pub gather_observed: CudaFunction,
+    /// `gather_states`.
+    pub gather_states: CudaFunction,
     /// `m2_dt` (Mamba-2).
     pub m2_dt: CudaFunction,
     /// `m2_scan` (Mamba-2).
@@ -154,6 +157,7 @@ impl Kernels {
             combine: f("combine")?,
             to_bf16: f("to_bf16")?,
             gather_observed: f("gather_observed")?,
+            gather_states: f("gather_states")?,
             m2_dt: f("m2_dt")?,
             m2_scan: f("m2_scan")?,
             m2_gated_norm: f("m2_gated_norm")?,

@@ -902,6 +902,40 @@ impl CudaOps {
         Ok((out, copies))
     }
 
+    /// Gathers one buffer (`which`) of every part, all of one length, into `dst` in order,
+    /// with one kernel launch (no lock: callers hold it).
+    fn gather_parts(
+        &self,
+        parts: &[&CudaMixerState],
+        which: fn(&CudaMixerState) -> &CudaSlice<f32>,
+        dst: &mut CudaSlice<f32>,
+    ) -> Result<()> {
+        let per = which(parts[0]).len();
+        let ptrs: Vec<u64> = parts
+            .iter()
+            .map(|p| which(p).device_ptr(&self.stream).0)
+            .collect();
+        let srcs = self
+            .stream
+            .clone_htod(&ptrs)
+            .map_err(cuda_err("uploading state addresses"))?;
+        let (per_i, batch_i) = (per as i64, parts.len() as i32);
+        // SAFETY: srcs holds parts.len() addresses of live buffers of `per` floats each (the
+        // parts are borrowed for this call, and a buffer dropped later is freed in stream
+        // order, after this launch); dst holds parts.len() * per floats and overlaps none.
+        unsafe {
+            self.stream
+                .launch_builder(&self.kernels.gather_states)
+                .arg(&srcs)
+                .arg(dst)
+                .arg(&per_i)
+                .arg(&batch_i)
+                .launch(grid(per * parts.len()))
+                .map_err(cuda_err("kernel launch failed"))?;
+        }
+        Ok(())
+    }
+
     /// A zeroed state of `batch` sequences.
     fn zero_state(&self, w: &CudaMixer, batch: usize) -> Result<CudaMixerState> {
         let z = |n: usize| {
@@ -1179,6 +1213,14 @@ impl Ops for CudaOps {
         let total = |f: fn(&CudaMixerState) -> usize| parts.iter().map(|p| f(p)).sum::<usize>();
         let (nc, ns) = (total(|p| p.conv.len()), total(|p| p.ssm.len()));
         let (mut conv, mut ssm) = (self.alloc(nc)?, self.alloc(ns)?);
+        let batch = parts.iter().map(|p| p.batch).sum();
+        let same = |f: fn(&CudaMixerState) -> usize| parts.iter().all(|p| f(p) == f(parts[0]));
+        if parts.len() > 2 && same(|p| p.conv.len()) && same(|p| p.ssm.len()) {
+            // Parts of one size (the snapshots of a batch of continuations): one gather each.
+            self.gather_parts(parts, |p| &p.conv, &mut conv)?;
+            self.gather_parts(parts, |p| &p.ssm, &mut ssm)?;
+            return Ok(CudaMixerState { conv, ssm, batch });
+        }
         let (mut c, mut s) = (0, 0);
         for p in parts {
             let (pc, ps) = (p.conv.len(), p.ssm.len());
@@ -1190,11 +1232,7 @@ impl Ops for CudaOps {
                 .map_err(cuda_err("gathering states"))?;
             (c, s) = (c + pc, s + ps);
         }
-        Ok(CudaMixerState {
-            conv,
-            ssm,
-            batch: parts.iter().map(|p| p.batch).sum(),
-        })
+        Ok(CudaMixerState { conv, ssm, batch })
     }
 
     fn unstack_states(
