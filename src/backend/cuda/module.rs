@@ -68,6 +68,10 @@ pub struct Kernels {
     pub gather_observed: CudaFunction,
     /// `gather_states`.
     pub gather_states: CudaFunction,
+    /// `checkpoint_conv`.
+    pub checkpoint_conv: CudaFunction,
+    /// `copy_slots`.
+    pub copy_slots: CudaFunction,
     /// `m2_dt` (Mamba-2).
     pub m2_dt: CudaFunction,
     /// `m2_scan` (Mamba-2).
@@ -158,6 +162,8 @@ impl Kernels {
             to_bf16: f("to_bf16")?,
             gather_observed: f("gather_observed")?,
             gather_states: f("gather_states")?,
+            checkpoint_conv: f("checkpoint_conv")?,
+            copy_slots: f("copy_slots")?,
             m2_dt: f("m2_dt")?,
             m2_scan: f("m2_scan")?,
             m2_gated_norm: f("m2_gated_norm")?,

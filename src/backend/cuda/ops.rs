@@ -18,6 +18,7 @@ use crate::graph::{Consumer, LinearRole, Mamba2Shape, Ops};
 use crate::model::{LayerWeights, Mamba2LayerWeights};
 
 mod mamba2;
+mod states;
 pub use mamba2::CudaMixer2;
 
 /// Largest Mamba-2 state size the scan supports (a 32-step tile of B and C in 48 KiB of shared
@@ -734,10 +735,7 @@ impl CudaOps {
         let xz_buf = xz.values()?;
         let mut u = self.alloc(rows * e)?;
         let mut conv_next = self.alloc(batch * (k - 1).max(1) * e)?;
-        let mut copies = at
-            .iter()
-            .map(|_| self.zero_state(w, 1))
-            .collect::<Result<Vec<_>>>()?;
+        let mut copies = self.checkpoint_states(w, at.len())?;
         let mut since = self.mark();
         // SAFETY (all launches): arguments match the kernels' signatures in kernels/*.cu and
         // every buffer holds at least the elements the launch grid indexes.
@@ -767,23 +765,9 @@ impl CudaOps {
                 .arg(&mut conv_next)
                 .launch(grid(batch * (k - 1) * e))
                 .map_err(&launch_err)?;
-            // The conv state before row p is the state after the first p rows.
-            for (&p, copy) in at.iter().zip(copies.iter_mut()) {
-                let (p_i, one) = (p as i32, 1i32);
-                self.stream
-                    .launch_builder(&self.kernels.conv_state_next)
-                    .arg(xz_buf)
-                    .arg(&in_stride)
-                    .arg(&p_i)
-                    .arg(&one)
-                    .arg(&e_i)
-                    .arg(&k_i)
-                    .arg(&state.conv)
-                    .arg(&mut copy.conv)
-                    .launch(grid((k - 1) * e))
-                    .map_err(&launch_err)?;
-            }
         }
+        // The conv state before row p is the state after the first p rows.
+        self.checkpoint_conv(xz_buf, in_stride, at, e, k, &state.conv, &mut copies)?;
         if k > 1 {
             state.conv = conv_next;
         }
@@ -846,12 +830,7 @@ impl CudaOps {
         }
         self.sub_stage("mixer/scan_carry", &mut since);
         // The SSM state before row p (a chunk boundary) is chunk p / SCAN_CHUNK's start.
-        for (&p, copy) in at.iter().zip(copies.iter_mut()) {
-            let slot = p / SCAN_CHUNK * en;
-            self.stream
-                .memcpy_dtod(&h_start.slice(slot..slot + en), &mut copy.ssm)
-                .map_err(cuda_err("copying a checkpoint"))?;
-        }
+        self.checkpoint_ssm(&h_start, at, en, &mut copies)?;
         let z = xz_buf.slice(e..);
         let mut y = self.alloc(if bf16_out { 1 } else { rows * e })?;
         // SAFETY: y16 is written in place of y when bf16 output is asked for.
@@ -900,40 +879,6 @@ impl CudaOps {
             None => CudaAct::f32(y, rows, e),
         };
         Ok((out, copies))
-    }
-
-    /// Gathers one buffer (`which`) of every part, all of one length, into `dst` in order,
-    /// with one kernel launch (no lock: callers hold it).
-    fn gather_parts(
-        &self,
-        parts: &[&CudaMixerState],
-        which: fn(&CudaMixerState) -> &CudaSlice<f32>,
-        dst: &mut CudaSlice<f32>,
-    ) -> Result<()> {
-        let per = which(parts[0]).len();
-        let ptrs: Vec<u64> = parts
-            .iter()
-            .map(|p| which(p).device_ptr(&self.stream).0)
-            .collect();
-        let srcs = self
-            .stream
-            .clone_htod(&ptrs)
-            .map_err(cuda_err("uploading state addresses"))?;
-        let (per_i, batch_i) = (per as i64, parts.len() as i32);
-        // SAFETY: srcs holds parts.len() addresses of live buffers of `per` floats each (the
-        // parts are borrowed for this call, and a buffer dropped later is freed in stream
-        // order, after this launch); dst holds parts.len() * per floats and overlaps none.
-        unsafe {
-            self.stream
-                .launch_builder(&self.kernels.gather_states)
-                .arg(&srcs)
-                .arg(dst)
-                .arg(&per_i)
-                .arg(&batch_i)
-                .launch(grid(per * parts.len()))
-                .map_err(cuda_err("kernel launch failed"))?;
-        }
-        Ok(())
     }
 
     /// A zeroed state of `batch` sequences.
