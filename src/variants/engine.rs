@@ -107,10 +107,21 @@ const BATCH: usize = 256;
 const CALL: usize = 512;
 
 /// At most this many distinct checkpoints are copied in one stripe of the reference pass on a
-/// backend whose checkpoints fall every position (the CPU: keeps its stripes short), and on
-/// one with a checkpoint stride (a GPU: keeps its stripes long and its batches full).
+/// backend whose checkpoints fall at every position (the CPU: keeps its stripes short).
 const MAX_CHECKPOINTS: usize = 256;
+/// On a backend with a checkpoint stride (a GPU), up to this many, as far as
+/// [`snapshot_cap`] allows: long stripes and full batches of continuations.
 const MAX_CHECKPOINTS_STRIDED: usize = 4096;
+
+/// Snapshots a stripe may copy (and pending continuations may hold) on a backend with a
+/// checkpoint stride: their states take at most about what a stripe's activations take
+/// (about `8 * d_inner` floats per token), between [`MAX_CHECKPOINTS`] and
+/// [`MAX_CHECKPOINTS_STRIDED`].
+fn snapshot_cap(config: &crate::model::MambaConfig, stripe_len: usize) -> usize {
+    let state = config.num_hidden_layers * config.state_floats_per_layer();
+    (stripe_len.saturating_mul(8 * config.intermediate_size) / state.max(1))
+        .clamp(MAX_CHECKPOINTS, MAX_CHECKPOINTS_STRIDED)
+}
 
 /// An ALT continuation waiting for its batch: the checkpoint it starts from (shared by the
 /// variants next to it) and its tokens (the reference bases from the checkpoint to the
@@ -421,7 +432,7 @@ fn score_cached<B: Backend>(
     let stripe = stride_multiple(opts.stripe_len, stride);
     let checkpoint = |v: &StrandVariant| v.pos / stride * stride;
     let max_checkpoints = if stride > 1 {
-        MAX_CHECKPOINTS_STRIDED
+        snapshot_cap(backend.config(), opts.stripe_len)
     } else {
         MAX_CHECKPOINTS
     };
@@ -536,7 +547,11 @@ fn score_cached<B: Backend>(
                 tokens: alt,
                 skip: v.pos - c,
             });
-            if jobs.len() >= BATCH && job_tokens >= opts.stripe_len {
+            // A batch fills a stripe's worth of tokens, holding at most as many snapshots
+            // as a stripe copies (on the CPU: exactly BATCH continuations).
+            if jobs.len() >= BATCH
+                && (job_tokens >= opts.stripe_len || jobs.len() >= max_checkpoints)
+            {
                 for id in run_alt_batch(backend, tokenizer, &mut jobs, &mut flight)? {
                     finish(&mut flight, id, sink)?;
                 }
