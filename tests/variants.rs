@@ -289,3 +289,68 @@ fn strided_batches_across_stripes_give_the_unstrided_scores() {
         }
     }
 }
+
+/// A backend whose continuations fail: the error comes back from the scoring call (from the
+/// worker thread that runs them), instead of a hang or a panic.
+struct FailingContinuations(CpuBackend);
+
+impl Backend for FailingContinuations {
+    type State = CpuState;
+    fn describe(&self) -> String {
+        self.0.describe()
+    }
+    fn config(&self) -> &MambaConfig {
+        self.0.config()
+    }
+    fn new_state(&self) -> ssmgen::Result<CpuState> {
+        self.0.new_state()
+    }
+    fn forward(&self, s: &mut CpuState, t: &[u32], logp: &mut Vec<f32>) -> ssmgen::Result<()> {
+        self.0.forward(s, t, logp)
+    }
+    fn forward_hidden(
+        &self,
+        s: &mut CpuState,
+        t: &[u32],
+        layer: Option<usize>,
+        hidden: &mut Vec<f32>,
+    ) -> ssmgen::Result<()> {
+        self.0.forward_hidden(s, t, layer, hidden)
+    }
+    fn forward_continuations(
+        &self,
+        _starts: &[&CpuState],
+        _tokens: &[u32],
+        _observed: &mut Vec<f32>,
+    ) -> ssmgen::Result<()> {
+        Err(ssmgen::Error::Backend("continuations refused".into()))
+    }
+}
+
+#[test]
+fn a_failing_continuation_batch_is_reported() {
+    let model = Model::load(Path::new("test-data/fixture-model")).unwrap();
+    let backend = FailingContinuations(CpuBackend::new(&model));
+    let tok = Tokenizer::new(&model.config);
+    let seq = common::fixture_sequence().to_ascii_uppercase();
+    let mut tokens = Vec::new();
+    tok.encode(seq.as_bytes(), &mut tokens).unwrap();
+    // Enough variants for several batches, so that batches are in flight when one fails.
+    let variants: Vec<_> = (10..tokens.len() - 10)
+        .step_by(3)
+        .map(|pos| ssmgen::variants::engine::StrandVariant {
+            pos,
+            ref_len: 1,
+            alt: vec![if tokens[pos] == 7 { 8 } else { 7 }],
+        })
+        .collect();
+    let opts = EngineOptions {
+        window: 8,
+        context: None,
+        stripe_len: 256,
+        bos: None,
+    };
+    let err = ssmgen::variants::engine::score_strand(&backend, &tok, &tokens, &variants, &opts)
+        .expect_err("the continuations fail");
+    assert!(err.to_string().contains("continuations refused"), "{err}");
+}
