@@ -18,7 +18,7 @@ use crate::model::MambaConfig;
 /// the same outputs as one call on the whole sequence.
 pub trait Backend: Send + Sync {
     /// Per-sequence recurrent state: every layer's conv and SSM state, always f32.
-    type State: Clone + Send + Sync;
+    type State: Clone + Send;
 
     /// A short name for logs, e.g. `cpu (8 threads)`.
     fn describe(&self) -> String;

@@ -161,16 +161,16 @@ impl Sums {
     }
 }
 
-/// What an ALT continuation gave: its variant's id, its first scored value and its sum.
-type AltResult = (u64, Option<f32>, f64);
-
-/// Runs ALT continuations (sorted by length, in calls of at most [`CALL`], each padded with N
-/// to its longest; the model is causal, so padding never changes the real positions' scores).
+/// Runs the queued ALT continuations (sorted by length, in calls of at most [`CALL`], each
+/// padded with N to its longest; the model is causal, so padding never changes the real
+/// positions' scores) and records their sums. Returns the ids of the variants whose
+/// continuations ran.
 fn run_alt_batch<B: Backend>(
     backend: &B,
     tokenizer: &Tokenizer,
-    mut jobs: Vec<AltJob<B>>,
-) -> Result<Vec<AltResult>> {
+    jobs: &mut Vec<AltJob<B>>,
+    flight: &mut std::collections::HashMap<u64, InFlight>,
+) -> Result<Vec<u64>> {
     jobs.sort_by_key(|j| j.tokens.len());
     let mut ran = Vec::with_capacity(jobs.len());
     let (mut tokens, mut observed, mut scores) = (Vec::new(), Vec::new(), Vec::new());
@@ -193,26 +193,15 @@ fn run_alt_batch<B: Backend>(
                 &job.tokens,
                 &mut scores,
             );
+            let s = &mut flight.get_mut(&job.slot).expect("a variant in flight").sums;
             let own = &scores[job.skip.min(scores.len())..];
-            ran.push((job.slot, first_scored(own), sum_scored(own)));
+            s.alt_first = first_scored(own);
+            s.alt_sum = sum_scored(own);
+            ran.push(job.slot);
         }
     }
+    jobs.clear();
     Ok(ran)
-}
-
-/// Records ALT continuations' results and hands on the variants they finish.
-fn apply_alt(
-    results: Vec<AltResult>,
-    flight: &mut std::collections::HashMap<u64, InFlight>,
-    sink: &mut Sink<'_>,
-) -> Result<()> {
-    for (id, first, sum) in results {
-        let s = &mut flight.get_mut(&id).expect("a variant in flight").sums;
-        s.alt_first = first;
-        s.alt_sum = sum;
-        finish(flight, id, sink)?;
-    }
-    Ok(())
 }
 
 /// Appends to `scores`, for each of `tokens`, its log-probability: from `first_row` for the
@@ -424,105 +413,6 @@ fn finish(
     Ok(())
 }
 
-/// Runs batches of ALT continuations on a worker thread, so that the host reads, tokenises
-/// and books the next stripes while the device runs them (the device's own queue keeps its work
-/// in order). At most two batches are in flight; results come back in submission order.
-struct AltWorker<'scope, B: Backend> {
-    to_worker: Option<std::sync::mpsc::SyncSender<Vec<AltJob<B>>>>,
-    from_worker: std::sync::mpsc::Receiver<Result<Vec<AltResult>>>,
-    in_flight: usize,
-    _scope: std::marker::PhantomData<&'scope ()>,
-}
-
-impl<'scope, B: Backend> AltWorker<'scope, B> {
-    fn start<'env>(
-        scope: &'scope std::thread::Scope<'scope, 'env>,
-        backend: &'env B,
-        tokenizer: &'env Tokenizer,
-    ) -> Self {
-        use std::sync::mpsc::sync_channel;
-        let (to_worker, worker_in) = sync_channel::<Vec<AltJob<B>>>(1);
-        let (worker_out, from_worker) = sync_channel::<Result<Vec<AltResult>>>(2);
-        scope.spawn(move || {
-            for jobs in worker_in {
-                let result = run_alt_batch(backend, tokenizer, jobs);
-                let failed = result.is_err();
-                if worker_out.send(result).is_err() || failed {
-                    break;
-                }
-            }
-        });
-        AltWorker {
-            to_worker: Some(to_worker),
-            from_worker,
-            in_flight: 0,
-            _scope: std::marker::PhantomData,
-        }
-    }
-
-    /// Hands `jobs` to the worker; with two batches already in flight, first waits for the
-    /// older one and records it.
-    fn submit(
-        &mut self,
-        jobs: Vec<AltJob<B>>,
-        flight: &mut std::collections::HashMap<u64, InFlight>,
-        sink: &mut Sink<'_>,
-    ) -> Result<()> {
-        if jobs.is_empty() {
-            return Ok(());
-        }
-        if self.in_flight == 2 {
-            let done = self.wait()?;
-            apply_alt(done, flight, sink)?;
-        }
-        let sent = self.to_worker.as_ref().map(|t| t.send(jobs).is_ok());
-        if sent != Some(true) {
-            // The worker stopped after an error: report it.
-            return self.wait().map(|_| ());
-        }
-        self.in_flight += 1;
-        Ok(())
-    }
-
-    /// The results of batches that have finished, without waiting.
-    fn finished(&mut self) -> Result<Vec<AltResult>> {
-        let mut out = Vec::new();
-        while self.in_flight > 0 {
-            match self.from_worker.try_recv() {
-                Ok(r) => {
-                    self.in_flight -= 1;
-                    out.extend(r?);
-                }
-                Err(_) => break,
-            }
-        }
-        Ok(out)
-    }
-
-    /// The oldest batch's results, waiting for them.
-    fn wait(&mut self) -> Result<Vec<AltResult>> {
-        let r = self.from_worker.recv().map_err(|_| {
-            crate::error::Error::Backend("the continuation thread stopped early".into())
-        })?;
-        self.in_flight = self.in_flight.saturating_sub(1);
-        r
-    }
-
-    /// Waits for every batch in flight and records them; the worker then ends.
-    fn drain(
-        &mut self,
-        flight: &mut std::collections::HashMap<u64, InFlight>,
-        sink: &mut Sink<'_>,
-    ) -> Result<()> {
-        self.to_worker = None;
-        while self.in_flight > 0 {
-            let done = self.wait()?;
-            apply_alt(done, flight, sink)?;
-        }
-        Ok(())
-    }
-}
-
 /// The state-cached way: one pass over the strand copies the state at a checkpoint at or just
 /// before each variant (the backend's checkpoint stride apart). REF's scores are read off the
 /// pass itself; ALT's continuation replays the few bases from the checkpoint to the variant and
@@ -548,131 +438,130 @@ fn score_cached<B: Backend>(
     };
     let mut variants = variants.peekable();
 
-    std::thread::scope(|scope| -> Result<()> {
-        let mut worker = AltWorker::start(scope, backend, tokenizer);
-        let mut stream = ScoreStream::new(backend, tokenizer, opts.bos)?;
-        let mut flight: std::collections::HashMap<u64, InFlight> = Default::default();
-        let mut pending: Vec<Pending> = Vec::new();
-        let mut jobs: Vec<AltJob<B>> = Vec::new();
-        let mut job_tokens = 0usize;
-        let (mut scores, mut tokens) = (Vec::new(), Vec::new());
-        let mut here: Vec<(u64, StrandVariant)> = Vec::new();
-        let mut at = 0usize;
-        while at < len && (variants.peek().is_some() || !pending.is_empty()) {
-            // This stripe's checkpoints; the stripe ends early at the first one over the cap.
-            let mut hi = (at + stripe).min(len);
-            let mut cuts: Vec<usize> = Vec::new();
-            here.clear();
-            while let Some(item) = variants.peek() {
-                let Ok((_, v)) = item else {
-                    // Hand the error on.
-                    return variants.next().map_or(Ok(()), |e| e.map(|_| ()));
-                };
-                let c = checkpoint(v);
-                if c >= hi {
+    let mut stream = ScoreStream::new(backend, tokenizer, opts.bos)?;
+    let mut flight: std::collections::HashMap<u64, InFlight> = Default::default();
+    let mut pending: Vec<Pending> = Vec::new();
+    let mut jobs: Vec<AltJob<B>> = Vec::new();
+    let mut job_tokens = 0usize;
+    let (mut scores, mut tokens) = (Vec::new(), Vec::new());
+    let mut here: Vec<(u64, StrandVariant)> = Vec::new();
+    let mut at = 0usize;
+    while at < len && (variants.peek().is_some() || !pending.is_empty()) {
+        // This stripe's checkpoints; the stripe ends early at the first one over the cap.
+        let mut hi = (at + stripe).min(len);
+        let mut cuts: Vec<usize> = Vec::new();
+        here.clear();
+        while let Some(item) = variants.peek() {
+            let Ok((_, v)) = item else {
+                // Hand the error on.
+                return variants.next().map_or(Ok(()), |e| e.map(|_| ()));
+            };
+            let c = checkpoint(v);
+            if c >= hi {
+                break;
+            }
+            if cuts.last() != Some(&(c - at)) {
+                if cuts.len() == max_checkpoints {
+                    hi = c;
                     break;
                 }
-                if cuts.last() != Some(&(c - at)) {
-                    if cuts.len() == max_checkpoints {
-                        hi = c;
-                        break;
-                    }
-                    cuts.push(c - at);
-                }
-                if let Some(item) = variants.next() {
-                    here.push(item?);
-                }
+                cuts.push(c - at);
             }
-            // The stripe's tokens and those the ALT continuations of its variants read past it.
-            let need = here
-                .iter()
-                .map(|(_, v)| ref_end(len, v, opts.window))
-                .max()
-                .unwrap_or(hi)
-                .max(hi);
-            source.tokens(at, need, &mut tokens)?;
-            for (id, v) in &here {
-                pending.push(Pending {
-                    slot: *id,
-                    start: v.pos,
-                    end: ref_end(len, v, opts.window),
-                });
-                flight.insert(
-                    *id,
-                    InFlight {
-                        sums: Sums::default(),
-                        waiting: 2,
-                    },
-                );
+            if let Some(item) = variants.next() {
+                here.push(item?);
             }
-            // Continuations that finished while the host prepared this stripe.
-            apply_alt(worker.finished()?, &mut flight, sink)?;
-            let snapshots: Vec<std::sync::Arc<Snapshot<B>>> = stream
-                .push_checkpointed(&tokens[..hi - at], &mut scores, &cuts)?
-                .into_iter()
-                .map(std::sync::Arc::new)
-                .collect();
-            progress((hi - at) as u64);
-            for p in &pending {
-                let (lo, up) = (p.start.max(at), p.end.min(hi));
-                if lo < up {
-                    let s = &mut flight.get_mut(&p.slot).expect("a variant in flight").sums;
-                    s.ref_sum += sum_scored(&scores[lo - at..up - at]);
-                    if lo == p.start {
-                        s.ref_first = first_scored(&scores[lo - at..]);
-                    }
-                }
-            }
-            let mut k = 0;
-            while k < pending.len() {
-                if pending[k].end <= hi {
-                    let p = pending.swap_remove(k);
-                    finish(&mut flight, p.slot, sink)?;
-                } else {
-                    k += 1;
-                }
-            }
-            for (id, v) in here.drain(..) {
-                let c = checkpoint(&v);
-                let k = cuts.partition_point(|&cut| cut < c - at);
-                let rel = StrandVariant {
-                    pos: v.pos - at,
-                    ref_len: v.ref_len,
-                    alt: v.alt,
-                };
-                let alt = alt_tokens(&tokens, &rel, c - at, opts.window);
-                if alt.len() == 1 {
-                    // A one-token continuation from the variant itself (an SNV with `--window 0`,
-                    // or at the strand's end): its score is in the checkpoint's next-token row,
-                    // with nothing to run.
-                    let mut one = Vec::with_capacity(1);
-                    let row = snapshots[k].next_row.as_deref();
-                    observed_scores(tokenizer, row, &[], vocab, &alt, &mut one);
-                    let s = &mut flight.get_mut(&id).expect("a variant in flight").sums;
-                    s.alt_first = first_scored(&one);
-                    s.alt_sum = sum_scored(&one);
-                    finish(&mut flight, id, sink)?;
-                    continue;
-                }
-                job_tokens += alt.len();
-                jobs.push(AltJob {
-                    slot: id,
-                    from: std::sync::Arc::clone(&snapshots[k]),
-                    tokens: alt,
-                    skip: v.pos - c,
-                });
-                // A batch fills a stripe's worth of tokens, holding at most as many snapshots
-                // as a stripe copies (on the CPU: exactly BATCH continuations).
-                if jobs.len() >= BATCH
-                    && (job_tokens >= opts.stripe_len || jobs.len() >= max_checkpoints)
-                {
-                    worker.submit(std::mem::take(&mut jobs), &mut flight, sink)?;
-                    job_tokens = 0;
-                }
-            }
-            at = hi;
         }
-        worker.submit(std::mem::take(&mut jobs), &mut flight, sink)?;
-        worker.drain(&mut flight, sink)
-    })
+        // The stripe's tokens and those the ALT continuations of its variants read past it.
+        let need = here
+            .iter()
+            .map(|(_, v)| ref_end(len, v, opts.window))
+            .max()
+            .unwrap_or(hi)
+            .max(hi);
+        source.tokens(at, need, &mut tokens)?;
+        for (id, v) in &here {
+            pending.push(Pending {
+                slot: *id,
+                start: v.pos,
+                end: ref_end(len, v, opts.window),
+            });
+            flight.insert(
+                *id,
+                InFlight {
+                    sums: Sums::default(),
+                    waiting: 2,
+                },
+            );
+        }
+        let snapshots: Vec<std::sync::Arc<Snapshot<B>>> = stream
+            .push_checkpointed(&tokens[..hi - at], &mut scores, &cuts)?
+            .into_iter()
+            .map(std::sync::Arc::new)
+            .collect();
+        progress((hi - at) as u64);
+        for p in &pending {
+            let (lo, up) = (p.start.max(at), p.end.min(hi));
+            if lo < up {
+                let s = &mut flight.get_mut(&p.slot).expect("a variant in flight").sums;
+                s.ref_sum += sum_scored(&scores[lo - at..up - at]);
+                if lo == p.start {
+                    s.ref_first = first_scored(&scores[lo - at..]);
+                }
+            }
+        }
+        let mut k = 0;
+        while k < pending.len() {
+            if pending[k].end <= hi {
+                let p = pending.swap_remove(k);
+                finish(&mut flight, p.slot, sink)?;
+            } else {
+                k += 1;
+            }
+        }
+        for (id, v) in here.drain(..) {
+            let c = checkpoint(&v);
+            let k = cuts.partition_point(|&cut| cut < c - at);
+            let rel = StrandVariant {
+                pos: v.pos - at,
+                ref_len: v.ref_len,
+                alt: v.alt,
+            };
+            let alt = alt_tokens(&tokens, &rel, c - at, opts.window);
+            if alt.len() == 1 {
+                // A one-token continuation from the variant itself (an SNV with `--window 0`,
+                // or at the strand's end): its score is in the checkpoint's next-token row,
+                // with nothing to run.
+                let mut one = Vec::with_capacity(1);
+                let row = snapshots[k].next_row.as_deref();
+                observed_scores(tokenizer, row, &[], vocab, &alt, &mut one);
+                let s = &mut flight.get_mut(&id).expect("a variant in flight").sums;
+                s.alt_first = first_scored(&one);
+                s.alt_sum = sum_scored(&one);
+                finish(&mut flight, id, sink)?;
+                continue;
+            }
+            job_tokens += alt.len();
+            jobs.push(AltJob {
+                slot: id,
+                from: std::sync::Arc::clone(&snapshots[k]),
+                tokens: alt,
+                skip: v.pos - c,
+            });
+            // A batch fills a stripe's worth of tokens, holding at most as many snapshots
+            // as a stripe copies (on the CPU: exactly BATCH continuations).
+            if jobs.len() >= BATCH
+                && (job_tokens >= opts.stripe_len || jobs.len() >= max_checkpoints)
+            {
+                for id in run_alt_batch(backend, tokenizer, &mut jobs, &mut flight)? {
+                    finish(&mut flight, id, sink)?;
+                }
+                job_tokens = 0;
+            }
+        }
+        at = hi;
+    }
+    for id in run_alt_batch(backend, tokenizer, &mut jobs, &mut flight)? {
+        finish(&mut flight, id, sink)?;
+    }
+    Ok(())
 }
