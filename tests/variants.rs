@@ -290,8 +290,8 @@ fn strided_batches_across_stripes_give_the_unstrided_scores() {
     }
 }
 
-/// A backend whose continuations fail: the error comes back from the scoring call (from the
-/// worker thread that runs them), instead of a hang or a panic.
+/// A backend whose continuations fail: the error comes back from the scoring call, with
+/// batches of continuations pending, instead of a hang or a panic.
 struct FailingContinuations(CpuBackend);
 
 impl Backend for FailingContinuations {

@@ -82,6 +82,13 @@ pub trait Backend: Send + Sync {
         Ok(())
     }
 
+    /// Hands back a state that is no longer needed (a checkpoint's snapshot once its
+    /// continuations ran), so that the backend may reuse its memory for later checkpoints
+    /// instead of freeing it. The default drops it.
+    fn recycle(&self, state: Self::State) {
+        drop(state);
+    }
+
     /// Stripes that start at multiples of this many tokens from a sequence's start give the
     /// same results bit for bit, whatever their lengths and batching; it is also the spacing
     /// of the positions [`Backend::forward_checkpoints`] can copy the state at. 1 on the CPU,

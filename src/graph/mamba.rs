@@ -324,6 +324,12 @@ where
         self.ops.checkpoint_stride()
     }
 
+    fn recycle(&self, state: Self::State) {
+        for layer in state {
+            self.ops.recycle_state(layer);
+        }
+    }
+
     fn forward_checkpoints(
         &self,
         state: &mut Self::State,

@@ -200,8 +200,17 @@ fn run_alt_batch<B: Backend>(
             ran.push(job.slot);
         }
     }
-    jobs.clear();
+    for job in jobs.drain(..) {
+        recycle(backend, job.from);
+    }
     Ok(ran)
+}
+
+/// Hands a snapshot's state back to the backend once nothing else holds it.
+fn recycle<B: Backend>(backend: &B, snapshot: std::sync::Arc<Snapshot<B>>) {
+    if let Ok(snapshot) = std::sync::Arc::try_unwrap(snapshot) {
+        backend.recycle(snapshot.state);
+    }
 }
 
 /// Appends to `scores`, for each of `tokens`, its log-probability: from `first_row` for the
@@ -557,6 +566,10 @@ fn score_cached<B: Backend>(
                 }
                 job_tokens = 0;
             }
+        }
+        // Snapshots no continuation holds (pending ones are handed back after their batch).
+        for snapshot in snapshots {
+            recycle(backend, snapshot);
         }
         at = hi;
     }

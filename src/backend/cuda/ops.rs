@@ -41,6 +41,8 @@ pub struct CudaOps {
     profile: Option<Mutex<Profile>>,
     /// Held by every op, so calls from several threads never interleave on the stream.
     lock: Mutex<()>,
+    /// State buffers handed back ([`Ops::recycle_state`]) for the next checkpoint copies.
+    spare: states::Spare,
 }
 
 // SAFETY: the stream and cuBLAS handle are only used while `lock` is held: every `Ops` method
@@ -303,6 +305,7 @@ impl CudaOps {
             kernels,
             precision,
             lock: Mutex::new(()),
+            spare: Default::default(),
         })
     }
 
@@ -1178,6 +1181,10 @@ impl Ops for CudaOps {
             (c, s) = (c + pc, s + ps);
         }
         Ok(CudaMixerState { conv, ssm, batch })
+    }
+
+    fn recycle_state(&self, state: CudaMixerState) {
+        self.spare.keep(state);
     }
 
     fn unstack_states(

@@ -3,12 +3,51 @@
 //! in one launch per buffer, addressed through a table of device pointers, instead of one copy
 //! (and allocation) per state.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use cudarc::driver::{CudaSlice, DevicePtr, DevicePtrMut, PushKernelArg};
 
 use super::{CudaMixer, CudaMixerState, CudaOps, cuda_err, grid};
 use crate::error::Result;
 
+/// Buffers of states handed back, by length, for the checkpoint copies of later stripes: a
+/// dense variant set takes a checkpoint every few hundred bases, and an allocation and a free
+/// per buffer of each (two per layer) cost more host time than the pass itself. They stay
+/// allocated (at most as many as were alive at once) until the GPU handles are dropped; the
+/// stream orders their reuse after every earlier read. Only buffers of the lengths the
+/// checkpoint copies have asked for are kept (a Mamba-2 state, which they never ask for, is
+/// dropped).
+#[derive(Default)]
+pub(super) struct Spare(Mutex<HashMap<usize, Vec<CudaSlice<f32>>>>);
+
+impl Spare {
+    /// Keeps a state's buffers, where their lengths are wanted (others are dropped).
+    pub(super) fn keep(&self, state: CudaMixerState) {
+        if let Ok(mut spare) = self.0.lock() {
+            for buf in [state.conv, state.ssm] {
+                if let Some(kept) = spare.get_mut(&buf.len()) {
+                    kept.push(buf);
+                }
+            }
+        }
+    }
+
+    /// A kept buffer of `n` floats, if there is one; marks `n` as a wanted length.
+    fn take(&self, n: usize) -> Option<CudaSlice<f32>> {
+        self.0.lock().ok()?.entry(n).or_default().pop()
+    }
+}
+
 impl CudaOps {
+    /// `n` floats, uninitialised (or holding a recycled state): callers write every one.
+    fn spare_or_alloc(&self, n: usize) -> Result<CudaSlice<f32>> {
+        match self.spare.take(n.max(1)) {
+            Some(buf) => Ok(buf),
+            None => self.alloc(n),
+        }
+    }
+
     /// The device addresses `ptrs` uploaded for a kernel (no lock: callers hold it).
     fn upload_addresses(&self, ptrs: &[u64]) -> Result<CudaSlice<u64>> {
         self.stream
@@ -47,8 +86,8 @@ impl CudaOps {
         Ok(())
     }
 
-    /// `count` states of batch 1 for checkpoint copies, uninitialised: [`Self::checkpoint_conv`]
-    /// and [`Self::checkpoint_ssm`] write every element.
+    /// `count` states of batch 1 for checkpoint copies, uninitialised or recycled:
+    /// [`Self::checkpoint_conv`] and [`Self::checkpoint_ssm`] write every element.
     pub(super) fn checkpoint_states(
         &self,
         w: &CudaMixer,
@@ -57,8 +96,8 @@ impl CudaOps {
         (0..count)
             .map(|_| {
                 Ok(CudaMixerState {
-                    conv: self.alloc((w.k - 1).max(1) * w.e)?,
-                    ssm: self.alloc(w.e * w.n)?,
+                    conv: self.spare_or_alloc((w.k - 1).max(1) * w.e)?,
+                    ssm: self.spare_or_alloc(w.e * w.n)?,
                     batch: 1,
                 })
             })
