@@ -73,12 +73,17 @@ def max_mean_abs(a, b):
     return max(diffs), sum(diffs) / len(diffs)
 
 
-def run_measured(cmd):
-    """Runs `cmd` with stdout discarded; returns (wall seconds, peak RSS in MiB). Exits on failure."""
+def run_measured(cmd, echo=None):
+    """Runs `cmd` with stdout discarded; returns (wall seconds, peak RSS in MiB). Exits on failure.
+    Stderr lines containing `echo` (e.g. "profile:") are printed."""
     start = time.time()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
     err = proc.stderr.read().decode()
     if status != 0:
         sys.exit(f"failed: {' '.join(cmd)}\n{err}")
+    if echo:
+        for line in err.splitlines():
+            if echo in line:
+                print(line, flush=True)
     return time.time() - start, usage.ru_maxrss / 1024  # KiB -> MiB on Linux

@@ -229,3 +229,128 @@ fn many_variants_score_as_they_do_in_small_groups() {
         assert_eq!(a.rev, b.rev);
     }
 }
+
+/// A backend with a checkpoint stride (as a GPU) batches continuations across stripes and
+/// variants, several from one snapshot, sorted by length: every variant still gets, bit for
+/// bit, the score it gets from a checkpoint at the variant itself (the CPU, stride 1), with
+/// stripes short enough that a batch holds continuations of several stripes, and long.
+#[test]
+fn strided_batches_across_stripes_give_the_unstrided_scores() {
+    let model = Model::load(Path::new("test-data/fixture-model")).unwrap();
+    let seq = common::fixture_sequence().to_ascii_uppercase();
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from("chrom\tpos\tref\talt\n");
+    let mut n = 0;
+    for p in (2..seq.len() - 4).step_by(3) {
+        let r = &seq[p..p + 1];
+        if seq[p..p + 3].contains('N') {
+            continue;
+        }
+        let alt = if r == "A" { "G" } else { "A" };
+        // SNVs, with a deletion and an insertion now and then (continuations of other lengths).
+        let row = match p % 7 {
+            0 => format!("fixture\t{}\t{}\t{r}\n", p + 1, &seq[p..p + 3]),
+            1 => format!("fixture\t{}\t{r}\t{r}TG\n", p + 1),
+            _ => format!("fixture\t{}\t{r}\t{alt}\n", p + 1),
+        };
+        text.push_str(&row);
+        n += 1;
+    }
+    assert!(n > 600, "more continuations than one batch");
+    let table = dir.path().join("dense.tsv");
+    std::fs::write(&table, text).unwrap();
+    let file = VariantFile::read(&table).unwrap();
+    let score = |backend: &Strided, stripe_len: usize| {
+        let mut reference = SequenceFile::open(Path::new("test-data/fixture.fa"), false).unwrap();
+        let opts = EngineOptions {
+            window: 40,
+            context: None,
+            stripe_len,
+            bos: None,
+        };
+        score_all(
+            backend,
+            &mut reference,
+            &file,
+            &Default::default(),
+            &opts,
+            &|_| {},
+        )
+        .unwrap()
+    };
+    let plain = score(&Strided(CpuBackend::new(&model), 1), 100_000);
+    for (stride, stripe_len) in [(64, 640), (64, 100_000), (7, 700)] {
+        let strided = score(&Strided(CpuBackend::new(&model), stride), stripe_len);
+        assert_eq!(plain.len(), strided.len());
+        for (a, b) in plain.iter().zip(&strided) {
+            assert!(a.fwd.is_some() && a.rev.is_some());
+            assert_eq!(a.fwd, b.fwd, "stride {stride}, stripe {stripe_len}");
+            assert_eq!(a.rev, b.rev, "stride {stride}, stripe {stripe_len}");
+        }
+    }
+}
+
+/// A backend whose continuations fail: the error comes back from the scoring call, with
+/// batches of continuations pending, instead of a hang or a panic.
+struct FailingContinuations(CpuBackend);
+
+impl Backend for FailingContinuations {
+    type State = CpuState;
+    fn describe(&self) -> String {
+        self.0.describe()
+    }
+    fn config(&self) -> &MambaConfig {
+        self.0.config()
+    }
+    fn new_state(&self) -> ssmgen::Result<CpuState> {
+        self.0.new_state()
+    }
+    fn forward(&self, s: &mut CpuState, t: &[u32], logp: &mut Vec<f32>) -> ssmgen::Result<()> {
+        self.0.forward(s, t, logp)
+    }
+    fn forward_hidden(
+        &self,
+        s: &mut CpuState,
+        t: &[u32],
+        layer: Option<usize>,
+        hidden: &mut Vec<f32>,
+    ) -> ssmgen::Result<()> {
+        self.0.forward_hidden(s, t, layer, hidden)
+    }
+    fn forward_continuations(
+        &self,
+        _starts: &[&CpuState],
+        _tokens: &[u32],
+        _observed: &mut Vec<f32>,
+    ) -> ssmgen::Result<()> {
+        Err(ssmgen::Error::Backend("continuations refused".into()))
+    }
+}
+
+#[test]
+fn a_failing_continuation_batch_is_reported() {
+    let model = Model::load(Path::new("test-data/fixture-model")).unwrap();
+    let backend = FailingContinuations(CpuBackend::new(&model));
+    let tok = Tokenizer::new(&model.config);
+    let seq = common::fixture_sequence().to_ascii_uppercase();
+    let mut tokens = Vec::new();
+    tok.encode(seq.as_bytes(), &mut tokens).unwrap();
+    // Enough variants for several batches, so that batches are in flight when one fails.
+    let variants: Vec<_> = (10..tokens.len() - 10)
+        .step_by(3)
+        .map(|pos| ssmgen::variants::engine::StrandVariant {
+            pos,
+            ref_len: 1,
+            alt: vec![if tokens[pos] == 7 { 8 } else { 7 }],
+        })
+        .collect();
+    let opts = EngineOptions {
+        window: 8,
+        context: None,
+        stripe_len: 256,
+        bos: None,
+    };
+    let err = ssmgen::variants::engine::score_strand(&backend, &tok, &tokens, &variants, &opts)
+        .expect_err("the continuations fail");
+    assert!(err.to_string().contains("continuations refused"), "{err}");
+}

@@ -17,6 +17,12 @@ mkdir -p "$tmp/scan" && mv "$tmp/scan.inc" "$tmp/scan/kernels.inc"
 g++ -std=c++20 -O1 -pthread -I"$tmp/scan" "$here/scan_harness.cpp" -o "$tmp/scan_harness"
 result=$("$tmp/scan_harness") || { echo "$result"; echo "FAILED: mamba1 scan" >&2; exit 1; }
 echo "${result//$'\n'/ }"
+# The state gathers and checkpoint copies (state.cu) against the copies they replace.
+mkdir -p "$tmp/state"
+for f in math conv state; do cat "$here/../$f.cu"; done | sed 's/^extern "C" //' > "$tmp/state/kernels.inc"
+g++ -std=c++20 -O1 -pthread -I"$tmp/state" "$here/state_harness.cpp" -o "$tmp/state_harness"
+result=$("$tmp/state_harness") || { echo "$result"; echo "FAILED: state kernels" >&2; exit 1; }
+echo "$result"
 configs=("-DM2_N=24 -DGROUPS=2" "-DM2_N=40 -DGROUPS=1" "-DM2_N=128 -DGROUPS=4" "-DM2_N=128 -DGROUPS=1 -DHP=64 -DM2_Q=128 -DLEN=300")
 if [[ "${1:-}" == quick ]]; then configs=("${configs[0]}"); fi
 for cfg in "${configs[@]}"; do

@@ -63,6 +63,38 @@ pub trait Backend: Send + Sync {
         Ok(())
     }
 
+    /// Runs `starts.len()` continuations of equal length stacked in `tokens` (sequence `b` is
+    /// `tokens[b * len..(b + 1) * len]`), each from a copy of `*starts[b]` (the starts are left
+    /// as they are, and several sequences may start from the same state), and writes to
+    /// `observed`, sequence by sequence, the log-probability of every token but the first given
+    /// the ones before it (`len - 1` values per sequence): bit for bit the values of
+    /// [`Backend::forward_batch`]'s rows. The default copies the states and runs
+    /// `forward_batch`; a GPU gathers the states into one batch on the device and copies back
+    /// only these values.
+    fn forward_continuations(
+        &self,
+        starts: &[&Self::State],
+        tokens: &[u32],
+        observed: &mut Vec<f32>,
+    ) -> Result<()> {
+        observed.clear();
+        let Some(len) = batch_len(starts.len(), tokens.len())? else {
+            return Ok(());
+        };
+        let mut states: Vec<Self::State> = starts.iter().map(|s| (*s).clone()).collect();
+        let mut rows = Vec::new();
+        self.forward_batch(&mut states, tokens, &mut rows)?;
+        pick_continuations(&rows, self.config().vocab_size, tokens, len, observed);
+        Ok(())
+    }
+
+    /// Hands back a state that is no longer needed (a checkpoint's snapshot once its
+    /// continuations ran), so that the backend may reuse its memory for later checkpoints
+    /// instead of freeing it. The default drops it.
+    fn recycle(&self, state: Self::State) {
+        drop(state);
+    }
+
     /// Stripes that start at multiples of this many tokens from a sequence's start give the
     /// same results bit for bit, whatever their lengths and batching; it is also the spacing
     /// of the positions [`Backend::forward_checkpoints`] can copy the state at. 1 on the CPU,
@@ -151,6 +183,30 @@ pub fn pick_observed(
     );
     let last = (tokens.len() - 1) * v;
     last_row.extend_from_slice(&rows[last..last + v]);
+}
+
+/// From log-softmax `rows` (`[tokens.len(), v]`) of sequences of `len` tokens stacked in
+/// `tokens`: for each sequence, row `i`'s value at its token `i + 1` (`len - 1` values per
+/// sequence), appended to `observed`.
+pub fn pick_continuations(
+    rows: &[f32],
+    v: usize,
+    tokens: &[u32],
+    len: usize,
+    observed: &mut Vec<f32>,
+) {
+    if len == 0 {
+        return;
+    }
+    observed.reserve(tokens.len() / len * (len - 1));
+    for (b, seq) in tokens.chunks(len).enumerate() {
+        observed.extend(
+            seq[1..]
+                .iter()
+                .enumerate()
+                .map(|(i, &t)| rows[(b * len + i) * v + t as usize]),
+        );
+    }
 }
 
 /// Checks that every token id is inside the model's vocabulary.

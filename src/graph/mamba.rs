@@ -328,6 +328,12 @@ where
         self.ops.checkpoint_stride()
     }
 
+    fn recycle(&self, state: Self::State) {
+        for layer in state {
+            self.ops.recycle_state(layer);
+        }
+    }
+
     fn forward_checkpoints(
         &self,
         state: &mut Self::State,
@@ -383,6 +389,58 @@ where
             .collect();
         for r in rows {
             logp.extend_from_slice(&r?);
+        }
+        Ok(())
+    }
+
+    /// On a device that runs batches in parallel (the CPU), one rayon task per continuation
+    /// from its own copy of its start, as [`Backend::forward_batch`] runs them. Elsewhere (a
+    /// GPU) the starts are gathered into one stacked state on the device (no copy of each, and
+    /// nothing scattered back: the states after the continuations are not needed), the batch
+    /// runs as one pass, and only the observed tokens' values come back to the host.
+    fn forward_continuations(
+        &self,
+        starts: &[&Self::State],
+        tokens: &[u32],
+        observed: &mut Vec<f32>,
+    ) -> Result<()> {
+        observed.clear();
+        let Some(len) = batch_len(starts.len(), tokens.len())? else {
+            return Ok(());
+        };
+        check_tokens(&self.config, tokens)?;
+        let v = self.config.vocab_size;
+        if self.ops.runs_batches_in_parallel() {
+            let picked: Vec<Result<Vec<f32>>> = starts
+                .par_iter()
+                .zip(tokens.par_chunks(len))
+                .map(|(start, seq)| {
+                    let (mut state, mut rows, mut out) = ((*start).clone(), Vec::new(), Vec::new());
+                    self.forward(&mut state, seq, &mut rows)?;
+                    crate::backend::pick_continuations(&rows, v, seq, len, &mut out);
+                    Ok(out)
+                })
+                .collect();
+            for p in picked {
+                observed.extend_from_slice(&p?);
+            }
+            return Ok(());
+        }
+        let mut stacked = (0..self.blocks.len())
+            .map(|i| {
+                let parts: Vec<&O::MixerState> = starts.iter().map(|s| &s[i]).collect();
+                self.ops.stack_states(&parts)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let (logp, _) = self.logp_device(&mut stacked, tokens, &[])?;
+        drop(stacked);
+        let (mut flat, mut last) = (Vec::new(), Vec::new());
+        // Row r at token r + 1 over the whole stack; the values that cross from one sequence
+        // into the next are left out below.
+        self.ops.observed(&logp, tokens, v, &mut flat, &mut last)?;
+        observed.reserve(starts.len() * (len - 1));
+        for b in 0..starts.len() {
+            observed.extend_from_slice(&flat[b * len..b * len + len - 1]);
         }
         Ok(())
     }

@@ -177,6 +177,11 @@ pub trait Ops: Send + Sync {
     ) -> Result<(Self::Act, Vec<Self::MixerState>)>;
     /// One state for the batch of sequences whose states are `parts`, in order.
     fn stack_states(&self, parts: &[&Self::MixerState]) -> Result<Self::MixerState>;
+    /// Takes back a mixer state that is no longer needed, to reuse its memory for the
+    /// checkpoint copies of [`Ops::mixer_checkpoints`]. The default drops it.
+    fn recycle_state(&self, state: Self::MixerState) {
+        drop(state);
+    }
     /// Copies each sequence's part of `stacked` back into `parts`.
     fn unstack_states(
         &self,

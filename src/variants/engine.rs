@@ -98,17 +98,37 @@ fn scores_of(ref_scores: &[f32], alt_scores: &[f32], skip: usize) -> StrandScore
     .finish()
 }
 
-/// Continuations run together on the backend.
+/// Continuations run together on the backend: at least this many, and (on a GPU, whose
+/// stripes are long) as many as fill a stripe's worth of tokens.
 const BATCH: usize = 256;
 
-/// At most this many distinct checkpoints are copied in one stripe of the reference pass.
-const MAX_CHECKPOINTS: usize = 256;
+/// Continuations of one backend call at most, after sorting a batch by length (so that each
+/// call pads its sequences to a length close to theirs).
+const CALL: usize = 512;
 
-/// An ALT continuation waiting for its batch: the checkpoint it starts from and its tokens
-/// (the reference bases from the checkpoint to the variant, then the allele and what follows).
+/// At most this many distinct checkpoints are copied in one stripe of the reference pass on a
+/// backend whose checkpoints fall at every position (the CPU: keeps its stripes short).
+const MAX_CHECKPOINTS: usize = 256;
+/// On a backend with a checkpoint stride (a GPU), up to this many, as far as
+/// [`snapshot_cap`] allows: long stripes and full batches of continuations.
+const MAX_CHECKPOINTS_STRIDED: usize = 4096;
+
+/// Snapshots a stripe may copy (and pending continuations may hold) on a backend with a
+/// checkpoint stride: their states take at most about what a stripe's activations take
+/// (about `8 * d_inner` floats per token), between [`MAX_CHECKPOINTS`] and
+/// [`MAX_CHECKPOINTS_STRIDED`].
+fn snapshot_cap(config: &crate::model::MambaConfig, stripe_len: usize) -> usize {
+    let state = config.num_hidden_layers * config.state_floats_per_layer();
+    (stripe_len.saturating_mul(8 * config.intermediate_size) / state.max(1))
+        .clamp(MAX_CHECKPOINTS, MAX_CHECKPOINTS_STRIDED)
+}
+
+/// An ALT continuation waiting for its batch: the checkpoint it starts from (shared by the
+/// variants next to it) and its tokens (the reference bases from the checkpoint to the
+/// variant, then the allele and what follows).
 struct AltJob<B: Backend> {
     slot: u64,
-    from: Snapshot<B>,
+    from: std::sync::Arc<Snapshot<B>>,
     tokens: Vec<u32>,
     skip: usize,
 }
@@ -141,49 +161,81 @@ impl Sums {
     }
 }
 
-/// Runs the queued ALT continuations as one batch (padded with N to equal length; the model is
-/// causal, so padding never changes the real positions' scores) and records their sums.
-/// Returns the ids of the variants whose continuations ran.
+/// Runs the queued ALT continuations (sorted by length, in calls of at most [`CALL`], each
+/// padded with N to its longest; the model is causal, so padding never changes the real
+/// positions' scores) and records their sums. Returns the ids of the variants whose
+/// continuations ran.
 fn run_alt_batch<B: Backend>(
     backend: &B,
     tokenizer: &Tokenizer,
     jobs: &mut Vec<AltJob<B>>,
     flight: &mut std::collections::HashMap<u64, InFlight>,
 ) -> Result<Vec<u64>> {
-    if jobs.is_empty() {
-        return Ok(Vec::new());
-    }
-    let len = jobs.iter().map(|j| j.tokens.len()).max().unwrap_or(0);
-    let mut tokens = Vec::with_capacity(jobs.len() * len);
-    let mut states = Vec::with_capacity(jobs.len());
-    for j in jobs.iter_mut() {
-        tokens.extend_from_slice(&j.tokens);
-        tokens.resize(tokens.len() + len - j.tokens.len(), tokenizer.n_token());
-        states.push(j.from.state.clone());
-    }
-    let mut rows = Vec::new();
-    backend.forward_batch(&mut states, &tokens, &mut rows)?;
-    let v = backend.config().vocab_size;
-    let mut scores = Vec::new();
+    jobs.sort_by_key(|j| j.tokens.len());
     let mut ran = Vec::with_capacity(jobs.len());
-    for (b, job) in jobs.drain(..).enumerate() {
-        scores.clear();
-        let own = &rows[b * len * v..(b * len + job.tokens.len()) * v];
-        observed_scores(
-            tokenizer,
-            job.from.next_row.as_deref(),
-            own,
-            v,
-            &job.tokens,
-            &mut scores,
-        );
-        let s = &mut flight.get_mut(&job.slot).expect("a variant in flight").sums;
-        let own = &scores[job.skip.min(scores.len())..];
-        s.alt_first = first_scored(own);
-        s.alt_sum = sum_scored(own);
-        ran.push(job.slot);
+    let (mut tokens, mut observed, mut scores) = (Vec::new(), Vec::new(), Vec::new());
+    for call in jobs.chunks(CALL) {
+        let len = call.iter().map(|j| j.tokens.len()).max().unwrap_or(0);
+        tokens.clear();
+        tokens.reserve(call.len() * len);
+        for j in call {
+            tokens.extend_from_slice(&j.tokens);
+            tokens.resize(tokens.len() + len - j.tokens.len(), tokenizer.n_token());
+        }
+        let starts: Vec<&B::State> = call.iter().map(|j| &j.from.state).collect();
+        backend.forward_continuations(&starts, &tokens, &mut observed)?;
+        for (b, job) in call.iter().enumerate() {
+            scores.clear();
+            continuation_scores(
+                tokenizer,
+                job.from.next_row.as_deref(),
+                &observed[b * (len - 1)..(b + 1) * (len - 1)],
+                &job.tokens,
+                &mut scores,
+            );
+            let s = &mut flight.get_mut(&job.slot).expect("a variant in flight").sums;
+            let own = &scores[job.skip.min(scores.len())..];
+            s.alt_first = first_scored(own);
+            s.alt_sum = sum_scored(own);
+            ran.push(job.slot);
+        }
+    }
+    for job in jobs.drain(..) {
+        recycle(backend, job.from);
     }
     Ok(ran)
+}
+
+/// Hands a snapshot's state back to the backend once nothing else holds it.
+fn recycle<B: Backend>(backend: &B, snapshot: std::sync::Arc<Snapshot<B>>) {
+    if let Ok(snapshot) = std::sync::Arc::try_unwrap(snapshot) {
+        backend.recycle(snapshot.state);
+    }
+}
+
+/// Appends to `scores`, for each of `tokens`, its log-probability: from `first_row` for the
+/// first token (no score when `None`), from `observed[i - 1]` (the value of the row before it
+/// at it) for the others; `NaN` for tokens that are never scored (N). The values of
+/// [`observed_scores`] on the rows `observed` was picked from.
+fn continuation_scores(
+    tokenizer: &Tokenizer,
+    first_row: Option<&[f32]>,
+    observed: &[f32],
+    tokens: &[u32],
+    scores: &mut Vec<f32>,
+) {
+    scores.reserve(tokens.len());
+    for (i, &t) in tokens.iter().enumerate() {
+        let value = if i == 0 {
+            first_row.map(|row| row[t as usize])
+        } else {
+            Some(observed[i - 1])
+        };
+        scores.push(match value {
+            Some(v) if tokenizer.is_scored(t) => v,
+            _ => f32::NAN,
+        });
+    }
 }
 
 /// A strand's tokens, read on demand: the whole strand in memory ([`SliceSource`]) or stripes
@@ -388,12 +440,18 @@ fn score_cached<B: Backend>(
     let stride = backend.checkpoint_stride().max(1);
     let stripe = stride_multiple(opts.stripe_len, stride);
     let checkpoint = |v: &StrandVariant| v.pos / stride * stride;
+    let max_checkpoints = if stride > 1 {
+        snapshot_cap(backend.config(), opts.stripe_len)
+    } else {
+        MAX_CHECKPOINTS
+    };
     let mut variants = variants.peekable();
 
     let mut stream = ScoreStream::new(backend, tokenizer, opts.bos)?;
     let mut flight: std::collections::HashMap<u64, InFlight> = Default::default();
     let mut pending: Vec<Pending> = Vec::new();
     let mut jobs: Vec<AltJob<B>> = Vec::new();
+    let mut job_tokens = 0usize;
     let (mut scores, mut tokens) = (Vec::new(), Vec::new());
     let mut here: Vec<(u64, StrandVariant)> = Vec::new();
     let mut at = 0usize;
@@ -412,7 +470,7 @@ fn score_cached<B: Backend>(
                 break;
             }
             if cuts.last() != Some(&(c - at)) {
-                if cuts.len() == MAX_CHECKPOINTS {
+                if cuts.len() == max_checkpoints {
                     hi = c;
                     break;
                 }
@@ -444,7 +502,11 @@ fn score_cached<B: Backend>(
                 },
             );
         }
-        let snapshots = stream.push_checkpointed(&tokens[..hi - at], &mut scores, &cuts)?;
+        let snapshots: Vec<std::sync::Arc<Snapshot<B>>> = stream
+            .push_checkpointed(&tokens[..hi - at], &mut scores, &cuts)?
+            .into_iter()
+            .map(std::sync::Arc::new)
+            .collect();
         progress((hi - at) as u64);
         for p in &pending {
             let (lo, up) = (p.start.max(at), p.end.min(hi));
@@ -487,17 +549,27 @@ fn score_cached<B: Backend>(
                 finish(&mut flight, id, sink)?;
                 continue;
             }
+            job_tokens += alt.len();
             jobs.push(AltJob {
                 slot: id,
-                from: snapshots[k].clone(),
+                from: std::sync::Arc::clone(&snapshots[k]),
                 tokens: alt,
                 skip: v.pos - c,
             });
-            if jobs.len() == BATCH {
+            // A batch fills a stripe's worth of tokens, holding at most as many snapshots
+            // as a stripe copies (on the CPU: exactly BATCH continuations).
+            if jobs.len() >= BATCH
+                && (job_tokens >= opts.stripe_len || jobs.len() >= max_checkpoints)
+            {
                 for id in run_alt_batch(backend, tokenizer, &mut jobs, &mut flight)? {
                     finish(&mut flight, id, sink)?;
                 }
+                job_tokens = 0;
             }
+        }
+        // Snapshots no continuation holds (pending ones are handed back after their batch).
+        for snapshot in snapshots {
+            recycle(backend, snapshot);
         }
         at = hi;
     }

@@ -14,13 +14,14 @@ use super::MixerShape;
 use crate::error::{Error, Result};
 
 /// The kernel sources, compiled as one program.
-const SOURCES: [(&str, &str); 6] = [
+const SOURCES: [(&str, &str); 7] = [
     ("math.cu", include_str!("../../../kernels/math.cu")),
     ("norm.cu", include_str!("../../../kernels/norm.cu")),
     ("conv.cu", include_str!("../../../kernels/conv.cu")),
     ("scan.cu", include_str!("../../../kernels/scan.cu")),
     ("graph.cu", include_str!("../../../kernels/graph.cu")),
     ("mamba2.cu", include_str!("../../../kernels/mamba2.cu")),
+    ("state.cu", include_str!("../../../kernels/state.cu")),
 ];
 
 /// Time steps per chunk of the Mamba-2 SSD kernels (`M2_Q` in kernels/mamba2.cu).
@@ -69,6 +70,12 @@ pub struct Kernels {
     pub to_bf16: CudaFunction,
     /// `gather_observed`.
     pub gather_observed: CudaFunction,
+    /// `gather_states`.
+    pub gather_states: CudaFunction,
+    /// `checkpoint_conv`.
+    pub checkpoint_conv: CudaFunction,
+    /// `copy_slots`.
+    pub copy_slots: CudaFunction,
     /// `m2_dt` (Mamba-2).
     pub m2_dt: CudaFunction,
     /// `m2_scan` (Mamba-2).
@@ -170,6 +177,9 @@ impl Kernels {
             combine: f("combine")?,
             to_bf16: f("to_bf16")?,
             gather_observed: f("gather_observed")?,
+            gather_states: f("gather_states")?,
+            checkpoint_conv: f("checkpoint_conv")?,
+            copy_slots: f("copy_slots")?,
             m2_dt: f("m2_dt")?,
             m2_scan: f("m2_scan")?,
             m2_gated_norm: f("m2_gated_norm")?,

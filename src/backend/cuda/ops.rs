@@ -18,6 +18,7 @@ use crate::graph::{Consumer, LinearRole, Mamba2Shape, Ops};
 use crate::model::{LayerWeights, Mamba2LayerWeights};
 
 mod mamba2;
+mod states;
 pub use mamba2::CudaMixer2;
 
 /// Largest Mamba-2 state size the scan supports (a 32-step tile of B and C in 48 KiB of shared
@@ -40,6 +41,8 @@ pub struct CudaOps {
     profile: Option<Mutex<Profile>>,
     /// Held by every op, so calls from several threads never interleave on the stream.
     lock: Mutex<()>,
+    /// State buffers handed back ([`Ops::recycle_state`]) for the next checkpoint copies.
+    spare: states::Spare,
 }
 
 // SAFETY: the stream and cuBLAS handle are only used while `lock` is held: every `Ops` method
@@ -302,6 +305,7 @@ impl CudaOps {
             kernels,
             precision,
             lock: Mutex::new(()),
+            spare: Default::default(),
         })
     }
 
@@ -744,10 +748,7 @@ impl CudaOps {
         let xz_buf = xz.values()?;
         let mut u = self.alloc(rows * e)?;
         let mut conv_next = self.alloc(batch * (k - 1).max(1) * e)?;
-        let mut copies = at
-            .iter()
-            .map(|_| self.zero_state(w, 1))
-            .collect::<Result<Vec<_>>>()?;
+        let mut copies = self.checkpoint_states(w, at.len())?;
         let mut since = self.mark();
         // SAFETY (all launches): arguments match the kernels' signatures in kernels/*.cu and
         // every buffer holds at least the elements the launch grid indexes.
@@ -777,23 +778,9 @@ impl CudaOps {
                 .arg(&mut conv_next)
                 .launch(grid(batch * (k - 1) * e))
                 .map_err(&launch_err)?;
-            // The conv state before row p is the state after the first p rows.
-            for (&p, copy) in at.iter().zip(copies.iter_mut()) {
-                let (p_i, one) = (p as i32, 1i32);
-                self.stream
-                    .launch_builder(&self.kernels.conv_state_next)
-                    .arg(xz_buf)
-                    .arg(&in_stride)
-                    .arg(&p_i)
-                    .arg(&one)
-                    .arg(&e_i)
-                    .arg(&k_i)
-                    .arg(&state.conv)
-                    .arg(&mut copy.conv)
-                    .launch(grid((k - 1) * e))
-                    .map_err(&launch_err)?;
-            }
         }
+        // The conv state before row p is the state after the first p rows.
+        self.checkpoint_conv(xz_buf, in_stride, at, e, k, &state.conv, &mut copies)?;
         if k > 1 {
             state.conv = conv_next;
         }
@@ -856,12 +843,7 @@ impl CudaOps {
         }
         self.sub_stage("mixer/scan_carry", &mut since);
         // The SSM state before row p (a chunk boundary) is chunk p / SCAN_CHUNK's start.
-        for (&p, copy) in at.iter().zip(copies.iter_mut()) {
-            let slot = p / SCAN_CHUNK * en;
-            self.stream
-                .memcpy_dtod(&h_start.slice(slot..slot + en), &mut copy.ssm)
-                .map_err(cuda_err("copying a checkpoint"))?;
-        }
+        self.checkpoint_ssm(&h_start, at, en, &mut copies)?;
         let z = xz_buf.slice(e..);
         let mut y = self.alloc(if bf16_out { 1 } else { rows * e })?;
         // SAFETY: y16 is written in place of y when bf16 output is asked for.
@@ -1189,6 +1171,14 @@ impl Ops for CudaOps {
         let total = |f: fn(&CudaMixerState) -> usize| parts.iter().map(|p| f(p)).sum::<usize>();
         let (nc, ns) = (total(|p| p.conv.len()), total(|p| p.ssm.len()));
         let (mut conv, mut ssm) = (self.alloc(nc)?, self.alloc(ns)?);
+        let batch = parts.iter().map(|p| p.batch).sum();
+        let same = |f: fn(&CudaMixerState) -> usize| parts.iter().all(|p| f(p) == f(parts[0]));
+        if parts.len() > 2 && same(|p| p.conv.len()) && same(|p| p.ssm.len()) {
+            // Parts of one size (the snapshots of a batch of continuations): one gather each.
+            self.gather_parts(parts, |p| &p.conv, &mut conv)?;
+            self.gather_parts(parts, |p| &p.ssm, &mut ssm)?;
+            return Ok(CudaMixerState { conv, ssm, batch });
+        }
         let (mut c, mut s) = (0, 0);
         for p in parts {
             let (pc, ps) = (p.conv.len(), p.ssm.len());
@@ -1200,11 +1190,11 @@ impl Ops for CudaOps {
                 .map_err(cuda_err("gathering states"))?;
             (c, s) = (c + pc, s + ps);
         }
-        Ok(CudaMixerState {
-            conv,
-            ssm,
-            batch: parts.iter().map(|p| p.batch).sum(),
-        })
+        Ok(CudaMixerState { conv, ssm, batch })
+    }
+
+    fn recycle_state(&self, state: CudaMixerState) {
+        self.spare.keep(state);
     }
 
     fn unstack_states(
