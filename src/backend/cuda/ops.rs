@@ -129,6 +129,17 @@ impl CudaAct {
             width,
         }
     }
+    /// What a kernel with an optional bf16 output wrote: `y16` when it had one, else `y`.
+    fn written(y: CudaSlice<f32>, y16: Option<CudaSlice<u16>>, rows: usize, width: usize) -> Self {
+        match y16 {
+            Some(b) => CudaAct {
+                data: ActData::Bf16(b),
+                rows,
+                width,
+            },
+            None => CudaAct::f32(y, rows, width),
+        }
+    }
     fn rows(&self) -> usize {
         self.rows
     }
@@ -480,6 +491,26 @@ impl CudaOps {
             )
         }
         .map_err(|e| Error::Backend(format!("cuBLAS gemm failed: {e}")))
+    }
+
+    /// With `wanted`, `n` uninitialised bf16 values that the caller's kernel writes in place of
+    /// its f32 output (see [`Self::out16_ptr`]); else `None`.
+    pub(super) fn alloc_out16(&self, wanted: bool, n: usize) -> Result<Option<CudaSlice<u16>>> {
+        if !wanted {
+            return Ok(None);
+        }
+        // SAFETY: the caller's kernel writes every value before anything reads them.
+        unsafe { self.stream.alloc::<u16>(n.max(1)) }
+            .map(Some)
+            .map_err(cuda_err("allocating GPU memory"))
+    }
+
+    /// The device address of an optional bf16 output for a kernel argument: null without one.
+    pub(super) fn out16_ptr(&self, out16: &mut Option<CudaSlice<u16>>) -> u64 {
+        match out16 {
+            Some(b) => b.device_ptr_mut(&self.stream).0,
+            None => 0,
+        }
     }
 
     /// `n` uninitialised floats, every one of which the caller's kernels write.
@@ -846,20 +877,9 @@ impl CudaOps {
         self.checkpoint_ssm(&h_start, at, en, &mut copies)?;
         let z = xz_buf.slice(e..);
         let mut y = self.alloc(if bf16_out { 1 } else { rows * e })?;
-        // SAFETY: y16 is written in place of y when bf16 output is asked for.
-        let mut y16 = if bf16_out {
-            Some(
-                unsafe { self.stream.alloc::<u16>((rows * e).max(1)) }
-                    .map_err(cuda_err("allocating GPU memory"))?,
-            )
-        } else {
-            None
-        };
+        let mut y16 = self.alloc_out16(bf16_out, rows * e)?;
         {
-            let y16_ptr: u64 = match &mut y16 {
-                Some(b) => b.device_ptr_mut(&self.stream).0,
-                None => 0,
-            };
+            let y16_ptr = self.out16_ptr(&mut y16);
             // SAFETY: as above; y16_ptr is null or a buffer of rows * e halves.
             unsafe {
                 self.stream
@@ -883,15 +903,7 @@ impl CudaOps {
             }
         }
         self.sub_stage("mixer/scan_output", &mut since);
-        let out = match y16 {
-            Some(b) => CudaAct {
-                data: ActData::Bf16(b),
-                rows,
-                width: e,
-            },
-            None => CudaAct::f32(y, rows, e),
-        };
-        Ok((out, copies))
+        Ok((CudaAct::written(y, y16, rows, e), copies))
     }
 
     /// A zeroed state of `batch` sequences.

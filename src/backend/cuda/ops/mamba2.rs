@@ -8,10 +8,10 @@
 use std::sync::OnceLock;
 
 use cudarc::driver::sys::CUfunction_attribute;
-use cudarc::driver::{CudaSlice, CudaView, DevicePtrMut, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaSlice, CudaView, LaunchConfig, PushKernelArg};
 
 use super::super::module::SSD_CHUNK;
-use super::{ActData, CudaAct, CudaMixerState, CudaOps, cuda_err, grid, shape_err};
+use super::{CudaAct, CudaMixerState, CudaOps, cuda_err, grid, shape_err};
 use crate::backend::cuda::Precision;
 use crate::error::Result;
 use crate::graph::Mamba2Shape;
@@ -260,20 +260,10 @@ impl CudaOps {
             shared_mem_bytes: 0,
         };
         let (group_i, e_i) = (group as i32, e as i32);
-        // SAFETY: m2_gated_norm writes every value of y16 when it is given.
-        let mut y16 = if bf16_out {
-            Some(
-                unsafe { self.stream.alloc::<u16>((rows * e).max(1)) }
-                    .map_err(cuda_err("allocating GPU memory"))?,
-            )
-        } else {
-            None
-        };
+        // m2_gated_norm writes every value of y16 when it is given.
+        let mut y16 = self.alloc_out16(bf16_out, rows * e)?;
         {
-            let y16_ptr: u64 = match &mut y16 {
-                Some(b) => b.device_ptr_mut(&self.stream).0,
-                None => 0,
-            };
+            let y16_ptr = self.out16_ptr(&mut y16);
             // SAFETY: as above; y16_ptr is null or a buffer of rows * e halves.
             unsafe {
                 self.stream
@@ -291,14 +281,7 @@ impl CudaOps {
             }
         }
         self.sub_stage("mixer2/gated_norm", &mut since);
-        Ok(match y16 {
-            Some(b) => CudaAct {
-                data: ActData::Bf16(b),
-                rows,
-                width: e,
-            },
-            None => CudaAct::f32(y, rows, e),
-        })
+        Ok(CudaAct::written(y, y16, rows, e))
     }
 
     /// The sequential scan (`m2_scan`) of `batch` sequences of `len` steps: `y` (without the
